@@ -1,0 +1,175 @@
+"""Result records: one JSON file per run, written atomically, collected into a DataFrame.
+
+A record is a plain dict (see ``new_record``). Everything downstream (tables, plots,
+wandb) reads records and never re-runs anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+RECORDS_SUBDIR = "records"
+
+# Config keys that do not change what a run computes: two configs that differ only here
+# are the same run (same run id), so a resumed sweep recognises finished work.
+VOLATILE_CONFIG_KEYS = frozenset({"results_dir", "logger", "resume", "hydra", "sweep"})
+
+
+class RecordError(ValueError):
+    """A record file that cannot be used: unreadable, not JSON, or another schema."""
+
+
+@dataclass(frozen=True)
+class SkippedRecord:
+    path: Path
+    reason: str
+
+
+def run_id_for(config: dict[str, Any]) -> str:
+    """Stable 16-hex-digit id of a resolved config, ignoring ``VOLATILE_CONFIG_KEYS``."""
+    stable = {k: v for k, v in config.items() if k not in VOLATILE_CONFIG_KEYS}
+    text = json.dumps(stable, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def new_record(config: dict[str, Any], sweep: str) -> dict[str, Any]:
+    """An empty record for ``config``; the caller fills metrics, throughput and status."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id_for(config),
+        "sweep": sweep,
+        "status": "running",
+        "error": None,
+        "config": config,
+        "reducer": {},
+        "classifier": {},
+        "dataset": {},
+        "metrics": {},
+        "throughput": {},
+        "environment": {},
+        "timing": {},
+    }
+
+
+def records_dir(sweep_dir: str | os.PathLike) -> Path:
+    return Path(sweep_dir) / RECORDS_SUBDIR
+
+
+def record_path(sweep_dir: str | os.PathLike, run_id: str) -> Path:
+    return records_dir(sweep_dir) / f"{run_id}.json"
+
+
+def write_record(record: dict[str, Any], sweep_dir: str | os.PathLike) -> Path:
+    """Write ``record`` under ``sweep_dir/records/<run_id>.json`` atomically.
+
+    The JSON goes to a temporary file in the same folder, is flushed to disk, then
+    renamed over the target, so a reader (or a crash) never sees half a record and two
+    writers never interleave.
+    """
+    folder = records_dir(sweep_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = record_path(sweep_dir, record["run_id"])
+    text = json.dumps(record, indent=2, sort_keys=True, default=_json_default, allow_nan=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{record['run_id']}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy / torch scalars and arrays
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"record value of type {type(value).__name__} is not JSON-serialisable")
+
+
+def read_record(path: str | os.PathLike) -> dict[str, Any]:
+    """Read one record; raise ``RecordError`` naming the file and the problem."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except OSError as err:
+        raise RecordError(f"{path}: cannot read ({err.strerror})") from err
+    except json.JSONDecodeError as err:
+        raise RecordError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
+    if not isinstance(record, dict):
+        raise RecordError(f"{path}: expected a JSON object, found {type(record).__name__}")
+    version = record.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise RecordError(
+            f"{path}: schema version {version!r}, this stn-bench reads version {SCHEMA_VERSION}"
+        )
+    return record
+
+
+def load_records(
+    sweep_dir: str | os.PathLike,
+) -> tuple[list[dict[str, Any]], list[SkippedRecord]]:
+    """All readable records of a sweep folder, and the files that were skipped (with why)."""
+    folder = records_dir(sweep_dir)
+    records: list[dict[str, Any]] = []
+    skipped: list[SkippedRecord] = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            records.append(read_record(path))
+        except RecordError as err:
+            skipped.append(SkippedRecord(path, str(err)))
+    return records, skipped
+
+
+def ok_run_ids(sweep_dir: str | os.PathLike) -> set[str]:
+    """Run ids whose record in ``sweep_dir`` finished ``ok`` (used to resume sweeps)."""
+    records, _ = load_records(sweep_dir)
+    return {r["run_id"] for r in records if r.get("status") == "ok"}
+
+
+def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per record with the columns tables and plots need.
+
+    Columns: run_id, sweep, status, error, dataset, reducer, reducer_kind, learned,
+    reducer_params, classifier, seed, test_accuracy, test_loss, train_seconds, and
+    every ``throughput.<figure>.<stat>`` number flattened as ``tp_<figure>_<stat>``.
+    """
+    rows = []
+    for r in records:
+        cfg = r.get("config", {})
+        row = {
+            "run_id": r.get("run_id"),
+            "sweep": r.get("sweep"),
+            "status": r.get("status"),
+            "error": r.get("error"),
+            "dataset": r.get("dataset", {}).get("name"),
+            "reducer": r.get("reducer", {}).get("name"),
+            "reducer_kind": r.get("reducer", {}).get("kind"),
+            "learned": r.get("reducer", {}).get("learned"),
+            "reducer_params": r.get("reducer", {}).get("parameters"),
+            "classifier": r.get("classifier", {}).get("name"),
+            "seed": cfg.get("seed"),
+            "test_accuracy": r.get("metrics", {}).get("test_accuracy"),
+            "test_loss": r.get("metrics", {}).get("test_loss"),
+            "train_seconds": r.get("metrics", {}).get("train_seconds"),
+        }
+        for figure, stats in (r.get("throughput") or {}).items():
+            if isinstance(stats, dict):
+                for stat, value in stats.items():
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        row[f"tp_{figure}_{stat}"] = value
+        rows.append(row)
+    return pd.DataFrame(rows)
