@@ -1,0 +1,1 @@
+"""Datasets: the embedded digits, readers for files on disk, cluttered canvases."""
