@@ -101,7 +101,9 @@ class Pool(Reducer):
         self.factor: Size | None = None
         if mode in ("avg", "max"):
             factors = []
-            for axis, (size_in, size_out) in enumerate(zip(input_size, self.output_size)):
+            for axis, (size_in, size_out) in enumerate(
+                zip(input_size, self.output_size, strict=True)
+            ):
                 if size_in % size_out:
                     multiples = ", ".join(str(size_out * k) for k in range(2, 7))
                     raise ReducerConfigError(
