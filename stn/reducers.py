@@ -13,10 +13,13 @@ Build one from a preset's fields with ``build_reducer(spec, in_channels, input_s
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from stn.data.stream import BatchStream
 
 Size = tuple[int, int]
 
@@ -41,8 +44,8 @@ class Reducer(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def fit(self, images: Tensor) -> dict[str, Any]:
-        """Fit on training images ``(N, C, H, W)``; returns facts for the record."""
+    def fit(self, train: BatchStream) -> dict[str, Any]:
+        """Fit on the training split (never test data); returns facts for the record."""
         return {}
 
     def describe(self) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Hydra entry points: compose a config, call the ``stn`` library, write one record."""

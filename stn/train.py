@@ -1,0 +1,165 @@
+"""Fit and evaluate a reducer + downstream network (plain PyTorch), returning metrics."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from stn.data.stream import Batch, BatchStream
+from stn.reducers import Reducer, reduce_batch
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training diverged: the loss (or a learned transform) stopped being finite."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 5
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    max_steps_per_epoch: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"trainer.epochs must be >= 1, got {self.epochs}")
+        if not self.lr > 0:
+            raise ValueError(f"trainer.lr must be > 0, got {self.lr}")
+
+
+class ReducedClassifier(nn.Module):
+    """``reducer`` then ``classifier``: ``(N, C, H, W) → (N, num_classes)`` logits."""
+
+    def __init__(self, reducer: Reducer, classifier: nn.Module) -> None:
+        super().__init__()
+        self.reducer = reducer
+        self.classifier = classifier
+
+    def forward(self, x: Tensor, boxes: Tensor | None = None) -> Tensor:
+        return self.classifier(reduce_batch(self.reducer, x, boxes))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so a CPU run repeats exactly."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def make_optimizer(model: ReducedClassifier, settings: TrainSettings) -> torch.optim.Optimizer:
+    """Adam with the reducer's parameters at ``lr × reducer.lr_multiplier``.
+
+    The STN paper trains its localisation network at a tenth of the base rate; any
+    learned reducer can ask for its own multiple through ``lr_multiplier``.
+    """
+    groups = [{"params": list(model.classifier.parameters()), "lr": settings.lr}]
+    reducer_params = [p for p in model.reducer.parameters() if p.requires_grad]
+    if reducer_params:
+        multiplier = float(getattr(model.reducer, "lr_multiplier", 1.0))
+        groups.append({"params": reducer_params, "lr": settings.lr * multiplier})
+    return torch.optim.Adam(groups, weight_decay=settings.weight_decay)
+
+
+def _to(batch: Batch, device: torch.device) -> tuple[Tensor, Tensor, Tensor | None]:
+    boxes = None if batch.boxes is None else batch.boxes.to(device)
+    return batch.x.to(device), batch.y.to(device), boxes
+
+
+@torch.no_grad()
+def evaluate(
+    model: ReducedClassifier, stream: BatchStream, device: torch.device
+) -> dict[str, float]:
+    """Mean cross-entropy and accuracy over every batch of ``stream``."""
+    model.eval()
+    total_loss, correct, count = 0.0, 0, 0
+    for batch in stream.batches(epoch=0, shuffle=False):
+        x, y, boxes = _to(batch, device)
+        logits = model(x, boxes)
+        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+        count += len(y)
+    return {"loss": total_loss / count, "accuracy": correct / count}
+
+
+def fit(
+    model: ReducedClassifier,
+    train: BatchStream,
+    test: BatchStream,
+    settings: TrainSettings,
+    device: torch.device,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``model`` on ``train`` and evaluate on ``test`` after every epoch.
+
+    Returns the metrics of the record: ``test_accuracy``, ``test_loss``,
+    ``train_seconds``, ``steps`` and per-epoch ``curves``. Raises
+    ``NonFiniteLossError`` when the loss stops being finite.
+    """
+    model.to(device)
+    optimizer = make_optimizer(model, settings)
+    curves: list[dict[str, Any]] = []
+    steps, train_seconds = 0, 0.0
+    for epoch in range(settings.epochs):
+        model.train()
+        started = time.perf_counter()
+        loss_sum, correct, count = 0.0, 0, 0
+        n_steps = len(train)
+        if settings.max_steps_per_epoch is not None:
+            n_steps = min(n_steps, settings.max_steps_per_epoch)
+        bar = tqdm(
+            train.batches(epoch=epoch, shuffle=True),
+            total=n_steps,
+            desc=f"epoch {epoch + 1}/{settings.epochs}",
+            disable=not settings.progress,
+            leave=False,
+        )
+        for step, batch in enumerate(bar):
+            if step >= n_steps:
+                break
+            x, y, boxes = _to(batch, device)
+            logits = model(x, boxes)
+            loss = F.cross_entropy(logits, y)
+            if not math.isfinite(loss.item()):
+                raise NonFiniteLossError(
+                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
+                    "lower trainer.lr or the reducer's lr_multiplier"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            steps += 1
+            loss_sum += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            count += len(y)
+            bar.set_postfix(loss=f"{loss_sum / count:.3f}")
+        train_seconds += time.perf_counter() - started
+        held_out = evaluate(model, test, device)
+        entry = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / count,
+            "train_accuracy": correct / count,
+            "test_loss": held_out["loss"],
+            "test_accuracy": held_out["accuracy"],
+            "seconds": time.perf_counter() - started,
+        }
+        curves.append(entry)
+        if on_epoch_end is not None:
+            on_epoch_end(entry)
+    return {
+        "test_accuracy": curves[-1]["test_accuracy"],
+        "test_loss": curves[-1]["test_loss"],
+        "train_seconds": train_seconds,
+        "steps": steps,
+        "curves": curves,
+    }
