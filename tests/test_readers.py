@@ -7,15 +7,18 @@ readers under test, so a mistake shared by reader and writer cannot hide itself.
 from __future__ import annotations
 
 import gzip
+import pickle
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from stn.data.cifar import load_cifar10, load_cifar100
 from stn.data.embedded import DatasetNotFoundError
 from stn.data.files import DatasetFormatError
 from stn.data.idx import FASHION_MNIST_DEBIAN_ROOT, load_fashion_mnist, load_idx_folder, read_idx
+from stn.data.svhn import load_svhn
 
 
 # --------------------------------------------------------------------------- idx
@@ -136,3 +139,110 @@ def test_fashion_mnist_debian_files():
 def test_fashion_mnist_missing_says_how_to_install(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="apt-get install dataset-fashion-mnist"):
         load_fashion_mnist(tmp_path)
+
+
+# -------------------------------------------------------------------------- CIFAR
+def cifar_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR rows ``(n, 3072)``: 1024 red, 1024 green, 1024 blue, and the same images as
+    ``(n, 32, 32, 3)`` (height, width, RGB) built pixel by pixel for comparison."""
+    rgb = np.random.default_rng(seed).integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+    rows = np.concatenate([rgb[..., c].reshape(n, 1024) for c in range(3)], axis=1)
+    return rows, rgb
+
+
+def write_pickle(path: Path, content: dict) -> None:
+    path.write_bytes(pickle.dumps(content, protocol=2))
+
+
+def test_cifar10_layout_and_channel_order(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    expected = []
+    for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
+        rows, rgb = cifar_rows(2, seed=i)
+        labels = [i % 10, (i + 3) % 10]
+        write_pickle(folder / name, {b"batch_label": b"x", b"labels": labels, b"data": rows})
+        expected.append((rgb, labels))
+    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer"]
+    names += [b"dog", b"frog", b"horse", b"ship", b"truck"]
+    write_pickle(folder / "batches.meta", {b"label_names": names, b"num_vis": 3072})
+
+    train, test = load_cifar10(tmp_path)  # the folder above cifar-10-batches-py works too
+    assert train.images.shape == (10, 3, 32, 32) and test.images.shape == (2, 3, 32, 32)
+    rgb, labels = expected[5]
+    # One pixel by hand: row 2, column 5 of test image 1 keeps its (r, g, b).
+    assert tuple(test.images[1, :, 2, 5]) == tuple(rgb[1, 2, 5])
+    np.testing.assert_array_equal(test.images, rgb.transpose(0, 3, 1, 2))
+    np.testing.assert_array_equal(test.labels, labels)
+    np.testing.assert_array_equal(train.images[8:], expected[4][0].transpose(0, 3, 1, 2))
+    assert train.class_names[9] == "truck" and train.num_classes == 10
+
+
+def test_cifar100_fine_and_coarse(tmp_path):
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    for seed, name in enumerate(("train", "test")):
+        rows, _ = cifar_rows(3, seed)
+        write_pickle(
+            folder / name,
+            {b"data": rows, b"fine_labels": [0, 57, 99], b"coarse_labels": [4, 19, 0]},
+        )
+    fine_names = [f"fine{i}".encode() for i in range(100)]
+    coarse_names = [f"coarse{i}".encode() for i in range(20)]
+    write_pickle(
+        folder / "meta", {b"fine_label_names": fine_names, b"coarse_label_names": coarse_names}
+    )
+    train, test = load_cifar100(folder)
+    rows, _ = cifar_rows(3, 1)
+    np.testing.assert_array_equal(test.images.reshape(3, -1), rows)
+    assert train.num_classes == 100 and list(train.labels) == [0, 57, 99]
+    assert train.class_names[57] == "fine57"
+    coarse, _ = load_cifar100(folder, labels="coarse")
+    assert coarse.num_classes == 20 and list(coarse.labels) == [4, 19, 0]
+
+
+def test_cifar_labels_out_of_range_names_file(tmp_path):
+    rows, _ = cifar_rows(2, 0)
+    for name in ("train", "test"):
+        write_pickle(tmp_path / name, {b"data": rows, b"fine_labels": [3, 100]})
+    with pytest.raises(DatasetFormatError, match=r"train: labels must lie in \[0, 100\)"):
+        load_cifar100(tmp_path)
+
+
+def test_cifar_refuses_foreign_pickles_and_missing_files(tmp_path):
+    for name in ("train", "test"):
+        write_pickle(tmp_path / name, {b"data": print, b"fine_labels": []})  # names a function
+    with pytest.raises(DatasetFormatError, match=r"train: .*refusing to load .*print"):
+        load_cifar100(tmp_path)
+    with pytest.raises(DatasetNotFoundError, match="data_batch_1.*cifar-10-python.tar.gz"):
+        load_cifar10(tmp_path)
+
+
+# --------------------------------------------------------------------------- SVHN
+def write_svhn(path: Path, rgb: np.ndarray, labels: np.ndarray) -> None:
+    """SVHN's layout: X (32, 32, 3, N) uint8, y (N, 1) with 10 for the digit 0."""
+    from scipy.io import savemat
+
+    savemat(path, {"X": rgb.transpose(1, 2, 3, 0), "y": labels.reshape(-1, 1).astype(np.uint8)})
+
+
+def test_svhn_layout_and_label_ten(tmp_path):
+    _, rgb = cifar_rows(4, seed=7)
+    write_svhn(tmp_path / "train_32x32.mat", rgb, np.array([10, 1, 9, 10]))
+    write_svhn(tmp_path / "test_32x32.mat", rgb[:2], np.array([3, 10]))
+    train, test = load_svhn(tmp_path)
+    assert train.images.shape == (4, 3, 32, 32) and train.images.dtype == np.uint8
+    assert tuple(train.images[2, :, 31, 0]) == tuple(rgb[2, 31, 0])  # (r, g, b) at row 31, col 0
+    np.testing.assert_array_equal(train.images, rgb.transpose(0, 3, 1, 2))
+    assert list(train.labels) == [0, 1, 9, 0] and list(test.labels) == [3, 0]
+
+
+def test_svhn_bad_labels_and_corrupt_file(tmp_path):
+    _, rgb = cifar_rows(2, seed=0)
+    write_svhn(tmp_path / "train_32x32.mat", rgb, np.array([0, 11]))
+    (tmp_path / "test_32x32.mat").write_bytes(b"not a mat file at all")
+    with pytest.raises(DatasetFormatError, match=r"train_32x32\.mat: SVHN labels"):
+        load_svhn(tmp_path)
+    write_svhn(tmp_path / "train_32x32.mat", rgb, np.array([1, 2]))
+    with pytest.raises(DatasetFormatError, match=r"test_32x32\.mat: not a readable"):
+        load_svhn(tmp_path)
