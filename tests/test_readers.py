@@ -17,6 +17,8 @@ import pytest
 from stn.data.cifar import load_cifar10, load_cifar100
 from stn.data.embedded import DatasetNotFoundError
 from stn.data.files import DatasetFormatError
+from stn.data.folder import load_image_folder
+from stn.data.gtsrb import load_gtsrb
 from stn.data.idx import FASHION_MNIST_DEBIAN_ROOT, load_fashion_mnist, load_idx_folder, read_idx
 from stn.data.svhn import load_svhn
 
@@ -246,3 +248,133 @@ def test_svhn_bad_labels_and_corrupt_file(tmp_path):
     write_svhn(tmp_path / "train_32x32.mat", rgb, np.array([1, 2]))
     with pytest.raises(DatasetFormatError, match=r"test_32x32\.mat: not a readable"):
         load_svhn(tmp_path)
+
+
+# -------------------------------------------------------------------------- GTSRB
+GT_HEADER = "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\n"
+
+
+def write_ppm(path: Path, width: int, height: int, colour: tuple[int, int, int]) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (width, height), colour).save(path)  # .ppm suffix → PPM (P6)
+
+
+def write_gtsrb(root: Path) -> None:
+    """Two training classes (00000, 00002) and a test set, in the official layout."""
+    train = root / "GTSRB" / "Final_Training" / "Images"
+    rows = {"00000": [("00000_00000.ppm", 30, 40, 5, 5, 25, 35)], "00002": []}
+    rows["00002"] = [
+        ("00000_00000.ppm", 60, 30, 5, 6, 55, 24),
+        ("00000_00001.ppm", 48, 48, 5, 5, 43, 43),
+    ]
+    for cls, entries in rows.items():
+        folder = train / cls
+        folder.mkdir(parents=True)
+        lines = [GT_HEADER]
+        for name, w, h, x0, y0, x1, y1 in entries:
+            write_ppm(folder / name, w, h, (200, 10, 10) if cls == "00000" else (10, 10, 200))
+            lines.append(f"{name};{w};{h};{x0};{y0};{x1};{y1};{int(cls)}\n")
+        (folder / f"GT-{cls}.csv").write_text("".join(lines))
+    test = root / "GTSRB" / "Final_Test" / "Images"
+    test.mkdir(parents=True)
+    write_ppm(test / "00000.ppm", 100, 50, (0, 255, 0))
+    (test / "GT-final_test.test.csv").write_text(
+        GT_HEADER.replace(";ClassId", "") + "00000.ppm;100;50;10;5;90;45\n"
+    )
+    (root / "GT-final_test.csv").write_text(GT_HEADER + "00000.ppm;100;50;10;5;90;45;42\n")
+
+
+def test_gtsrb_layout_resize_and_boxes(tmp_path):
+    write_gtsrb(tmp_path)
+    train, test = load_gtsrb(tmp_path, size=20)
+    assert train.images.shape == (3, 3, 20, 20) and test.images.shape == (1, 3, 20, 20)
+    assert list(train.labels) == [0, 2, 2] and list(test.labels) == [42]
+    assert train.num_classes == 43 and test.num_classes == 43
+    assert tuple(train.images[0, :, 10, 10]) == (200, 10, 10)  # RGB kept through the resize
+    # (x0, y0, x1, y1) scaled by 20/width and 20/height.
+    np.testing.assert_allclose(
+        train.boxes[0], [5 * 20 / 30, 5 * 20 / 40, 25 * 20 / 30, 35 * 20 / 40]
+    )
+    np.testing.assert_allclose(
+        train.boxes[1], [5 * 20 / 60, 6 * 20 / 30, 55 * 20 / 60, 24 * 20 / 30]
+    )
+    np.testing.assert_allclose(test.boxes, [[2, 2, 18, 18]])
+    assert train.boxes.dtype == np.float32
+    # The GTSRB folder itself as root, GT-final_test.csv beside Final_Test.
+    (tmp_path / "GT-final_test.csv").rename(tmp_path / "GTSRB" / "GT-final_test.csv")
+    gray, _ = load_gtsrb(tmp_path / "GTSRB", size=8, channels=1)
+    assert gray.images.shape == (3, 1, 8, 8)
+
+
+def test_gtsrb_errors_name_the_file(tmp_path):
+    write_gtsrb(tmp_path)
+    csv = tmp_path / "GTSRB" / "Final_Training" / "Images" / "00002" / "GT-00002.csv"
+    csv.write_text(GT_HEADER + "00000_00000.ppm;60;30;5;6;55;24;43\n")
+    with pytest.raises(DatasetFormatError, match=r"GT-00002\.csv: labels must lie in \[0, 43\)"):
+        load_gtsrb(tmp_path)
+    csv.write_text(GT_HEADER + "gone.ppm;60;30;5;6;55;24;2\n")
+    with pytest.raises(DatasetNotFoundError, match=r"GT-00002\.csv lists gone\.ppm"):
+        load_gtsrb(tmp_path)
+    (tmp_path / "GT-final_test.csv").unlink()
+    csv.unlink()
+    with pytest.raises(DatasetNotFoundError, match=r"GT-00002\.csv is missing"):
+        load_gtsrb(tmp_path)
+    with pytest.raises(DatasetNotFoundError, match="Final_Training/Images"):
+        load_gtsrb(tmp_path / "GTSRB" / "Final_Test")
+
+
+def test_gtsrb_test_csv_without_classid_says_which_file_to_get(tmp_path):
+    write_gtsrb(tmp_path)
+    (tmp_path / "GT-final_test.csv").unlink()
+    with pytest.raises(DatasetNotFoundError, match="GT-final_test.csv"):
+        load_gtsrb(tmp_path)
+    test_dir = tmp_path / "GTSRB" / "Final_Test" / "Images"
+    (test_dir / "GT-final_test.test.csv").rename(test_dir / "GT-final_test.csv")
+    with pytest.raises(DatasetFormatError, match="no ClassId: use GT-final_test.csv"):
+        load_gtsrb(tmp_path)
+
+
+# -------------------------------------------------------------------- folder tree
+def write_png(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (40, 30)) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+
+
+def test_image_folder_classes_sizes_and_channels(tmp_path):
+    write_png(tmp_path / "zebra" / "a.png", (255, 0, 0))
+    write_png(tmp_path / "apple" / "b.PNG", (0, 0, 255), size=(100, 7))
+    write_png(tmp_path / "apple" / "a.bmp", (0, 255, 0))
+    (tmp_path / "apple" / "notes.txt").write_text("not an image, ignored by extension")
+    rgb = load_image_folder(tmp_path, size=16)
+    assert rgb.class_names == ("apple", "zebra") and rgb.num_classes == 2
+    assert rgb.images.shape == (3, 3, 16, 16) and list(rgb.labels) == [0, 0, 1]
+    assert [tuple(img[:, 8, 8]) for img in rgb.images] == [(0, 255, 0), (0, 0, 255), (255, 0, 0)]
+    gray = load_image_folder(tmp_path, size=8, channels=1)
+    assert gray.images.shape == (3, 1, 8, 8)
+    assert gray.images[2, 0, 4, 4] == 76  # ITU-R 601 luma of pure red: 0.299 · 255
+
+
+def test_image_folder_unreadable_image_named(tmp_path):
+    write_png(tmp_path / "cat" / "ok.png", (1, 2, 3))
+    (tmp_path / "cat" / "broken.jpg").write_bytes(b"\x00garbage bytes, not a jpeg" * 10)
+    with pytest.raises(DatasetFormatError, match=r"broken\.jpg: cannot read this image"):
+        load_image_folder(tmp_path)
+
+
+def test_image_folder_truncated_png_named(tmp_path):
+    write_png(tmp_path / "cat" / "cut.png", (9, 9, 9), size=(64, 64))
+    path = tmp_path / "cat" / "cut.png"
+    path.write_bytes(path.read_bytes()[:60])  # header intact, pixel data cut
+    with pytest.raises(DatasetFormatError, match=r"cut\.png"):
+        load_image_folder(tmp_path)
+
+
+def test_image_folder_empty_class_and_missing_root(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetFormatError, match="empty: no images"):
+        load_image_folder(tmp_path)
+    with pytest.raises(DatasetNotFoundError, match="does not exist"):
+        load_image_folder(tmp_path / "nowhere")
