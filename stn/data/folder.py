@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stn.data.embedded import DatasetNotFoundError
 from stn.data.files import DatasetFormatError, read_image, require_root
 from stn.data.images import ImageSet
 
@@ -40,7 +41,7 @@ def load_image_folder(
     extensions = tuple(e.lower() for e in extensions)
     class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
-        raise DatasetFormatError(f"{folder}: no class sub-folders. {FOLDER_HOW}")
+        raise DatasetNotFoundError(f"folder: no class sub-folders in {folder}. {FOLDER_HOW}")
     images, labels = [], []
     for label, class_dir in enumerate(class_dirs):
         files = _image_files(class_dir, extensions)
