@@ -204,6 +204,18 @@ def test_cifar100_fine_and_coarse(tmp_path):
     assert coarse.num_classes == 20 and list(coarse.labels) == [4, 19, 0]
 
 
+def test_cifar_reads_numpy1_pickles(tmp_path):
+    # The published batches were pickled by numpy 1, naming numpy.core.multiarray; numpy 2
+    # moved it to numpy._core. Rewrite the name to what the real files hold.
+    rows, _ = cifar_rows(2, 0)
+    for name in ("train", "test"):
+        payload = pickle.dumps({b"data": rows, b"fine_labels": [1, 2]}, protocol=2)
+        (tmp_path / name).write_bytes(payload.replace(b"numpy._core.", b"numpy.core."))
+        assert b"numpy.core.multiarray" in (tmp_path / name).read_bytes()
+    train, _ = load_cifar100(tmp_path)
+    np.testing.assert_array_equal(train.images.reshape(2, -1), rows)
+
+
 def test_cifar_labels_out_of_range_names_file(tmp_path):
     rows, _ = cifar_rows(2, 0)
     for name in ("train", "test"):
