@@ -69,9 +69,7 @@ def run_job(cfg: DictConfig) -> str:
         record["timing"]["finished_at"] = time.time()
         record["timing"]["duration_s"] = record["timing"]["finished_at"] - started
         path = write_record(record, sweep_dir)
-        tracker.summary(
-            {"status": record["status"], **_scalar_metrics(record.get("metrics", {}))}
-        )
+        tracker.summary({"status": record["status"], **_scalar_metrics(record.get("metrics", {}))})
     log.info("%s %s → %s", record["status"], run_name, path)
     return str(record["status"])
 
@@ -98,7 +96,10 @@ def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: 
     reducer = build_reducer(config["reducer"], channels, (height, width), output_size)
     classifier_cfg = dict(config["classifier"])
     classifier = build_classifier(
-        classifier_cfg.pop("kind"), channels, data.num_classes, output_size,
+        classifier_cfg.pop("kind"),
+        channels,
+        data.num_classes,
+        output_size,
         **{k: v for k, v in classifier_cfg.items() if k != "name"},
     )
     record["classifier"] = {
@@ -111,7 +112,11 @@ def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: 
 
     model = ReducedClassifier(reducer, classifier)
     metrics = fit(
-        model, data.train, data.test, settings, device,
+        model,
+        data.train,
+        data.test,
+        settings,
+        device,
         on_epoch_end=lambda entry: tracker.log(entry),
     )
     record["metrics"] = metrics
@@ -132,8 +137,11 @@ def measure_reducer(
         reduce_batch(model.reducer, x, boxes)
 
     figure = measure(
-        reducer_step, batch_size=len(x), device=device,
-        warmup=int(settings["warmup"]), min_repeats=int(settings["min_repeats"]),
+        reducer_step,
+        batch_size=len(x),
+        device=device,
+        warmup=int(settings["warmup"]),
+        min_repeats=int(settings["min_repeats"]),
         min_seconds=float(settings["min_seconds"]),
     )
     return {"reducer": figure.as_dict()}

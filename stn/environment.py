@@ -35,7 +35,10 @@ def git_commit(start: Path | None = None) -> str | None:
             return None
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=folder, capture_output=True, text=True, timeout=5,
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
         return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.TimeoutExpired):

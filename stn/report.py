@@ -44,9 +44,7 @@ def format_markdown(table: pd.DataFrame) -> str:
     shown = table.copy()
     shown["accuracy"] = shown["accuracy"].map(lambda v: f"{100 * v:.1f} %")
     shown["reducer_img_s"] = shown["reducer_img_s"].map(lambda v: f"{v:,.0f}")
-    shown = shown.rename(
-        columns={"accuracy": "test accuracy", "reducer_img_s": "reducer images/s"}
-    )
+    shown = shown.rename(columns={"accuracy": "test accuracy", "reducer_img_s": "reducer images/s"})
     return shown.to_markdown(index=False)
 
 

@@ -18,7 +18,9 @@ RESIZE_PRESETS = [
 @pytest.mark.parametrize("size", [96, 100, 276])
 def test_resize_matches_interpolate(mode, antialias, size):
     x = torch.rand(3, 2, size, size)
-    reducer = build_reducer({"kind": "resize", "mode": mode, "antialias": antialias}, 2, (size, size))
+    reducer = build_reducer(
+        {"kind": "resize", "mode": mode, "antialias": antialias}, 2, (size, size)
+    )
     align = False if mode in ("bilinear", "bicubic") else None
     expected = F.interpolate(x, size=(48, 48), mode=mode, align_corners=align, antialias=antialias)
     out = reducer(x)

@@ -17,7 +17,11 @@ def run_app(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, "-m", "experiments.run", *overrides],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -50,7 +54,10 @@ def test_a_failing_run_writes_a_failed_record_and_the_sweep_goes_on(tmp_path):
     out = tmp_path / "mixed"
     # 100×100 canvases: pool_avg cannot reach 48 (not a multiple), resize can.
     proc = run_app(
-        "experiment=smoke", f"results_dir={out}", "dataset.canvas_size=100", "threads=1",
+        "experiment=smoke",
+        f"results_dir={out}",
+        "dataset.canvas_size=100",
+        "threads=1",
         cwd=tmp_path,
     )
     records, _ = load_records(out)
@@ -73,8 +80,14 @@ def test_a_failing_run_writes_a_failed_record_and_the_sweep_goes_on(tmp_path):
 def test_bad_settings_fail_with_a_clear_message(tmp_path, override, message):
     out = tmp_path / "bad"
     run_app(
-        "trainer=smoke", "logger=none", "dataset.limit_train=32", "dataset.limit_test=16",
-        "dataset.object_size=[20,20]", f"results_dir={out}", override, cwd=tmp_path,
+        "trainer=smoke",
+        "logger=none",
+        "dataset.limit_train=32",
+        "dataset.limit_test=16",
+        "dataset.object_size=[20,20]",
+        f"results_dir={out}",
+        override,
+        cwd=tmp_path,
     )
     records, _ = load_records(out)
     assert len(records) == 1 and records[0]["status"] == "failed"

@@ -83,7 +83,9 @@ def prepare_data(spec: DatasetSpec, seed: int, batch_size: int) -> PreparedData:
     train, test = _limit(train, spec.limit_train), _limit(test, spec.limit_test)
     canvas = spec.canvas()
     return PreparedData(
-        train=BatchStream(train, batch_size, canvas, seed, fresh_canvases=spec.fresh_train_canvases),
+        train=BatchStream(
+            train, batch_size, canvas, seed, fresh_canvases=spec.fresh_train_canvases
+        ),
         test=BatchStream(test, batch_size, canvas, spec.split_seed + 1_000_003),
         num_classes=train.num_classes,
     )

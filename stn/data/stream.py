@@ -78,11 +78,11 @@ class BatchStream:
         y = torch.from_numpy(self.images.labels[idx])
         if self.canvas is None:
             x = torch.from_numpy(self.images.images[idx]).float().div_(255.0)
-            boxes = None if self.images.boxes is None else torch.from_numpy(
-                self.images.boxes[idx]
-            ).float()
+            boxes = (
+                None
+                if self.images.boxes is None
+                else torch.from_numpy(self.images.boxes[idx]).float()
+            )
             return Batch(x, y, boxes)
-        x, boxes = render_canvases(
-            self.images.images, idx, self.canvas, self.seed, placement_epoch
-        )
+        x, boxes = render_canvases(self.images.images, idx, self.canvas, self.seed, placement_epoch)
         return Batch(x, y, boxes)
