@@ -8,9 +8,10 @@ from torch import Tensor, nn
 
 
 class SmallCNN(nn.Module):
-    """conv–pool–conv–pool–fc, in the spirit of the STN paper's CNN baseline.
+    """(conv–pool) × stages then fc, in the spirit of the STN paper's CNN baseline.
 
-    ``(N, C, H, W) → (N, num_classes)`` logits; H and W must be divisible by 4.
+    ``(N, C, H, W) → (N, num_classes)`` logits; ``len(channels)`` conv–pool stages, so H
+    and W must be divisible by ``2 ** len(channels)``.
     """
 
     def __init__(
@@ -26,27 +27,23 @@ class SmallCNN(nn.Module):
     ) -> None:
         super().__init__()
         h, w = int(input_size[0]), int(input_size[1])
-        if h % 4 or w % 4:
-            raise ValueError(f"SmallCNN needs an input size divisible by 4, got {h}×{w}")
-        c1, c2 = channels
-        pad = kernel_size // 2
-
-        def norm(width: int) -> nn.Module:
-            return nn.BatchNorm2d(width) if batch_norm else nn.Identity()
-
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, c1, kernel_size, padding=pad),
-            norm(c1),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, kernel_size, padding=pad),
-            norm(c2),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
-        )
+        shrink = 2 ** len(channels)
+        if h % shrink or w % shrink:
+            raise ValueError(
+                f"SmallCNN with {len(channels)} stages needs an input size divisible by "
+                f"{shrink}, got {h}×{w}"
+            )
+        layers: list[nn.Module] = []
+        width = in_channels
+        for out in channels:
+            layers += [nn.Conv2d(width, out, kernel_size, padding=kernel_size // 2)]
+            layers += [nn.BatchNorm2d(out)] if batch_norm else []
+            layers += [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            width = out
+        self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(c2 * (h // 4) * (w // 4), hidden),
+            nn.Linear(width * (h // shrink) * (w // shrink), hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),

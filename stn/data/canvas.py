@@ -29,6 +29,8 @@ class CanvasSpec:
         clutter: number of clutter fragments per canvas.
         clutter_size: side of each square fragment in pixels, cut at the base image's
             own resolution.
+        jitter: how far the object may stray from the centre, as a fraction of the free
+            space: 1 places it anywhere on the canvas, 0 always in the centre.
     """
 
     size: int
@@ -36,6 +38,7 @@ class CanvasSpec:
     object_scale: tuple[float, float] | None = None
     clutter: int = 0
     clutter_size: int = 8
+    jitter: float = 1.0
 
     def object_size_range(self) -> tuple[int, int]:
         if self.object_scale is not None:
@@ -52,6 +55,8 @@ class CanvasSpec:
                 f"objects up to {hi} px do not fit a {self.size} px canvas; "
                 "lower dataset.object_size / object_scale or raise dataset.canvas_size"
             )
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ValueError(f"jitter must lie in [0, 1], got {self.jitter}")
         if self.clutter < 0:
             raise ValueError(f"clutter must be >= 0, got {self.clutter}")
         if self.clutter and not 1 <= self.clutter_size <= min(base_size):
@@ -90,7 +95,9 @@ def draw_placements(
         rng = np.random.default_rng([seed, int(index), epoch])
         side = int(rng.integers(lo, hi + 1))
         sides.append(side)
-        xy.append(rng.integers(0, spec.size - side + 1, size=2))
+        free = spec.size - side
+        offset = rng.uniform(-1.0, 1.0, size=2) * spec.jitter * free / 2
+        xy.append(np.clip(np.rint(free / 2 + offset), 0, free).astype(np.int64))
         # Clutter comes from other images: draw from n_base - 1 and skip over our own.
         src = rng.integers(0, max(n_base - 1, 1), size=k)
         src = np.where((src >= index) & (n_base > 1), src + 1, src)

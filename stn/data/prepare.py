@@ -30,6 +30,7 @@ class DatasetSpec:
     object_scale: tuple[float, float] | None = None
     clutter: int = 0
     clutter_size: int = 8
+    jitter: float = 1.0
     fresh_train_canvases: bool = True
 
     def canvas(self) -> CanvasSpec | None:
@@ -43,6 +44,7 @@ class DatasetSpec:
             else (float(self.object_scale[0]), float(self.object_scale[1])),
             clutter=int(self.clutter),
             clutter_size=int(self.clutter_size),
+            jitter=float(self.jitter),
         )
 
 
