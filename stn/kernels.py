@@ -1,0 +1,174 @@
+"""One-dimensional sampling kernels k(d) with their support, for separable 2-D sampling.
+
+The spatial transformer's sampler (Jaderberg et al. 2015, eq. 3) is
+``V = Σ_n Σ_m U[n, m] · k(x − m) · k(y − n)`` for any kernel ``k``. This module holds the
+kernels as pure functions of the distance ``d`` (in input pixels) from the sample to a tap:
+each is a torch op, differentiable in ``d`` wherever the kernel is, and exactly zero for
+``|d| >= radius`` (``nearest``/``box`` include one edge, see below), so a sampler may read
+any window that covers ``(x − radius, x + radius]``.
+
+``get_kernel(name, **params)`` builds one; ``kernel_names()`` lists them. The registry is
+the only module-level state and is filled once, here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from torch import Tensor
+
+KernelFn = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A 1-D sampling kernel.
+
+    Attributes:
+        name: registry name, with parameters for parametrised kernels (``"gaussian(sigma=0.5)"``).
+        radius: support half-width in input pixels: ``fn(d) == 0`` for ``|d| > radius``.
+        fn: ``d -> k(d)``, elementwise, same shape and dtype as ``d``.
+        interpolating: ``k(0) == 1`` and ``k(n) == 0`` for other integers ``n``, so sampling at
+            pixel centres returns the pixels themselves.
+    """
+
+    name: str
+    radius: float
+    fn: KernelFn
+    interpolating: bool
+
+    def __call__(self, d: Tensor) -> Tensor:
+        return self.fn(d)
+
+
+def _nearest(d: Tensor) -> Tensor:
+    # Closed interval: a sample exactly half-way gets a tap (F.grid_sample rounds half to even;
+    # which neighbour wins there is a convention, not a property worth matching). ``+ 0 * d``
+    # keeps the result in the autograd graph: its gradient is zero, not missing.
+    return (d.abs() <= 0.5).to(d.dtype) + 0 * d
+
+
+def _box(d: Tensor) -> Tensor:
+    # Half-open like Pillow's box filter, so adjacent boxes tile the line without overlap.
+    return ((d >= -0.5) & (d < 0.5)).to(d.dtype) + 0 * d
+
+
+def _tent(d: Tensor) -> Tensor:
+    return (1 - d.abs()).clamp(min=0)
+
+
+def _keys_cubic(d: Tensor, a: float) -> Tensor:
+    """Keys (1981) cubic convolution; ``a`` is the slope parameter."""
+    x = d.abs()
+    inner = ((a + 2) * x - (a + 3)) * x * x + 1
+    outer = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return torch.where(x <= 1, inner, torch.where(x < 2, outer, torch.zeros_like(x)))
+
+
+def _lanczos(d: Tensor, lobes: int) -> Tensor:
+    # torch.sinc is the normalised sinc, sin(πx)/(πx), finite with a finite derivative at 0.
+    return torch.where(d.abs() < lobes, torch.sinc(d) * torch.sinc(d / lobes), torch.zeros_like(d))
+
+
+def _gaussian(d: Tensor, sigma: float, radius: float) -> Tensor:
+    # Shifted down by its value at the radius so that truncation leaves no jump: a jump would
+    # make the sampler discontinuous in the grid, and the grid gradient would miss it.
+    # Peak 1, not unit area: samplers normalise the discrete weights anyway.
+    edge = math.exp(-0.5 * (radius / sigma) ** 2)
+    g = (torch.exp(-0.5 * (d / sigma) ** 2) - edge) / (1 - edge)
+    return torch.where(d.abs() < radius, g, torch.zeros_like(d))
+
+
+def _make_nearest() -> Kernel:
+    return Kernel("nearest", 0.5, _nearest, interpolating=True)
+
+
+def _make_box() -> Kernel:
+    return Kernel("box", 0.5, _box, interpolating=True)
+
+
+def _make_bilinear() -> Kernel:
+    return Kernel("bilinear", 1.0, _tent, interpolating=True)
+
+
+def _make_bicubic(a: float = -0.75) -> Kernel:
+    name = "bicubic" if a == -0.75 else f"bicubic(a={a})"
+    return Kernel(name, 2.0, partial(_keys_cubic, a=a), interpolating=True)
+
+
+def _make_bicubic_pil() -> Kernel:
+    return Kernel("bicubic_pil", 2.0, partial(_keys_cubic, a=-0.5), interpolating=True)
+
+
+def _make_lanczos(lobes: int) -> Callable[[], Kernel]:
+    def make() -> Kernel:
+        return Kernel(f"lanczos{lobes}", float(lobes), partial(_lanczos, lobes=lobes), True)
+
+    return make
+
+
+def _make_gaussian(sigma: float = 0.5, truncate: float = 3.0) -> Kernel:
+    if not sigma > 0:
+        raise ValueError(f"gaussian kernel: sigma must be > 0, got {sigma}")
+    if not truncate > 0:
+        raise ValueError(f"gaussian kernel: truncate must be > 0, got {truncate}")
+    # At least one pixel of support, so every sampling window holds a tap with nonzero weight
+    # (a narrower window can fall between two pixels and leave nothing to normalise).
+    radius = max(truncate * sigma, 1.0)
+    fn = partial(_gaussian, sigma=float(sigma), radius=radius)
+    return Kernel(f"gaussian(sigma={sigma:g})", radius, fn, interpolating=False)
+
+
+# name -> factory(**params). The one piece of module state; filled here and never mutated.
+KERNELS: dict[str, Callable[..., Kernel]] = {
+    "nearest": _make_nearest,
+    "bilinear": _make_bilinear,
+    "bicubic": _make_bicubic,
+    "bicubic_pil": _make_bicubic_pil,
+    "lanczos2": _make_lanczos(2),
+    "lanczos3": _make_lanczos(3),
+    "gaussian": _make_gaussian,
+    "box": _make_box,
+}
+
+
+def kernel_names() -> list[str]:
+    """Names accepted by :func:`get_kernel`, in registry order."""
+    return list(KERNELS)
+
+
+def get_kernel(name: str | Kernel, **params: float) -> Kernel:
+    """Build the kernel ``name`` with its parameters.
+
+    Parameters: ``bicubic`` takes ``a`` (default −0.75 as PyTorch and OpenCV;
+    ``bicubic_pil`` is ``a = −0.5`` as Pillow); ``gaussian`` takes ``sigma`` (default 0.5)
+    and ``truncate`` (support = ``max(truncate · sigma, 1)``, default 3; the Gaussian is
+    shifted down to reach 0 continuously at the support edge). A :class:`Kernel`
+    passes through unchanged (parameters are then an error).
+
+    Raises:
+        ValueError: unknown name (the message lists the valid ones) or bad parameters.
+    """
+    if isinstance(name, Kernel):
+        if params:
+            raise ValueError(f"kernel {name.name!r} is already built; got extra params {params}")
+        return name
+    try:
+        factory = KERNELS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown kernel {name!r}; expected one of: {', '.join(kernel_names())}"
+        ) from None
+    try:
+        return factory(**params)
+    except TypeError as err:
+        raise ValueError(f"kernel {name!r} does not take parameters {params}: {err}") from None
+
+
+def support_taps(radius: float) -> int:
+    """Taps per axis that cover any window ``(x − radius, x + radius]``: ``ceil(2 · radius)``."""
+    return max(1, math.ceil(2 * radius - 1e-9))

@@ -1,0 +1,450 @@
+"""Grid sampling with any separable kernel, optionally anti-aliased, differentiable.
+
+``grid_sample`` has the call shape and coordinate conventions of ``F.grid_sample`` and adds
+kernels PyTorch lacks (Lanczos, Gaussian, box, Pillow's bicubic) and anti-aliasing: the
+kernel is stretched by the local sampling step, as Pillow does for resizing, generalised to
+any grid. ``sample_axis_aligned`` is the separable fast path for scale + translation
+transforms (the STN "attention" family); ``affine_grid`` builds grids without
+``F.affine_grid``'s overhead.
+
+Coordinates: a grid value ``g`` in ``[-1, 1]`` maps to the input pixel index
+``x = (g + 1) / 2 · (W − 1)`` with ``align_corners=True`` and ``x = ((g + 1) · W − 1) / 2``
+otherwise, exactly as ``F.grid_sample``. Output = ``Σ_n Σ_m U[n, m] · w_y(n) · w_x(m)`` with
+``w_x(m) = k((x − m) / s_x)`` (``s_x = 1`` without anti-aliasing) over the taps in the
+kernel's support.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from stn.kernels import Kernel, get_kernel, support_taps
+
+PADDING_MODES = ("zeros", "border")
+
+# PyTorch kernels that F.grid_sample implements natively: (name, its mode).
+_NATIVE = {"nearest": "nearest", "bilinear": "bilinear", "bicubic": "bicubic"}
+
+# Elements of the gathered (chunk, C, P, taps) block per step; bounds the working memory of
+# the general path (2**22 float32 = 16 MiB) whatever the batch size and tap window.
+_CHUNK_ELEMENTS = 1 << 22
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_input(fn: str, input: Tensor) -> None:
+    if not isinstance(input, Tensor) or input.dim() != 4:
+        shape = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
+        raise ValueError(f"{fn}: expected input of shape (N, C, H, W), got {shape}")
+    if not input.is_floating_point():
+        raise TypeError(f"{fn}: expected a floating-point input, got {input.dtype}")
+    if input.shape[2] < 1 or input.shape[3] < 1:
+        raise ValueError(f"{fn}: input has an empty spatial size {tuple(input.shape[2:])}")
+
+
+def _check_padding(fn: str, padding_mode: str) -> None:
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(
+            f"{fn}: unsupported padding_mode {padding_mode!r}; expected one of {PADDING_MODES}"
+        )
+
+
+def _check_grid(input: Tensor, grid: Tensor) -> None:
+    if not isinstance(grid, Tensor) or grid.dim() != 4 or grid.shape[-1] != 2:
+        shape = tuple(grid.shape) if isinstance(grid, Tensor) else type(grid).__name__
+        raise ValueError(f"grid_sample: expected grid of shape (N, H_out, W_out, 2), got {shape}")
+    if grid.shape[0] != input.shape[0]:
+        raise ValueError(
+            f"grid_sample: grid batch size {grid.shape[0]} != input batch size {input.shape[0]}"
+        )
+    if grid.dtype != input.dtype:
+        raise TypeError(
+            f"grid_sample: grid dtype {grid.dtype} != input dtype {input.dtype}; "
+            "expected both the same floating-point dtype"
+        )
+    if grid.device != input.device:
+        raise ValueError(f"grid_sample: grid on {grid.device}, input on {input.device}")
+
+
+def _output_hw(fn: str, output_size: Sequence[int], batch: int | None = None) -> tuple[int, int]:
+    size = tuple(int(s) for s in output_size)
+    if len(size) == 4:
+        if batch is not None and size[0] != batch:
+            raise ValueError(f"{fn}: output_size batch {size[0]} != batch size {batch}")
+        size = size[2:]
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(
+            f"{fn}: expected output_size (H_out, W_out) or (N, C, H_out, W_out) with positive "
+            f"sizes, got {tuple(output_size)}"
+        )
+    return size[0], size[1]
+
+
+# --------------------------------------------------------------------------- coordinates
+
+
+def _unnormalize(g: Tensor, size: int, align_corners: bool) -> Tensor:
+    """Normalised coordinate in [-1, 1] → input pixel index (F.grid_sample's convention)."""
+    if align_corners:
+        return (g + 1) * ((size - 1) / 2)
+    return ((g + 1) * size - 1) / 2
+
+
+def _base_coords(n: int, align_corners: bool, like: Tensor) -> Tensor:
+    """Normalised output coordinates, as F.affine_grid's ``linspace_from_neg_one``."""
+    if n <= 1:
+        return torch.zeros(n, dtype=like.dtype, device=like.device)
+    base = torch.linspace(-1, 1, n, dtype=like.dtype, device=like.device)
+    return base if align_corners else base * ((n - 1) / n)
+
+
+def _finite_difference(t: Tensor, dim: int) -> Tensor:
+    """Derivative along ``dim`` per unit index: central inside, one-sided at the ends.
+
+    A length-1 axis has no neighbours; it reports zero (no stretch), which leaves the
+    kernel at its native width.
+    """
+    n = t.shape[dim]
+    if n == 1:
+        return torch.zeros_like(t)
+    first = t.narrow(dim, 1, 1) - t.narrow(dim, 0, 1)
+    if n == 2:
+        return torch.cat([first, first], dim)
+    last = t.narrow(dim, n - 1, 1) - t.narrow(dim, n - 2, 1)
+    inner = (t.narrow(dim, 2, n - 2) - t.narrow(dim, 0, n - 2)) / 2
+    return torch.cat([first, inner, last], dim)
+
+
+def _stretch(step_sq: Tensor) -> Tensor:
+    """``s = max(1, step)`` from the squared step; clamping first keeps sqrt's gradient finite."""
+    return step_sq.clamp(min=1).sqrt()
+
+
+# --------------------------------------------------------------------------- per-axis weights
+
+
+def _axis_weights(
+    pos: Tensor,
+    stretch: Tensor | None,
+    taps: int,
+    size: int,
+    kern: Kernel,
+    padding_mode: str,
+) -> tuple[Tensor, Tensor]:
+    """Tap indices and normalised weights along one axis.
+
+    Args:
+        pos: ``(*)`` sample positions in input pixels.
+        stretch: ``(*)`` kernel stretch ``s >= 1`` (anti-aliasing) or ``None`` (``s = 1``).
+        taps: window length ``T``; must cover ``(pos − radius·s, pos + radius·s]``.
+        size: input length along this axis.
+
+    Returns:
+        ``idx`` ``(*, T)`` int64 in ``[0, size)`` and ``w`` ``(*, T)``; taps outside the input
+        carry weight 0 (``zeros``) or read the edge pixel (``border``, index clamped).
+    """
+    radius = kern.radius if stretch is None else kern.radius * stretch.detach()
+    # The window start is piecewise constant in pos: it carries no gradient. Where it jumps,
+    # the tap entering or leaving sits at the support edge with weight 0 (or a kink).
+    start = torch.floor(pos.detach() - radius) + 1
+    offsets = torch.arange(taps, dtype=pos.dtype, device=pos.device)
+    idx = start.unsqueeze(-1) + offsets
+    d = pos.unsqueeze(-1) - idx
+    if stretch is not None:
+        d = d / stretch.unsqueeze(-1)
+    w = kern.fn(d)
+    # Normalising is Pillow's rule for stretched kernels and makes Lanczos and Gaussian
+    # partitions of unity; for nearest/bilinear/bicubic the sum is already exactly 1.
+    # The sum runs over the whole window, before zero padding, so "zeros" means sampling an
+    # image extended by zeros (as F.grid_sample), not renormalising at the border (as Pillow).
+    w = w / w.sum(-1, keepdim=True)
+    idx = idx.long()
+    if padding_mode == "zeros":
+        w = w * ((idx >= 0) & (idx < size)).to(w.dtype)
+    return idx.clamp(0, size - 1), w
+
+
+# --------------------------------------------------------------------------- general path
+
+
+def _chunk(batch: int, per_image: int) -> int:
+    return max(1, min(batch, _CHUNK_ELEMENTS // max(per_image, 1)))
+
+
+class _SeparableGather(torch.autograd.Function):
+    """``out[n,c,p] = Σ_ab wy[n,p,a] · wx[n,p,b] · U[n, c, iy[n,p,a], ix[n,p,b]]``.
+
+    Runs over bounded chunks of the batch and re-gathers in backward rather than saving the
+    gathered taps, so memory stays at one chunk whatever the batch size and window. The
+    weights' own gradients continue through autograd to the grid.
+    """
+
+    @staticmethod
+    def forward(ctx, input: Tensor, iy: Tensor, ix: Tensor, wy: Tensor, wx: Tensor) -> Tensor:
+        n, c, h, w = input.shape
+        p, ty, tx = iy.shape[1], iy.shape[2], ix.shape[2]
+        flat = input.reshape(n, c, h * w)
+        out = input.new_empty(n, c, p)
+        step = _chunk(n, c * p * ty * tx)
+        for b0 in range(0, n, step):
+            sl = slice(b0, b0 + step)
+            vals = _gather(flat[sl], iy[sl], ix[sl], w)
+            weights = wy[sl].unsqueeze(-1) * wx[sl].unsqueeze(-2)  # (n, P, Ty, Tx)
+            out[sl] = torch.einsum("ncpt,npt->ncp", vals, weights.flatten(2))
+        ctx.save_for_backward(input, iy, ix, wy, wx)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        input, iy, ix, wy, wx = ctx.saved_tensors
+        n, c, h, w = input.shape
+        p, ty, tx = iy.shape[1], iy.shape[2], ix.shape[2]
+        need_input, _, _, need_wy, need_wx = ctx.needs_input_grad
+        grad_input = torch.zeros_like(input).reshape(n, c, h * w) if need_input else None
+        grad_wy = torch.empty_like(wy) if need_wy else None
+        grad_wx = torch.empty_like(wx) if need_wx else None
+        flat = input.reshape(n, c, h * w)
+        step = _chunk(n, c * p * ty * tx)
+        for b0 in range(0, n, step):
+            sl = slice(b0, b0 + step)
+            g = grad_out[sl]  # (n, C, P)
+            if need_wy or need_wx:
+                vals = _gather(flat[sl], iy[sl], ix[sl], w)
+                gw = torch.einsum("ncpt,ncp->npt", vals, g).unflatten(2, (ty, tx))
+                if need_wy:
+                    grad_wy[sl] = torch.einsum("npab,npb->npa", gw, wx[sl])
+                if need_wx:
+                    grad_wx[sl] = torch.einsum("npab,npa->npb", gw, wy[sl])
+            if need_input:
+                weights = (wy[sl].unsqueeze(-1) * wx[sl].unsqueeze(-2)).flatten(2)
+                contrib = (g.unsqueeze(-1) * weights.unsqueeze(1)).flatten(2)  # (n, C, P*T)
+                index = _flat_index(iy[sl], ix[sl], w).unsqueeze(1).expand(-1, c, -1)
+                grad_input[sl].scatter_add_(2, index, contrib)
+        if grad_input is not None:
+            grad_input = grad_input.reshape(n, c, h, w)
+        return grad_input, None, None, grad_wy, grad_wx
+
+
+def _flat_index(iy: Tensor, ix: Tensor, width: int) -> Tensor:
+    """``(n, P, Ty)``, ``(n, P, Tx)`` → flat pixel indices ``(n, P·Ty·Tx)``."""
+    return (iy.unsqueeze(-1) * width + ix.unsqueeze(-2)).flatten(1)
+
+
+def _gather(flat: Tensor, iy: Tensor, ix: Tensor, width: int) -> Tensor:
+    """Taps of ``flat`` ``(n, C, H·W)`` → ``(n, C, P, Ty·Tx)``."""
+    n, c, _ = flat.shape
+    index = _flat_index(iy, ix, width)
+    vals = flat.gather(2, index.unsqueeze(1).expand(-1, c, -1))
+    return vals.view(n, c, iy.shape[1], -1)
+
+
+def _grid_sample_general(
+    input: Tensor,
+    grid: Tensor,
+    kern: Kernel,
+    antialias: bool,
+    padding_mode: str,
+    align_corners: bool,
+) -> Tensor:
+    """Vectorised separable sampler for any kernel; see :func:`grid_sample`."""
+    n, c, h, w = input.shape
+    ho, wo = grid.shape[1], grid.shape[2]
+    x = _unnormalize(grid[..., 0], w, align_corners)  # (N, Ho, Wo) input pixels
+    y = _unnormalize(grid[..., 1], h, align_corners)
+    sx = sy = None
+    tx = ty = support_taps(kern.radius)
+    if antialias:
+        # Each input axis is stretched by how far one output step moves along it, combining
+        # both output directions (the Jacobian row's norm): for an axis-aligned grid this is
+        # the plain downscale factor, and it is invariant under rotation of the output grid.
+        sx = _stretch(_finite_difference(x, 2) ** 2 + _finite_difference(x, 1) ** 2)
+        sy = _stretch(_finite_difference(y, 2) ** 2 + _finite_difference(y, 1) ** 2)
+        tx = support_taps(kern.radius * float(sx.detach().max()))
+        ty = support_taps(kern.radius * float(sy.detach().max()))
+    ix, wx = _axis_weights(x, sx, tx, w, kern, padding_mode)
+    iy, wy = _axis_weights(y, sy, ty, h, kern, padding_mode)
+    p = ho * wo
+    out = _SeparableGather.apply(
+        input,
+        iy.reshape(n, p, ty),
+        ix.reshape(n, p, tx),
+        wy.reshape(n, p, ty),
+        wx.reshape(n, p, tx),
+    )
+    return out.view(n, c, ho, wo)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def grid_sample(
+    input: Tensor,
+    grid: Tensor,
+    kernel: str | Kernel = "bilinear",
+    antialias: bool = False,
+    padding_mode: str = "zeros",
+    align_corners: bool = False,
+    **kernel_params: float,
+) -> Tensor:
+    r"""Sample ``input`` at ``grid`` with any separable kernel, optionally anti-aliased.
+
+    Same call shape and coordinates as :func:`torch.nn.functional.grid_sample` (4-D case):
+    ``grid[n, h, w]`` holds ``(x, y)`` normalised to ``[-1, 1]``, x first; ``(-1, -1)`` is
+    the left-top pixel (its centre with ``align_corners=True``, its outer corner otherwise).
+
+    Each output is ``Σ_n Σ_m U[n, m] · w_y(n) · w_x(m)`` with ``w_x(m) ∝ k((x − m) / s_x)``
+    normalised over the kernel's window (the STN paper's eq. 3 with separable ``k``).
+
+    Args:
+        input: ``(N, C, H_in, W_in)`` floating point.
+        grid: ``(N, H_out, W_out, 2)``, same dtype and device as ``input``.
+        kernel: a name from :func:`stn.kernels.kernel_names` (``nearest``, ``bilinear``,
+            ``bicubic`` (a = −0.75, PyTorch/OpenCV), ``bicubic_pil`` (a = −0.5, Pillow),
+            ``lanczos2``, ``lanczos3``, ``gaussian``, ``box``) or a built
+            :class:`stn.kernels.Kernel`.
+        antialias: stretch the kernel along each input axis by the local sampling step
+            ``s = max(1, step)`` in input pixels, where ``step`` is the norm of how far one
+            output step (along output x and y, by finite differences of the grid) moves
+            along that input axis. For an affine grid ``s`` is constant per image; for a
+            pure axis-aligned downscale it is the downscale factor, as Pillow and
+            ``F.interpolate(antialias=True)``. Upsampling is unaffected (``s = 1``).
+        padding_mode: ``"zeros"`` (taps outside the input read 0) or ``"border"`` (they read
+            the nearest edge pixel). ``"reflection"`` is not supported.
+        align_corners: as in :func:`torch.nn.functional.grid_sample`.
+        **kernel_params: parameters of parametrised kernels, e.g. ``sigma=0.5`` for
+            ``gaussian``.
+
+    Returns:
+        ``(N, C, H_out, W_out)``, differentiable w.r.t. ``input`` and ``grid``.
+
+    .. note::
+        Kernels that ``F.grid_sample`` implements (``nearest``, ``bilinear``, ``bicubic``)
+        without anti-aliasing are delegated to it. Every other case runs a vectorised
+        gather over ``ceil(2·radius·s)²`` taps per sample, in bounded chunks of the batch;
+        with ``antialias=True`` the window is sized by the largest ``s`` in the batch.
+
+    .. warning::
+        Anti-aliasing with ``zeros`` padding normalises weights over the whole window,
+        outside pixels included, so outputs near the border darken towards 0 as with
+        ``F.grid_sample``; Pillow and ``F.interpolate`` renormalise over inside pixels
+        instead. They agree away from the border.
+        The gradient w.r.t. ``grid`` of ``nearest`` and ``box`` is zero, and it is
+        discontinuous wherever a sample crosses a kernel kink (pixel centres for
+        bilinear); test gradients in float64.
+    """
+    _check_input("grid_sample", input)
+    _check_grid(input, grid)
+    _check_padding("grid_sample", padding_mode)
+    kern = get_kernel(kernel, **kernel_params)
+    if not antialias and isinstance(kernel, str) and kern.name in _NATIVE:
+        return F.grid_sample(
+            input,
+            grid,
+            mode=_NATIVE[kern.name],
+            padding_mode=padding_mode,
+            align_corners=align_corners,
+        )
+    return _grid_sample_general(input, grid, kern, antialias, padding_mode, align_corners)
+
+
+def affine_grid(theta: Tensor, output_size: Sequence[int], align_corners: bool = False) -> Tensor:
+    """Sampling grid of an affine map, equal to :func:`torch.nn.functional.affine_grid`.
+
+    Built by broadcasting ``x_in = θ[:, 0] · (x, y, 1)``, ``y_in = θ[:, 1] · (x, y, 1)``,
+    which is cheaper on CPU than ``F.affine_grid``'s batched matrix product.
+
+    Args:
+        theta: ``(N, 2, 3)`` floating point.
+        output_size: ``(H_out, W_out)`` or ``(N, C, H_out, W_out)`` as for ``F.affine_grid``.
+        align_corners: as in :func:`torch.nn.functional.affine_grid`.
+
+    Returns:
+        ``(N, H_out, W_out, 2)`` grid for :func:`grid_sample`.
+    """
+    if not isinstance(theta, Tensor) or theta.dim() != 3 or tuple(theta.shape[1:]) != (2, 3):
+        shape = tuple(theta.shape) if isinstance(theta, Tensor) else type(theta).__name__
+        raise ValueError(f"affine_grid: expected theta of shape (N, 2, 3), got {shape}")
+    if not theta.is_floating_point():
+        raise TypeError(f"affine_grid: expected a floating-point theta, got {theta.dtype}")
+    ho, wo = _output_hw("affine_grid", output_size, theta.shape[0])
+    xs = _base_coords(wo, align_corners, theta).view(1, 1, wo)
+    ys = _base_coords(ho, align_corners, theta).view(1, ho, 1)
+    t = theta.unsqueeze(-1).unsqueeze(-1)  # (N, 2, 3, 1, 1)
+    gx = t[:, 0, 0] * xs + t[:, 0, 1] * ys + t[:, 0, 2]
+    gy = t[:, 1, 0] * xs + t[:, 1, 1] * ys + t[:, 1, 2]
+    return torch.stack([gx, gy], dim=-1)
+
+
+def _axis_matrix(
+    pos: Tensor, size: int, kern: Kernel, antialias: bool, padding_mode: str
+) -> Tensor:
+    """Dense sampling matrix ``(N, L_out, size)`` of one axis from positions ``(N, L_out)``."""
+    stretch = None
+    taps = support_taps(kern.radius)
+    if antialias:
+        stretch = _stretch(_finite_difference(pos, 1) ** 2)
+        taps = support_taps(kern.radius * float(stretch.detach().max()))
+    idx, w = _axis_weights(pos, stretch, taps, size, kern, padding_mode)
+    # scatter_add sums taps that border padding clamped onto the same edge pixel.
+    matrix = pos.new_zeros(pos.shape[0], pos.shape[1], size)
+    return matrix.scatter_add(2, idx, w)
+
+
+def sample_axis_aligned(
+    input: Tensor,
+    scale: Tensor,
+    translation: Tensor,
+    output_size: Sequence[int],
+    kernel: str | Kernel = "bilinear",
+    antialias: bool = False,
+    padding_mode: str = "zeros",
+    align_corners: bool = False,
+    **kernel_params: float,
+) -> Tensor:
+    r"""Separable fast path for scale + translation: ``θ = [[s_x, 0, t_x], [0, s_y, t_y]]``.
+
+    Equal to ``grid_sample(input, affine_grid(θ, output_size), kernel, ...)`` but computed
+    as two small matrix products per image, ``out = A_y @ U @ A_xᵀ``, with ``A_y``
+    ``(H_out, H_in)`` and ``A_x`` ``(W_out, W_in)`` built from the kernel (any support,
+    anti-aliased or not). Cost grows with ``H_in · W_in``, not with the kernel's width.
+
+    Args:
+        input: ``(N, C, H_in, W_in)`` floating point.
+        scale: ``(N, 2)`` as ``(s_x, s_y)``, or ``(N,)`` / ``(N, 1)`` for ``s_x = s_y``;
+            ``x_in = s_x · x_out + t_x`` in normalised coordinates. Negative scales flip.
+        translation: ``(N, 2)`` as ``(t_x, t_y)``.
+        output_size: ``(H_out, W_out)`` or ``(N, C, H_out, W_out)``.
+        kernel, antialias, padding_mode, align_corners, kernel_params: as :func:`grid_sample`.
+
+    Returns:
+        ``(N, C, H_out, W_out)``, differentiable w.r.t. ``input``, ``scale`` and
+        ``translation``.
+    """
+    fn = "sample_axis_aligned"
+    _check_input(fn, input)
+    _check_padding(fn, padding_mode)
+    n, _, h, w = input.shape
+    ho, wo = _output_hw(fn, output_size, n)
+    if scale.dim() == 1 or (scale.dim() == 2 and scale.shape[1] == 1):
+        scale = scale.reshape(-1, 1).expand(-1, 2)
+    for name, t in (("scale", scale), ("translation", translation)):
+        if t.dim() != 2 or tuple(t.shape) != (n, 2):
+            raise ValueError(f"{fn}: expected {name} of shape ({n}, 2), got {tuple(t.shape)}")
+        if t.dtype != input.dtype:
+            raise TypeError(f"{fn}: {name} dtype {t.dtype} != input dtype {input.dtype}")
+    kern = get_kernel(kernel, **kernel_params)
+    gx = scale[:, :1] * _base_coords(wo, align_corners, input) + translation[:, :1]  # (N, Wo)
+    gy = scale[:, 1:] * _base_coords(ho, align_corners, input) + translation[:, 1:]  # (N, Ho)
+    ax = _axis_matrix(_unnormalize(gx, w, align_corners), w, kern, antialias, padding_mode)
+    ay = _axis_matrix(_unnormalize(gy, h, align_corners), h, kern, antialias, padding_mode)
+    # Contract in the order with fewer multiply-adds.
+    if h * wo * (w + ho) <= ho * w * (h + wo):
+        return ay.unsqueeze(1) @ (input @ ax.transpose(1, 2).unsqueeze(1))
+    return (ay.unsqueeze(1) @ input) @ ax.transpose(1, 2).unsqueeze(1)
