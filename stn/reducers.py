@@ -142,10 +142,31 @@ def _build_pool(
     return Pool(name, output_size, spec["mode"], input_size)
 
 
+STN_OPTIONS = (
+    "transform", "kernel", "antialias", "loc_size", "loc_channels", "loc_hidden",
+    "loc_batch_norm", "loc_head_init", "lr_multiplier", "kernel_params",
+)
+
+
+def _build_stn(
+    name: str, spec: Mapping[str, Any], in_channels: int, input_size: Size, output_size: Size
+) -> Reducer:
+    from stn.transformer import SpatialTransformer  # here: stn.transformer imports this module
+
+    unknown = set(spec) - set(STN_OPTIONS) - {"name", "kind"}
+    if unknown:
+        raise ReducerConfigError(
+            f"unknown STN option(s) {sorted(unknown)}; valid: {', '.join(STN_OPTIONS)}"
+        )
+    options = {k: spec[k] for k in STN_OPTIONS if k in spec}
+    return SpatialTransformer(name, output_size, in_channels, **options)
+
+
 # kind → factory. A new reducer kind adds one line here and one preset in conf/reducer/.
 REDUCER_KINDS: dict[str, ReducerFactory] = {
     "resize": _build_resize,
     "pool": _build_pool,
+    "stn": _build_stn,
 }
 
 

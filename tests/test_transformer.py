@@ -1,0 +1,93 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stn.reducers import ReducerConfigError, build_reducer
+from stn.train import ReducedClassifier, TrainSettings, make_optimizer
+from stn.transformer import NonFiniteTransformError, theta_from_params
+
+
+def stn(**options):
+    return build_reducer({"kind": "stn", "name": "stn", **options}, 1, (60, 60))
+
+
+@pytest.mark.parametrize("transform", ["attention", "affine"])
+def test_starts_at_the_identity_transform(transform):
+    reducer = stn(transform=transform)
+    x = torch.rand(4, 1, 60, 60)
+    out, theta = reducer.forward_with_theta(x)
+    identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).expand(4, 2, 3)
+    torch.testing.assert_close(theta, identity)
+    # Identity θ on a 48×48 grid is a plain bilinear resize (same pixel-centre convention).
+    expected = F.interpolate(x, size=(48, 48), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(reducer(x), out)
+
+
+@pytest.mark.parametrize("kernel,antialias", [("bicubic", False), ("lanczos3", True)])
+def test_separable_attention_path_matches_the_affine_grid(kernel, antialias):
+    reducer = stn(kernel=kernel, antialias=antialias)
+    x = torch.rand(3, 1, 60, 60, dtype=torch.float64)
+    params = torch.tensor([[0.5, 0.1, -0.2], [0.8, 0.0, 0.0], [1.2, -0.3, 0.1]], dtype=x.dtype)
+    from stn.sampling import affine_grid, grid_sample
+
+    theta = theta_from_params(params, "attention")
+    reference = grid_sample(x, affine_grid(theta, (48, 48)), kernel, antialias)
+    torch.testing.assert_close(reducer.sample(x, params), reference, atol=1e-10, rtol=0)
+
+
+def test_attention_theta_is_an_isotropic_zoom_and_shift():
+    theta = theta_from_params(torch.tensor([[0.5, 0.2, -0.1]], dtype=torch.float64), "attention")
+    assert theta.tolist() == [[[0.5, 0.0, 0.2], [0.0, 0.5, -0.1]]]
+
+
+def test_gradients_reach_the_localisation_net():
+    reducer = stn(kernel="lanczos3", antialias=True)
+    x = torch.rand(4, 1, 60, 60)
+    reducer(x).pow(2).sum().backward()
+    head = reducer.localisation.head
+    assert head.weight.grad.abs().sum() > 0 and head.bias.grad.abs().sum() > 0
+
+
+def test_localisation_net_trains_at_its_multiplier():
+    from stn.models import build_classifier
+
+    model = ReducedClassifier(stn(lr_multiplier=0.1), build_classifier("cnn", 1, 10, (48, 48)))
+    groups = make_optimizer(model, TrainSettings(lr=0.002)).param_groups
+    assert [g["lr"] for g in groups] == pytest.approx([0.002, 0.0002])
+    assert sum(p.numel() for p in groups[1]["params"]) == model.reducer.num_parameters()
+
+
+def test_non_finite_transform_ends_training_with_a_reason():
+    reducer = stn()
+    with torch.no_grad():
+        reducer.localisation.head.bias[0] = float("nan")
+    reducer.train()
+    with pytest.raises(NonFiniteTransformError, match="non-finite transform"):
+        reducer(torch.rand(2, 1, 60, 60))
+
+
+def test_loc_size_sets_the_low_resolution_copy():
+    reducer = stn(loc_size=64)
+    assert reducer.low_resolution(torch.rand(2, 1, 96, 96)).shape == (2, 1, 64, 64)
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"transform": "projective"}, "not one of affine, attention"),
+        ({"kernel": "sinc"}, "sinc"),
+        ({"loc_size": 30}, "divisible by 4"),
+        ({"loc_head_init": "ones"}, "zeros, small"),
+        ({"antialiased": True}, "unknown STN option"),
+    ],
+)
+def test_bad_options_are_refused_with_the_valid_choices(options, message):
+    with pytest.raises(ReducerConfigError, match=message):
+        stn(**options)
+
+
+def test_describe_records_the_recipe():
+    facts = stn(kernel="bicubic", antialias=True, lr_multiplier=0.5).describe()
+    assert facts["kind"] == "stn" and facts["learned"] is True and facts["parameters"] > 0
+    assert (facts["kernel"], facts["antialias"], facts["lr_multiplier"]) == ("bicubic", True, 0.5)
