@@ -143,8 +143,16 @@ def _build_pool(
 
 
 STN_OPTIONS = (
-    "transform", "kernel", "antialias", "loc_size", "loc_channels", "loc_hidden",
-    "loc_batch_norm", "loc_head_init", "lr_multiplier", "kernel_params",
+    "transform",
+    "kernel",
+    "antialias",
+    "loc_size",
+    "loc_channels",
+    "loc_hidden",
+    "loc_batch_norm",
+    "loc_head_init",
+    "lr_multiplier",
+    "kernel_params",
 )
 
 

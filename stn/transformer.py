@@ -151,8 +151,13 @@ class SpatialTransformer(Reducer):
         self.loc_size = int(loc_size)
         self.lr_multiplier = float(lr_multiplier)
         self.localisation = LocalisationNet(
-            in_channels, self.loc_size, IDENTITY[transform], loc_channels, loc_hidden,
-            loc_head_init, loc_batch_norm,
+            in_channels,
+            self.loc_size,
+            IDENTITY[transform],
+            loc_channels,
+            loc_hidden,
+            loc_head_init,
+            loc_batch_norm,
         )
 
     def low_resolution(self, x: Tensor) -> Tensor:
@@ -176,7 +181,12 @@ class SpatialTransformer(Reducer):
             # Axis-aligned: separable, two small matrix products per image, any support.
             scale, translation = params[:, :1].expand(-1, 2), params[:, 1:]
             return sample_axis_aligned(
-                x, scale, translation, self.output_size, self.kernel, self.antialias,
+                x,
+                scale,
+                translation,
+                self.output_size,
+                self.kernel,
+                self.antialias,
                 **self.kernel_params,
             )
         grid = affine_grid(theta_from_params(params, self.transform), self.output_size)

@@ -1,0 +1,68 @@
+"""Cost of a whole training step with a spatial transformer, relative to plain resize.
+
+Measures forward + backward + optimiser step of (reducer → CNN) on one batch of random
+canvases, for ``resize_bilinear`` and STN variants, in the same process, and prints
+images/s with the ratio of each step time to the resize step.
+
+    python scripts/bench_stn_step.py --size 128 --batch 64 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+
+from stn.models import build_classifier
+from stn.reducers import build_reducer
+from stn.throughput import measure
+from stn.train import ReducedClassifier, TrainSettings, make_optimizer
+
+VARIANTS = {
+    "resize_bilinear": {"kind": "resize", "mode": "bilinear"},
+    "stn_bilinear (attention)": {"kind": "stn", "transform": "attention"},
+    "stn_bilinear (affine)": {"kind": "stn", "transform": "affine"},
+    "stn_bicubic (attention)": {"kind": "stn", "kernel": "bicubic"},
+    "stn_lanczos3 (attention)": {"kind": "stn", "kernel": "lanczos3"},
+    "stn_bilinear_aa (attention)": {"kind": "stn", "antialias": True},
+    "stn_bilinear_aa (affine)": {"kind": "stn", "transform": "affine", "antialias": True},
+}
+
+
+def train_step_rate(spec: dict, x: torch.Tensor, y: torch.Tensor, min_seconds: float) -> float:
+    reducer = build_reducer(spec, x.shape[1], tuple(x.shape[-2:]))
+    model = ReducedClassifier(reducer, build_classifier("cnn", x.shape[1], 10, (48, 48)))
+    optimizer = make_optimizer(model, TrainSettings())
+
+    def step() -> None:
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return measure(step, len(x), warmup=3, min_repeats=10, min_seconds=min_seconds).images_per_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=128, help="input canvas side (default 128)")
+    parser.add_argument("--batch", type=int, default=64, help="images per step (default 64)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--min-seconds", type=float, default=2.0, help="timed seconds per row")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    x = torch.rand(args.batch, 1, args.size, args.size)
+    y = torch.randint(0, 10, (args.batch,))
+    rates = {name: train_step_rate(spec, x, y, args.min_seconds) for name, spec in VARIANTS.items()}
+    base = rates["resize_bilinear"]
+    print(f"training step, {args.size}→48, batch {args.batch}, {args.threads} thread(s), CPU\n")
+    print("| reducer | images/s | step time vs resize_bilinear |")
+    print("|---|---:|---:|")
+    for name, rate in rates.items():
+        print(f"| {name} | {rate:,.0f} | {base / rate:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
