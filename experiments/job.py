@@ -19,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.tracking import open_tracker
 from stn.data.prepare import DatasetSpec, prepare_data
 from stn.environment import describe_environment, resolve_device
-from stn.examples import examples_path, try_save_examples
+from stn.example_files import examples_path
+from stn.examples import try_save_examples
 from stn.models import build_classifier, count_parameters
 from stn.reducers import build_reducer, reduce_batch
 from stn.results import new_record, ok_run_ids, write_record

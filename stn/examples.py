@@ -1,8 +1,8 @@
 """Per-run picture artifacts: a few fixed test inputs and what the reducer made of them.
 
 Records hold numbers only; the report's example grid and STN sampling-region figures
-read these files instead. One ``.npz`` per run under ``<results_dir>/examples/<run_id>.npz``
-with the arrays
+read these files instead (``stn.example_files``, which needs no torch). One ``.npz`` per
+run under ``<results_dir>/examples/<run_id>.npz`` with the arrays
 
 - ``inputs``  ``(k, C, H, W)`` uint8: the first ``k`` images of the test stream (the same
   for every run of a dataset, since test canvases depend on ``dataset.split_seed`` only);
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,16 +23,12 @@ import torch
 from torch import Tensor, nn
 
 from stn.data.stream import Batch
+from stn.example_files import write_examples
 from stn.reducers import reduce_batch
 
 log = logging.getLogger(__name__)
 
-EXAMPLES_SUBDIR = "examples"
 DEFAULT_COUNT = 6
-
-
-def examples_path(sweep_dir: str | os.PathLike, run_id: str) -> Path:
-    return Path(sweep_dir) / EXAMPLES_SUBDIR / f"{run_id}.npz"
 
 
 @torch.no_grad()
@@ -70,10 +65,10 @@ def save_examples(
     boxes = None if batch.boxes is None else batch.boxes[:count].to(device)
     arrays = reducer_examples(reducer, x, boxes)
     arrays["inputs"] = (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-    arrays["labels"] = y[:count].cpu().numpy().astype(np.int64)
+    arrays["labels"] = y.cpu().numpy().astype(np.int64)
     if boxes is not None:
         arrays["boxes"] = boxes.float().cpu().numpy()
-    return _write_npz_atomically(arrays, Path(path))
+    return write_examples(arrays, path)
 
 
 def try_save_examples(reducer: nn.Module, batch: Batch, path: str | os.PathLike) -> str | None:
@@ -83,35 +78,3 @@ def try_save_examples(reducer: nn.Module, batch: Batch, path: str | os.PathLike)
     except Exception as err:  # noqa: BLE001
         log.warning("could not save examples to %s: %s", path, err)
         return None
-
-
-def load_examples(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
-    """The arrays of an examples file, or ``None`` when it is missing or unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError) as err:
-        log.warning("skipped unreadable examples file %s: %s", path, err)
-        return None
-    if "inputs" not in arrays or "outputs" not in arrays:
-        log.warning("skipped examples file %s: no inputs/outputs arrays", path)
-        return None
-    return arrays
-
-
-def _write_npz_atomically(arrays: dict[str, np.ndarray], target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target

@@ -69,8 +69,14 @@ def plot_accuracy_vs_throughput(
     ax.plot(x[front], y[front], "-", color="tab:red", label="Pareto front")
     for i, name in enumerate(data["reducer"]):
         weight = "bold" if i in front else "normal"
-        ax.annotate(str(name), (x[i], y[i]), textcoords="offset points", xytext=(4, 4),
-                    fontsize=8, fontweight=weight)  # fmt: skip
+        ax.annotate(
+            str(name),
+            (x[i], y[i]),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=8,
+            fontweight=weight,
+        )
     if len(x) and (x > 0).all():
         ax.set_xscale("log")
     label = throughput.removeprefix("tp_").replace("_images_per_s", " images/s").replace("_", " ")
@@ -98,8 +104,15 @@ def plot_kernel_accuracy(table: pd.DataFrame, path: str | os.PathLike) -> Path:
         by_kernel = rows.groupby(rows["kernel"].astype(str))
         means = by_kernel["accuracy_mean"].mean().reindex(kernels)
         errors = by_kernel["accuracy_ci95"].mean().reindex(kernels).fillna(0)
-        ax.bar(positions + offset, 100 * means.to_numpy(float), width, yerr=100 * errors,
-               capsize=3, label=label, color=color)  # fmt: skip
+        ax.bar(
+            positions + offset,
+            100 * means.to_numpy(float),
+            width,
+            yerr=100 * errors,
+            capsize=3,
+            label=label,
+            color=color,
+        )
     ax.set_xticks(positions, kernels)
     ax.set_xlabel("STN sampling kernel")
     ax.set_ylabel("test accuracy, % (mean ± 95 % CI)")
@@ -169,8 +182,17 @@ def plot_sampling_regions(
                 ax.add_patch(Polygon(corners, closed=True, fill=False, edgecolor="red", lw=1.5))
             if boxes is not None and c < len(boxes):
                 x0, y0, x1, y1 = boxes[c]
-                ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
-                                       edgecolor="lime", lw=1, ls="--"))  # fmt: skip
+                ax.add_patch(
+                    Rectangle(
+                        (x0 - 0.5, y0 - 0.5),
+                        x1 - x0,
+                        y1 - y0,
+                        fill=False,
+                        edgecolor="lime",
+                        lw=1,
+                        ls="--",
+                    )
+                )
             ax.set_xlim(-0.5, width - 0.5)
             ax.set_ylim(height - 0.5, -0.5)
             if c == 0:
@@ -189,8 +211,9 @@ def _grid_figure(rows: int, columns: int) -> tuple[Figure, np.ndarray]:
     figure = Figure(figsize=size, dpi=DPI)
     FigureCanvasAgg(figure)
     axes = figure.subplots(rows, columns, squeeze=False)
-    figure.subplots_adjust(left=LABEL_WIDTH / size[0], right=0.99, top=0.98, bottom=0.02,
-                           wspace=0.05, hspace=0.05)  # fmt: skip
+    figure.subplots_adjust(
+        left=LABEL_WIDTH / size[0], right=0.99, top=0.98, bottom=0.02, wspace=0.05, hspace=0.05
+    )
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])

@@ -12,9 +12,12 @@ Layout written under the sweep folder::
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +26,12 @@ import pandas as pd
 
 from stn import figures
 from stn.collect import Completeness, completeness, curves_frame, runs_frame
-from stn.examples import examples_path, load_examples
+from stn.example_files import examples_path, load_examples
 from stn.results import SkippedRecord, load_records
 from stn.stats import BASELINE, SIGNIFICANCE_TEST, summarise
 from stn.tables import to_markdown, write_tables
+
+log = logging.getLogger(__name__)
 
 REPORT_NAME = "report.md"
 FIGURES_SUBDIR = "figures"
@@ -64,7 +69,9 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
     grid = completeness(runs)
     failed = runs[runs["status"] != "ok"]
     table_paths = write_tables(table, sweep_dir / TABLES_SUBDIR)
-    figure_paths = _write_figures(sweep_dir, records, table) if with_figures else {}
+    figure_paths, figure_errors = (
+        _write_figures(sweep_dir, records, table) if with_figures else ({}, {})
+    )
     markdown = to_markdown(table)
     summary = grid.line()
     if skipped:
@@ -88,6 +95,9 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
         lines += ["## Figures", ""]
         for caption, path in figure_paths.items():
             lines += [f"### {caption}", "", f"![{caption}]({path.relative_to(sweep_dir)})", ""]
+    if figure_errors:
+        lines += ["## Figures that could not be drawn", ""]
+        lines += [f"- {caption}: {error}" for caption, error in figure_errors.items()] + [""]
     lines += _problems_section(failed, grid, skipped)
     lines += [
         "---",
@@ -176,44 +186,75 @@ def _problems_section(
     return lines
 
 
+FigurePlan = list[tuple[str, Callable[[], Path]]]
+
+
 def _write_figures(
     sweep_dir: Path, records: list[dict[str, Any]], table: pd.DataFrame
-) -> dict[str, Path]:
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """Draw every figure the data allows; one that fails is reported, not fatal."""
     folder = sweep_dir / FIGURES_SUBDIR
+    plan = _plot_figures(records, table, folder) + _example_figures(
+        sweep_dir, records, table, folder
+    )
     written: dict[str, Path] = {}
+    errors: dict[str, str] = {}
+    for caption, draw in plan:
+        try:
+            written[caption] = draw()
+        except Exception as err:  # noqa: BLE001 - odd data must not cost the whole report
+            log.warning("figure %r failed: %s", caption, err)
+            errors[caption] = f"{type(err).__name__}: {err}"
+    return written, errors
+
+
+def _plot_figures(records: list[dict[str, Any]], table: pd.DataFrame, folder: Path) -> FigurePlan:
+    plan: FigurePlan = []
     curves = curves_frame(records)
     for (dataset, classifier), block in table.groupby(["dataset", "classifier"], dropna=False):
         where = f"{dataset}, {classifier}"
         stem = _slug(f"{dataset}_{classifier}")
         if PLOT_THROUGHPUT in block and block[PLOT_THROUGHPUT].notna().any():
-            written[f"Accuracy vs reducer throughput ({where})"] = (
-                figures.plot_accuracy_vs_throughput(
-                    block, folder / f"pareto_{stem}.png", PLOT_THROUGHPUT
+            plan.append(
+                (
+                    f"Accuracy vs reducer throughput ({where})",
+                    partial(
+                        figures.plot_accuracy_vs_throughput,
+                        block,
+                        folder / f"pareto_{stem}.png",
+                        PLOT_THROUGHPUT,
+                    ),
                 )
             )
-        stn_rows = block[(block.get("reducer_kind") == "stn") & block["kernel"].notna()]
-        if not stn_rows.empty:
-            written[f"Accuracy per STN sampling kernel, plain vs anti-aliased ({where})"] = (
-                figures.plot_kernel_accuracy(stn_rows, folder / f"kernels_{stem}.png")
-            )
+        if "reducer_kind" in block:
+            stn_rows = block[(block["reducer_kind"] == "stn") & block["kernel"].notna()]
+            if not stn_rows.empty:
+                plan.append(
+                    (
+                        f"Accuracy per STN sampling kernel, plain vs anti-aliased ({where})",
+                        partial(
+                            figures.plot_kernel_accuracy, stn_rows, folder / f"kernels_{stem}.png"
+                        ),
+                    )
+                )
         if not curves.empty:
-            block_curves = curves[
-                (curves["dataset"] == dataset) & (curves["classifier"] == classifier)
-            ]
-            if not block_curves.empty:
-                written[f"Learning curves ({where})"] = figures.plot_learning_curves(
-                    block_curves, folder / f"curves_{stem}.png"
+            mine = curves[(curves["dataset"] == dataset) & (curves["classifier"] == classifier)]
+            if not mine.empty:
+                plan.append(
+                    (
+                        f"Learning curves ({where})",
+                        partial(figures.plot_learning_curves, mine, folder / f"curves_{stem}.png"),
+                    )
                 )
-    written.update(_example_figures(sweep_dir, records, table, folder))
-    return written
+    return plan
 
 
 def _example_figures(
     sweep_dir: Path, records: list[dict[str, Any]], table: pd.DataFrame, folder: Path
-) -> dict[str, Path]:
+) -> FigurePlan:
     """Example grid and STN sampling regions per dataset, from the runs' ``.npz`` files;
     runs without a file are left out of the picture."""
-    written: dict[str, Path] = {}
+    plan: FigurePlan = []
     order = {name: i for i, name in enumerate(table["reducer"])} if not table.empty else {}
     ok = [r for r in records if r.get("status") == "ok" and r.get("run_id")]
     ok.sort(key=lambda r: (str((r.get("config") or {}).get("seed")), str(r.get("run_id"))))
@@ -223,7 +264,7 @@ def _example_figures(
         thetas: dict[str, np.ndarray] = {}
         for record in sorted(ok, key=lambda r: order.get(_name(r, "reducer"), len(order))):
             reducer = _name(record, "reducer")
-            if _name(record, "dataset") != dataset or reducer in outputs:
+            if _name(record, "dataset") != dataset or str(reducer) in outputs:
                 continue
             arrays = load_examples(examples_path(sweep_dir, record["run_id"]))
             if arrays is None:
@@ -238,14 +279,28 @@ def _example_figures(
         if inputs is None:
             continue
         stem = _slug(str(dataset))
-        written[f"What each reducer makes of the same test images ({dataset})"] = (
-            figures.plot_example_grid(inputs, outputs, folder / f"examples_{stem}.png")
+        plan.append(
+            (
+                f"What each reducer makes of the same test images ({dataset})",
+                partial(
+                    figures.plot_example_grid, inputs, outputs, folder / f"examples_{stem}.png"
+                ),
+            )
         )
         if thetas:
-            written[f"STN sampling regions on the input ({dataset})"] = (
-                figures.plot_sampling_regions(inputs, thetas, folder / f"regions_{stem}.png", boxes)
+            plan.append(
+                (
+                    f"STN sampling regions on the input ({dataset})",
+                    partial(
+                        figures.plot_sampling_regions,
+                        inputs,
+                        thetas,
+                        folder / f"regions_{stem}.png",
+                        boxes,
+                    ),
+                )
             )
-    return written
+    return plan
 
 
 def _name(record: dict[str, Any], section: str) -> Any:

@@ -93,7 +93,8 @@ def compare_to_baseline(runs: pd.DataFrame, baseline: str = BASELINE) -> pd.Data
     Columns: the group keys, ``n_pairs``, ``delta_vs_baseline`` (mean paired accuracy
     difference), ``p_value`` and ``vs_baseline``, a verdict a reader can act on:
     ``better (p=…)``, ``worse (p=…)``, ``no significant difference (p=…)``,
-    ``baseline``, ``n/a — needs ≥ 2 seeds`` or ``n/a — no baseline runs``.
+    ``baseline``, ``n/a — needs ≥ 2 seeds``, ``n/a — no baseline runs``, or, when the
+    paired differences have no spread (t undefined), what they are.
     """
     columns = [*GROUP_KEYS, "n_pairs", "delta_vs_baseline", "p_value", "vs_baseline"]
     ok = _ok_runs(runs)
@@ -125,38 +126,62 @@ def _paired_verdict(
     values: pd.Series, base: pd.Series, reducer: str, baseline: str
 ) -> dict[str, object]:
     if reducer == baseline:
-        return {"n_pairs": len(values), "delta_vs_baseline": 0.0, "p_value": math.nan,
-                "vs_baseline": "baseline"}  # fmt: skip
+        return {
+            "n_pairs": len(values),
+            "delta_vs_baseline": 0.0,
+            "p_value": math.nan,
+            "vs_baseline": "baseline",
+        }
     if base.empty:
-        return {"n_pairs": 0, "delta_vs_baseline": math.nan, "p_value": math.nan,
-                "vs_baseline": "n/a — no baseline runs"}  # fmt: skip
+        return {
+            "n_pairs": 0,
+            "delta_vs_baseline": math.nan,
+            "p_value": math.nan,
+            "vs_baseline": "n/a — no baseline runs",
+        }
     seeds = values.index.intersection(base.index)
     a, b = values.loc[seeds].to_numpy(float), base.loc[seeds].to_numpy(float)
     delta = float((a - b).mean()) if len(seeds) else math.nan
     if len(seeds) < 2:
-        return {"n_pairs": len(seeds), "delta_vs_baseline": delta, "p_value": math.nan,
-                "vs_baseline": NEEDS_SEEDS}  # fmt: skip
+        return {
+            "n_pairs": len(seeds),
+            "delta_vs_baseline": delta,
+            "p_value": math.nan,
+            "vs_baseline": NEEDS_SEEDS,
+        }
     differences = a - b
+    direction = "better" if delta > 0 else "worse"
     if np.allclose(differences, differences[0]):
-        # No spread in the differences: the t statistic is undefined (all equal to zero)
-        # or infinite; say what the data show instead of a meaningless p.
-        p_value = math.nan if differences[0] == 0 else 0.0
+        # No spread in the differences: the t statistic is undefined; say what the data
+        # show instead of a meaningless p.
+        verdict = (
+            "no difference (identical on every seed)"
+            if differences[0] == 0
+            else f"{direction} by the same amount on every seed (no spread, no p)"
+        )
+        return {
+            "n_pairs": len(seeds),
+            "delta_vs_baseline": delta,
+            "p_value": math.nan,
+            "vs_baseline": verdict,
+        }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p_value = float(scipy_stats.ttest_rel(a, b).pvalue)
+    if p_value < ALPHA:
+        verdict = f"{direction} ({_format_p(p_value)})"
     else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            p_value = float(scipy_stats.ttest_rel(a, b).pvalue)
-    if math.isnan(p_value):
-        verdict = "no difference (identical on every seed)"
-    elif p_value < ALPHA:
-        verdict = f"{'better' if delta > 0 else 'worse'} (p={_format_p(p_value)})"
-    else:
-        verdict = f"no significant difference (p={_format_p(p_value)})"
-    return {"n_pairs": len(seeds), "delta_vs_baseline": delta, "p_value": p_value,
-            "vs_baseline": verdict}  # fmt: skip
+        verdict = f"no significant difference ({_format_p(p_value)})"
+    return {
+        "n_pairs": len(seeds),
+        "delta_vs_baseline": delta,
+        "p_value": p_value,
+        "vs_baseline": verdict,
+    }
 
 
 def _format_p(p_value: float) -> str:
-    return "<0.001" if p_value < 0.001 else f"{p_value:.3f}"
+    return "p<0.001" if p_value < 0.001 else f"p={p_value:.3f}"
 
 
 def _accuracy_by_seed(runs: pd.DataFrame) -> pd.Series:
