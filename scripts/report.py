@@ -24,8 +24,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stn.report import Report, write_report
-from stn.results import records_dir
+if __package__ in (None, ""):
+    # Run as `python scripts/report.py` from a checkout that is not pip-installed.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stn.report import Report, write_report  # noqa: E402
+from stn.results import records_dir  # noqa: E402
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_NO_RECORDS, EXIT_SKIPPED = 0, 1, 2, 3
 

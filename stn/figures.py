@@ -148,17 +148,13 @@ def plot_example_grid(
     inputs: np.ndarray, outputs: dict[str, np.ndarray], path: str | os.PathLike
 ) -> Path:
     """The same test inputs ``(k, C, H, W)`` (first row) and each reducer's output
-    ``(k, C, h, w)`` (one row per reducer, named on the left)."""
+    ``(k, C, h, w)`` (one row per reducer, named on the left), every picture shown at
+    the same size with nearest-neighbour enlargement so a reducer's pixels stay visible."""
     rows = [("input", inputs.astype(np.float32) / 255.0), *outputs.items()]
-    columns = len(inputs)
-    figure, axes = _grid_figure(len(rows), columns)
-    for r, (name, images) in enumerate(rows):
-        for c in range(columns):
-            ax = axes[r][c]
-            if c < len(images):
-                _show(ax, images[c])
-            if c == 0:
-                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    tile = max(int(images.shape[-1]) for _, images in rows)
+    mosaic = _mosaic([images for _, images in rows], len(inputs), tile)
+    figure, ax = _grid_figure(len(rows), len(inputs), mosaic)
+    _label_rows(ax, [name for name, _ in rows], tile)
     return _save(figure, path)
 
 
@@ -172,31 +168,33 @@ def plot_sampling_regions(
     inputs ``(k, C, H, W)``, one row per STN; the true object box dashed when known."""
     columns = len(inputs)
     height, width = inputs.shape[-2:]
-    figure, axes = _grid_figure(len(thetas), columns)
-    for r, (name, theta) in enumerate(thetas.items()):
-        for c in range(columns):
-            ax = axes[r][c]
-            _show(ax, inputs[c].astype(np.float32) / 255.0)
-            if c < len(theta):
-                corners = sampling_quadrilateral(theta[c], height, width)
-                ax.add_patch(Polygon(corners, closed=True, fill=False, edgecolor="red", lw=1.5))
+    tile = max(height, width)
+    images = inputs.astype(np.float32) / 255.0
+    mosaic = _mosaic([images] * len(thetas), columns, tile)
+    figure, ax = _grid_figure(len(thetas), columns, mosaic)
+    scale = np.array([tile / width, tile / height])
+    for r, theta in enumerate(thetas.values()):
+        for c in range(min(columns, len(theta))):
+            origin = np.array([c * (tile + _GAP), r * (tile + _GAP)])
+            # input pixel coords (edges at -0.5) → mosaic coords (same convention)
+            corners = (sampling_quadrilateral(theta[c], height, width) + 0.5) * scale - 0.5
+            ax.add_patch(
+                Polygon(corners + origin, closed=True, fill=False, edgecolor="red", lw=1.5)
+            )
             if boxes is not None and c < len(boxes):
-                x0, y0, x1, y1 = boxes[c]
+                x0, y0, x1, y1 = np.asarray(boxes[c], dtype=float)
                 ax.add_patch(
                     Rectangle(
-                        (x0 - 0.5, y0 - 0.5),
-                        x1 - x0,
-                        y1 - y0,
+                        origin + np.array([x0, y0]) * scale - 0.5,
+                        (x1 - x0) * scale[0],
+                        (y1 - y0) * scale[1],
                         fill=False,
                         edgecolor="lime",
                         lw=1,
                         ls="--",
                     )
                 )
-            ax.set_xlim(-0.5, width - 0.5)
-            ax.set_ylim(height - 0.5, -0.5)
-            if c == 0:
-                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    _label_rows(ax, list(thetas), tile)
     return _save(figure, path)
 
 
@@ -206,27 +204,43 @@ def _figure() -> tuple[Figure, object]:
     return figure, figure.add_subplot()
 
 
-def _grid_figure(rows: int, columns: int) -> tuple[Figure, np.ndarray]:
+_GAP = 2  # mosaic pixels between pictures
+
+
+def _mosaic(rows: list[np.ndarray], columns: int, tile: int) -> np.ndarray:
+    """One RGB picture ``(rows·tile, columns·tile, 3)`` of ``(k, C, h, w)`` stacks, each
+    enlarged to ``tile × tile`` by nearest neighbour (one imshow is far cheaper than one
+    axes per picture); values clipped to [0, 1], gaps mid-grey."""
+    step = tile + _GAP
+    mosaic = np.full((len(rows) * step - _GAP, columns * step - _GAP, 3), 0.5, np.float32)
+    for r, images in enumerate(rows):
+        for c in range(min(columns, len(images))):
+            image = np.clip(np.asarray(images[c], dtype=np.float32), 0.0, 1.0)
+            rgb = np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image[:3]
+            rows_idx = np.arange(tile) * rgb.shape[1] // tile
+            cols_idx = np.arange(tile) * rgb.shape[2] // tile
+            enlarged = rgb[:, rows_idx][:, :, cols_idx]
+            mosaic[r * step : r * step + tile, c * step : c * step + tile] = enlarged.transpose(
+                1, 2, 0
+            )
+    return mosaic
+
+
+def _grid_figure(rows: int, columns: int, mosaic: np.ndarray) -> tuple[Figure, object]:
     size = grid_size(rows, columns)
     figure = Figure(figsize=size, dpi=DPI)
     FigureCanvasAgg(figure)
-    axes = figure.subplots(rows, columns, squeeze=False)
-    figure.subplots_adjust(
-        left=LABEL_WIDTH / size[0], right=0.99, top=0.98, bottom=0.02, wspace=0.05, hspace=0.05
-    )
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    return figure, axes
+    left = LABEL_WIDTH / size[0]
+    ax = figure.add_axes((left, 0.02, 0.99 - left, 0.96))
+    ax.imshow(mosaic, interpolation="nearest", aspect="equal")
+    ax.set_axis_off()
+    return figure, ax
 
 
-def _show(ax: object, image: np.ndarray) -> None:
-    """Show a ``(C, H, W)`` picture: grey for one channel, RGB for three, clipped to [0, 1]."""
-    image = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
-    if image.shape[0] == 1:
-        ax.imshow(image[0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-    else:
-        ax.imshow(np.moveaxis(image[:3], 0, -1), interpolation="nearest")
+def _label_rows(ax: object, names: list[str], tile: int) -> None:
+    for r, name in enumerate(names):
+        y = r * (tile + _GAP) + tile / 2
+        ax.text(-tile * 0.08, y, str(name), ha="right", va="center", fontsize=8)
 
 
 def _save(figure: Figure, path: str | os.PathLike) -> Path:
