@@ -169,7 +169,7 @@ def _problems_section(
     if not failed.empty:
         shown = failed[["dataset", "reducer", "classifier", "seed", "status", "error"]].copy()
         shown["error"] = shown["error"].map(_one_line)
-        lines += ["## Failed and unfinished runs", "", shown.to_markdown(index=False), ""]
+        lines += ["## Failed runs", "", shown.to_markdown(index=False), ""]
     if not grid.missing.empty:
         lines += [
             "## Missing runs",

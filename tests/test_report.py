@@ -55,7 +55,7 @@ def test_report_stitches_config_tables_figures_and_problems(tmp_path):
         "epochs `3`",
         "## Results",
         "paired t-test",
-        "## Failed and unfinished runs",
+        "## Failed runs",
         "pool_avg cannot reach 48 from 100 second line",
         "## Missing runs",
         "9 record(s) read",
