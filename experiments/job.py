@@ -19,6 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.tracking import open_tracker
 from stn.data.prepare import DatasetSpec, prepare_data
 from stn.environment import describe_environment, resolve_device
+from stn.example_files import examples_path
+from stn.examples import try_save_examples
 from stn.models import build_classifier, count_parameters
 from stn.reducers import build_reducer, reduce_batch
 from stn.results import new_record, ok_run_ids, write_record
@@ -120,6 +122,8 @@ def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: 
         on_epoch_end=lambda entry: tracker.log(entry),
     )
     record["metrics"] = metrics
+    example_file = examples_path(config["results_dir"], record["run_id"])
+    record["examples"] = try_save_examples(model.reducer, next(data.test.batches()), example_file)
     record["throughput"] = measure_reducer(model, data, device, config["throughput"])
 
 

@@ -1,38 +1,131 @@
 """Build the comparison report of a sweep folder and print its table.
 
     python scripts/report.py results/compare
+    python scripts/report.py results/compare --wandb      # also push table + figures
 
-Exit code 0 when every record was read, 1 when some were skipped or runs failed,
-2 when the folder has no records at all.
+Writes <sweep>/report.md, <sweep>/tables/summary.{md,tex,csv} and <sweep>/figures/*.png.
+Works on a partial sweep (jobs still running or failed) and says how complete it is.
+
+exit codes:
+  0  every record read, every run ok, no (dataset, reducer, classifier, seed) missing
+  1  report written, but some runs failed / are unfinished / are missing from the grid
+  2  no readable records: the folder or its records/ subfolder is missing or empty
+  3  report written, but some record files were skipped (not JSON, other schema
+     version, unreadable); they are named on stderr and in report.md
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import math
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from stn.report import write_report
-from stn.results import records_dir
+if __package__ in (None, ""):
+    # Run as `python scripts/report.py` from a checkout that is not pip-installed.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stn.report import Report, write_report  # noqa: E402
+from stn.results import records_dir  # noqa: E402
+
+EXIT_OK, EXIT_INCOMPLETE, EXIT_NO_RECORDS, EXIT_SKIPPED = 0, 1, 2, 3
+
+log = logging.getLogger("report")
+
+
+def exit_code(report: Report) -> int:
+    if report.runs.empty:
+        return EXIT_NO_RECORDS
+    if report.skipped:
+        return EXIT_SKIPPED
+    return EXIT_OK if report.completeness.complete else EXIT_INCOMPLETE
+
+
+def push_to_wandb(report: Report, sweep_name: str, project: str = "stn-bench") -> bool:
+    """Log the summary table and the figures to one wandb run; never raises or blocks.
+
+    The mode comes from ``WANDB_MODE`` (default ``offline``; sync later with
+    ``wandb sync``). Returns whether the run finished.
+    """
+    os.environ.setdefault("WANDB_ERROR_REPORTING", "false")  # offline: no network look-up
+    os.environ.setdefault("WANDB_SILENT", "true")
+    try:
+        import wandb
+
+        table = report.table
+        rows = [[_plain(v) for v in row] for row in table.itertuples(index=False)]
+        with wandb.init(
+            project=project,
+            mode=os.environ.get("WANDB_MODE", "offline"),
+            name=f"report-{sweep_name}",
+            job_type="report",
+            config={"sweep": sweep_name, "records": len(report.runs)},
+        ) as run:
+            logged: dict[str, Any] = {
+                "summary": wandb.Table(columns=list(table.columns), data=rows)
+            }
+            for caption, path in report.figures.items():
+                logged[f"figures/{path.stem}"] = wandb.Image(str(path), caption=caption)
+            run.log(logged)
+            run.summary.update(
+                {
+                    "ok": report.completeness.ok,
+                    "failed": report.completeness.failed,
+                    "expected": report.completeness.expected,
+                }
+            )
+        return True
+    except Exception as err:  # noqa: BLE001 - the local report is written; wandb is extra
+        log.warning("wandb push failed (%s); the local report is unaffected", err)
+        return False
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        epilog=__doc__.split("\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("sweep_dir", type=Path, help="a sweep folder, e.g. results/compare")
+    parser.add_argument(
+        "--wandb",
+        action="store_true",
+        help="push the summary table and figures to a wandb run "
+        "(mode from WANDB_MODE, default offline)",
+    )
+    parser.add_argument(
+        "--no-figures", action="store_true", help="tables only (faster; no PNGs written)"
+    )
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     if not records_dir(args.sweep_dir).is_dir():
         print(
             f"error: {args.sweep_dir} has no records/ folder; pass a sweep folder such as "
             "results/compare (run a sweep first: python -m experiments.run experiment=compare)",
             file=sys.stderr,
         )
-        return 2
-    report = write_report(args.sweep_dir)
+        return EXIT_NO_RECORDS
+    report = write_report(args.sweep_dir, with_figures=not args.no_figures)
     print(report.table_markdown)
     print(f"\nreport: {report.path}  ({report.summary_line})")
     for skipped in report.skipped:
         print(f"skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
-    return 1 if report.skipped or not report.failed.empty else 0
+    if report.runs.empty:
+        print(f"error: no readable records in {records_dir(args.sweep_dir)}", file=sys.stderr)
+    if args.wandb:
+        push_to_wandb(report, args.sweep_dir.name)
+    return exit_code(report)
 
 
 if __name__ == "__main__":

@@ -1,72 +1,321 @@
-"""Tables (and, later, figures) from a sweep's records; never re-runs anything."""
+"""``report.md`` of a sweep folder: what was run, tables, figures, what failed or is missing.
+
+Reads the records (and the per-run example pictures, when present) and never re-runs
+anything; works on a partial sweep and on records with fields it does not know.
+
+Layout written under the sweep folder::
+
+    report.md                 the report (links to everything below)
+    tables/summary.{md,tex,csv}
+    figures/*.png
+"""
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from stn.results import SkippedRecord, load_records, records_to_frame
+from stn import figures
+from stn.collect import Completeness, completeness, curves_frame, runs_frame
+from stn.example_files import examples_path, load_examples
+from stn.results import SkippedRecord, load_records
+from stn.stats import BASELINE, SIGNIFICANCE_TEST, summarise
+from stn.tables import to_markdown, write_tables
+
+log = logging.getLogger(__name__)
 
 REPORT_NAME = "report.md"
+FIGURES_SUBDIR = "figures"
+TABLES_SUBDIR = "tables"
+PLOT_THROUGHPUT = "tp_reducer_images_per_s"
+ENVIRONMENT_VERSIONS = ("python", "torch", "numpy", "stn_bench", "git_commit")
+ENVIRONMENT_MACHINE = ("cpu", "cpu_count", "torch_threads", "device", "gpu", "cuda")
 
 
 @dataclass(frozen=True)
 class Report:
     path: Path
-    table: pd.DataFrame
+    table: pd.DataFrame  # stn.stats.summarise: one row per (dataset, reducer, classifier)
     table_markdown: str
-    failed: pd.DataFrame
+    runs: pd.DataFrame  # one row per readable record
+    failed: pd.DataFrame  # runs whose status is not ok, with their error
     skipped: list[SkippedRecord]
+    completeness: Completeness
     summary_line: str
+    tables: dict[str, Path] = field(default_factory=dict)
+    figures: dict[str, Path] = field(default_factory=dict)  # caption → PNG
 
 
-def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, reducer, classifier): mean test accuracy over seeds, n and
-    the median reducer images/s, sorted by accuracy (best first)."""
-    ok = frame[frame["status"] == "ok"]
-    if ok.empty:
-        return pd.DataFrame(
-            columns=["dataset", "reducer", "classifier", "accuracy", "n", "reducer_img_s"]
-        )
-    grouped = ok.groupby(["dataset", "reducer", "classifier"], dropna=False)
-    table = grouped.agg(
-        accuracy=("test_accuracy", "mean"),
-        n=("test_accuracy", "size"),
-        reducer_img_s=("tp_reducer_images_per_s", "median"),
-    ).reset_index()
-    return table.sort_values("accuracy", ascending=False, ignore_index=True)
+def comparison_table(runs: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
+    """Accuracy statistics over seeds, median throughput and the baseline comparison."""
+    return summarise(runs, baseline)
 
 
-def format_markdown(table: pd.DataFrame) -> str:
-    shown = table.copy()
-    shown["accuracy"] = shown["accuracy"].map(lambda v: f"{100 * v:.1f} %")
-    shown["reducer_img_s"] = shown["reducer_img_s"].map(lambda v: f"{v:,.0f}")
-    shown = shown.rename(columns={"accuracy": "test accuracy", "reducer_img_s": "reducer images/s"})
-    return shown.to_markdown(index=False)
-
-
-def write_report(sweep_dir: str | os.PathLike) -> Report:
-    """Read every record of ``sweep_dir`` and write ``report.md`` beside them."""
+def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Report:
+    """Read every record of ``sweep_dir`` and write ``report.md``, tables and figures."""
     sweep_dir = Path(sweep_dir)
     records, skipped = load_records(sweep_dir)
-    frame = records_to_frame(records)
-    if frame.empty:
-        frame = pd.DataFrame(columns=["status", "reducer", "dataset", "classifier", "error"])
-    table = comparison_table(frame)
-    failed = frame[frame["status"] != "ok"][["reducer", "dataset", "classifier", "error"]]
-    markdown = format_markdown(table) if not table.empty else "(no ok runs yet)"
-    summary = f"{int((frame['status'] == 'ok').sum())} ok, {len(failed)} failed"
+    runs = runs_frame(records)
+    table = comparison_table(runs)
+    grid = completeness(runs)
+    failed = runs[runs["status"] != "ok"]
+    table_paths = write_tables(table, sweep_dir / TABLES_SUBDIR)
+    figure_paths, figure_errors = (
+        _write_figures(sweep_dir, records, table) if with_figures else ({}, {})
+    )
+    markdown = to_markdown(table)
+    summary = grid.line()
     if skipped:
-        summary += f", {len(skipped)} unreadable record(s) skipped"
-    lines = [f"# Sweep report: {sweep_dir.name}", "", summary, "", markdown, ""]
-    if not failed.empty:
-        lines += ["## Failed runs", "", failed.to_markdown(index=False), ""]
-    if skipped:
-        lines += ["## Skipped records", ""] + [f"- `{s.path}`: {s.reason}" for s in skipped]
+        summary += f", {len(skipped)} unreadable record file(s) skipped"
+
+    lines = [f"# Sweep report: {sweep_dir.name}", "", f"**{summary}.**", ""]
+    lines += _config_section(records)
+    lines += ["## Results", "", markdown, ""]
+    lines += [
+        f"Test accuracy: mean over seeds ± half-width of the 95 % Student-t confidence "
+        f"interval; std and n over seeds; throughput: median over seeds. "
+        f"Best value per column in bold (per dataset and classifier). "
+        f"`vs {BASELINE}`: {SIGNIFICANCE_TEST}.",
+        "",
+        "Also as "
+        + ", ".join(f"[{k}]({p.relative_to(sweep_dir)})" for k, p in table_paths.items())
+        + " (the CSV has every column, unrounded).",
+        "",
+    ]
+    if figure_paths:
+        lines += ["## Figures", ""]
+        for caption, path in figure_paths.items():
+            lines += [f"### {caption}", "", f"![{caption}]({path.relative_to(sweep_dir)})", ""]
+    if figure_errors:
+        lines += ["## Figures that could not be drawn", ""]
+        lines += [f"- {caption}: {error}" for caption, error in figure_errors.items()] + [""]
+    lines += _problems_section(failed, grid, skipped)
+    lines += [
+        "---",
+        f"{len(records)} record(s) read from `{sweep_dir / 'records'}`"
+        + (f", {len(skipped)} skipped" if skipped else "")
+        + ".",
+    ]
     sweep_dir.mkdir(parents=True, exist_ok=True)
     path = sweep_dir / REPORT_NAME
     path.write_text("\n".join(lines) + "\n")
-    return Report(path, table, markdown, failed, skipped, summary)
+    return Report(
+        path=path,
+        table=table,
+        table_markdown=markdown,
+        runs=runs,
+        failed=failed,
+        skipped=skipped,
+        completeness=grid,
+        summary_line=summary,
+        tables=table_paths,
+        figures=figure_paths,
+    )
+
+
+def _config_section(records: list[dict[str, Any]]) -> list[str]:
+    if not records:
+        return ["No records yet.", ""]
+    configs = [r.get("config") or {} for r in records]
+    environments = [r.get("environment") or {} for r in records]
+
+    def distinct(values: list[Any]) -> str:
+        seen = sorted({_plain(v) for v in values if v is not None}, key=str)
+        return ", ".join(f"`{v}`" for v in seen) if seen else "—"
+
+    def section_values(section: str, key: str) -> str:
+        return distinct(
+            [(c.get(section) or {}).get(key) for c in configs if isinstance(c.get(section), dict)]
+        )  # noqa: E501
+
+    lines = ["## What was run", ""]
+    lines.append(f"- datasets: {section_values('dataset', 'name')}")
+    for key in ("canvas_size", "clutter", "limit_train", "limit_test"):
+        if any((c.get("dataset") or {}).get(key) is not None for c in configs):
+            lines.append(f"  - {key}: {section_values('dataset', key)}")
+    lines.append(f"- reducers: {section_values('reducer', 'name')}")
+    lines.append(f"- classifiers: {section_values('classifier', 'name')}")
+    lines.append(f"- seeds: {distinct([c.get('seed') for c in configs])}")
+    lines.append(f"- output size: {distinct([c.get('output_size') for c in configs])}")
+    trainer_keys = sorted({k for c in configs for k in (c.get("trainer") or {})})
+    trainer = "; ".join(f"{k} {section_values('trainer', k)}" for k in trainer_keys)
+    lines.append(f"- trainer: {trainer or '—'}")
+    versions = "; ".join(
+        f"{k} {distinct([e.get(k) for e in environments])}" for k in ENVIRONMENT_VERSIONS
+    )
+    machine = "; ".join(
+        f"{k} {distinct([e.get(k) for e in environments])}"
+        for k in ENVIRONMENT_MACHINE
+        if any(e.get(k) is not None for e in environments)
+    )
+    lines.append(f"- versions: {versions}")
+    lines.append(f"- machine: {machine or '—'}")
+    return [*lines, ""]
+
+
+def _problems_section(
+    failed: pd.DataFrame, grid: Completeness, skipped: list[SkippedRecord]
+) -> list[str]:
+    lines: list[str] = []
+    if not failed.empty:
+        shown = failed[["dataset", "reducer", "classifier", "seed", "status", "error"]].copy()
+        shown["error"] = shown["error"].map(_one_line)
+        lines += ["## Failed runs", "", shown.to_markdown(index=False), ""]
+    if not grid.missing.empty:
+        lines += [
+            "## Missing runs",
+            "",
+            "Cells of the grid (every dataset × reducer × classifier × seed seen in the "
+            "records) with no record: still running, not launched, or died before writing.",
+            "",
+            grid.missing.to_markdown(index=False),
+            "",
+        ]
+    if skipped:
+        lines += ["## Skipped record files", ""]
+        lines += [f"- `{s.path}`: {s.reason}" for s in skipped] + [""]
+    return lines
+
+
+FigurePlan = list[tuple[str, Callable[[], Path]]]
+
+
+def _write_figures(
+    sweep_dir: Path, records: list[dict[str, Any]], table: pd.DataFrame
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """Draw every figure the data allows; one that fails is reported, not fatal."""
+    folder = sweep_dir / FIGURES_SUBDIR
+    plan = _plot_figures(records, table, folder) + _example_figures(
+        sweep_dir, records, table, folder
+    )
+    written: dict[str, Path] = {}
+    errors: dict[str, str] = {}
+    for caption, draw in plan:
+        try:
+            written[caption] = draw()
+        except Exception as err:  # noqa: BLE001 - odd data must not cost the whole report
+            log.warning("figure %r failed: %s", caption, err)
+            errors[caption] = f"{type(err).__name__}: {err}"
+    return written, errors
+
+
+def _plot_figures(records: list[dict[str, Any]], table: pd.DataFrame, folder: Path) -> FigurePlan:
+    plan: FigurePlan = []
+    curves = curves_frame(records)
+    for (dataset, classifier), block in table.groupby(["dataset", "classifier"], dropna=False):
+        where = f"{dataset}, {classifier}"
+        stem = _slug(f"{dataset}_{classifier}")
+        if PLOT_THROUGHPUT in block and block[PLOT_THROUGHPUT].notna().any():
+            plan.append(
+                (
+                    f"Accuracy vs reducer throughput ({where})",
+                    partial(
+                        figures.plot_accuracy_vs_throughput,
+                        block,
+                        folder / f"pareto_{stem}.png",
+                        PLOT_THROUGHPUT,
+                    ),
+                )
+            )
+        if "reducer_kind" in block:
+            stn_rows = block[(block["reducer_kind"] == "stn") & block["kernel"].notna()]
+            if not stn_rows.empty:
+                plan.append(
+                    (
+                        f"Accuracy per STN sampling kernel, plain vs anti-aliased ({where})",
+                        partial(
+                            figures.plot_kernel_accuracy, stn_rows, folder / f"kernels_{stem}.png"
+                        ),
+                    )
+                )
+        if not curves.empty:
+            mine = curves[(curves["dataset"] == dataset) & (curves["classifier"] == classifier)]
+            if not mine.empty:
+                plan.append(
+                    (
+                        f"Learning curves ({where})",
+                        partial(figures.plot_learning_curves, mine, folder / f"curves_{stem}.png"),
+                    )
+                )
+    return plan
+
+
+def _example_figures(
+    sweep_dir: Path, records: list[dict[str, Any]], table: pd.DataFrame, folder: Path
+) -> FigurePlan:
+    """Example grid and STN sampling regions per dataset, from the runs' ``.npz`` files;
+    runs without a file are left out of the picture."""
+    plan: FigurePlan = []
+    order = {name: i for i, name in enumerate(table["reducer"])} if not table.empty else {}
+    ok = [r for r in records if r.get("status") == "ok" and r.get("run_id")]
+    ok.sort(key=lambda r: (str((r.get("config") or {}).get("seed")), str(r.get("run_id"))))
+    for dataset in sorted({_name(r, "dataset") for r in ok}, key=str):
+        inputs, boxes = None, None
+        outputs: dict[str, np.ndarray] = {}
+        thetas: dict[str, np.ndarray] = {}
+        for record in sorted(ok, key=lambda r: order.get(_name(r, "reducer"), len(order))):
+            reducer = _name(record, "reducer")
+            if _name(record, "dataset") != dataset or str(reducer) in outputs:
+                continue
+            arrays = load_examples(examples_path(sweep_dir, record["run_id"]))
+            if arrays is None:
+                continue
+            if inputs is None:
+                inputs, boxes = arrays["inputs"], arrays.get("boxes")
+            elif not np.array_equal(arrays["inputs"], inputs):
+                continue  # another test set under the same dataset name (overridden options)
+            outputs[str(reducer)] = arrays["outputs"]
+            if "theta" in arrays:
+                thetas[str(reducer)] = arrays["theta"]
+        if inputs is None:
+            continue
+        stem = _slug(str(dataset))
+        plan.append(
+            (
+                f"What each reducer makes of the same test images ({dataset})",
+                partial(
+                    figures.plot_example_grid, inputs, outputs, folder / f"examples_{stem}.png"
+                ),
+            )
+        )
+        if thetas:
+            plan.append(
+                (
+                    f"STN sampling regions on the input ({dataset})",
+                    partial(
+                        figures.plot_sampling_regions,
+                        inputs,
+                        thetas,
+                        folder / f"regions_{stem}.png",
+                        boxes,
+                    ),
+                )
+            )
+    return plan
+
+
+def _name(record: dict[str, Any], section: str) -> Any:
+    value = (record.get("config") or {}).get(section)
+    return value.get("name") if isinstance(value, dict) else None
+
+
+def _plain(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _one_line(error: Any) -> str:
+    text = "" if error is None or (isinstance(error, float) and np.isnan(error)) else str(error)
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "all"

@@ -41,6 +41,10 @@ def test_smoke_sweep_writes_two_ok_records_and_a_two_row_table(tmp_path):
     assert len(table_rows) == 2
     report = (out / "report.md").read_text()
     assert "resize_bilinear" in report and "pool_avg" in report
+    assert sorted(p.stem for p in (out / "examples").glob("*.npz")) == sorted(
+        r["run_id"] for r in records
+    )
+    assert "![What each reducer makes of the same test images" in report
 
     # Relaunching over the same folder resumes: nothing is rerun or duplicated.
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / "records").iterdir()}

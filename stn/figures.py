@@ -1,0 +1,250 @@
+"""Report figures as PNG files (matplotlib's object API on the Agg canvas, no pyplot).
+
+Every function takes plain data (the summary table, the curves frame, example arrays),
+writes one PNG of a known pixel size (``figsize × DPI``, no tight bounding box) and
+returns its path. Nothing here reads records or re-runs anything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Polygon, Rectangle
+
+DPI = 100
+PLOT_SIZE = (8.0, 5.0)  # inches: the Pareto, kernel and learning-curve figures
+TILE = 1.3  # inches per picture in the example grids
+LABEL_WIDTH = 1.6  # inches for the row labels of the example grids
+
+# Output corners in normalised coordinates, in drawing order.
+_CORNERS = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
+
+
+def pareto_front(x: Sequence[float], y: Sequence[float]) -> list[int]:
+    """Indices of the points no other point beats on both ``x`` and ``y`` (both larger is
+    better), ordered by ``x``; NaN points are never on the front."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    valid = [i for i in range(len(x)) if np.isfinite(x[i]) and np.isfinite(y[i])]
+    front, best_y = [], -np.inf
+    for i in sorted(valid, key=lambda i: (-x[i], -y[i])):
+        if y[i] > best_y:
+            front.append(i)
+            best_y = y[i]
+    return sorted(front, key=lambda i: x[i])
+
+
+def sampling_quadrilateral(theta: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Where an affine STN's output lands on its ``height × width`` input.
+
+    ``theta`` ``(2, 3)`` maps output coordinates to input coordinates, both normalised
+    to [-1, 1] (``F.affine_grid``). The output's outer corners (±1) map to
+    ``theta @ [x, y, 1]``; with ``align_corners=False`` normalised -1 and +1 are the
+    outer edges of the first and last pixel, i.e. pixel coordinates -0.5 and size-0.5
+    (pixel centres at integers, as ``imshow`` draws them). Returns ``(4, 2)`` (x, y).
+    """
+    theta = np.asarray(theta, dtype=float).reshape(2, 3)
+    homogeneous = np.hstack([_CORNERS, np.ones((4, 1))])
+    normalised = homogeneous @ theta.T  # (4, 2): x, y in [-1, 1] when inside
+    scale = np.array([width, height], dtype=float)
+    return ((normalised + 1) * scale - 1) / 2
+
+
+def plot_accuracy_vs_throughput(
+    table: pd.DataFrame, path: str | os.PathLike, throughput: str = "tp_reducer_images_per_s"
+) -> Path:
+    """Mean test accuracy (with 95 % CI) against median reducer images/s, one point per
+    reducer, the Pareto front drawn through the points no other reducer beats on both."""
+    figure, ax = _figure()
+    data = table.dropna(subset=["accuracy_mean", throughput]).reset_index(drop=True)
+    x, y = data[throughput].to_numpy(float), 100 * data["accuracy_mean"].to_numpy(float)
+    error = 100 * data["accuracy_ci95"].fillna(0).to_numpy(float)
+    ax.errorbar(x, y, yerr=error, fmt="o", color="tab:blue", ecolor="0.6", capsize=3)
+    front = pareto_front(x, y)
+    ax.plot(x[front], y[front], "-", color="tab:red", label="Pareto front")
+    for i, name in enumerate(data["reducer"]):
+        weight = "bold" if i in front else "normal"
+        ax.annotate(
+            str(name),
+            (x[i], y[i]),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=8,
+            fontweight=weight,
+        )
+    if len(x) and (x > 0).all():
+        ax.set_xscale("log")
+    label = throughput.removeprefix("tp_").replace("_images_per_s", " images/s").replace("_", " ")
+    ax.set_xlabel(f"{label} (median over seeds, log scale)")
+    ax.set_ylabel("test accuracy, % (mean ± 95 % CI)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower left")
+    return _save(figure, path)
+
+
+def plot_kernel_accuracy(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Test accuracy per STN sampling kernel, plain vs anti-aliased bars with 95 % CI.
+
+    ``table`` holds the summary rows of STN reducers with ``kernel`` and ``antialias``.
+    """
+    figure, ax = _figure()
+    kernels = sorted(table["kernel"].dropna().astype(str).unique())
+    positions = np.arange(len(kernels))
+    width = 0.38
+    for offset, antialias, label, color in (
+        (-width / 2, False, "plain", "tab:blue"),
+        (width / 2, True, "anti-aliased", "tab:orange"),
+    ):
+        rows = table[table["antialias"].astype(bool) == antialias]
+        by_kernel = rows.groupby(rows["kernel"].astype(str))
+        means = by_kernel["accuracy_mean"].mean().reindex(kernels)
+        errors = by_kernel["accuracy_ci95"].mean().reindex(kernels).fillna(0)
+        ax.bar(
+            positions + offset,
+            100 * means.to_numpy(float),
+            width,
+            yerr=100 * errors,
+            capsize=3,
+            label=label,
+            color=color,
+        )
+    ax.set_xticks(positions, kernels)
+    ax.set_xlabel("STN sampling kernel")
+    ax.set_ylabel("test accuracy, % (mean ± 95 % CI)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend()
+    return _save(figure, path)
+
+
+def plot_learning_curves(curves: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Test accuracy and training loss per epoch, one line per reducer (mean over seeds)."""
+    figure = Figure(figsize=PLOT_SIZE, dpi=DPI)
+    FigureCanvasAgg(figure)
+    accuracy_ax, loss_ax = figure.subplots(1, 2)
+    for reducer, rows in curves.groupby("reducer", sort=True):
+        mean = rows.groupby("epoch")[["test_accuracy", "train_loss"]].mean(numeric_only=True)
+        accuracy_ax.plot(mean.index, 100 * mean["test_accuracy"], marker=".", label=str(reducer))
+        loss_ax.plot(mean.index, mean["train_loss"], marker=".", label=str(reducer))
+    accuracy_ax.set(xlabel="epoch", ylabel="test accuracy, %", title="held-out accuracy")
+    loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="training loss")
+    for ax in (accuracy_ax, loss_ax):
+        ax.grid(True, alpha=0.3)
+    accuracy_ax.legend(fontsize=7)
+    figure.subplots_adjust(wspace=0.3)
+    return _save(figure, path)
+
+
+def grid_size(rows: int, columns: int) -> tuple[float, float]:
+    """Inches of an example grid with ``rows × columns`` pictures."""
+    return (LABEL_WIDTH + TILE * columns, TILE * rows + 0.3)
+
+
+def plot_example_grid(
+    inputs: np.ndarray, outputs: dict[str, np.ndarray], path: str | os.PathLike
+) -> Path:
+    """The same test inputs ``(k, C, H, W)`` (first row) and each reducer's output
+    ``(k, C, h, w)`` (one row per reducer, named on the left), every picture shown at
+    the same size with nearest-neighbour enlargement so a reducer's pixels stay visible."""
+    rows = [("input", inputs.astype(np.float32) / 255.0), *outputs.items()]
+    tile = max(int(images.shape[-1]) for _, images in rows)
+    mosaic = _mosaic([images for _, images in rows], len(inputs), tile)
+    figure, ax = _grid_figure(len(rows), len(inputs), mosaic)
+    _label_rows(ax, [name for name, _ in rows], tile)
+    return _save(figure, path)
+
+
+def plot_sampling_regions(
+    inputs: np.ndarray,
+    thetas: dict[str, np.ndarray],
+    path: str | os.PathLike,
+    boxes: np.ndarray | None = None,
+) -> Path:
+    """Each STN's learned sampling region (quadrilateral of θ ``(k, 2, 3)``) drawn on the
+    inputs ``(k, C, H, W)``, one row per STN; the true object box dashed when known."""
+    columns = len(inputs)
+    height, width = inputs.shape[-2:]
+    tile = max(height, width)
+    images = inputs.astype(np.float32) / 255.0
+    mosaic = _mosaic([images] * len(thetas), columns, tile)
+    figure, ax = _grid_figure(len(thetas), columns, mosaic)
+    scale = np.array([tile / width, tile / height])
+    for r, theta in enumerate(thetas.values()):
+        for c in range(min(columns, len(theta))):
+            origin = np.array([c * (tile + _GAP), r * (tile + _GAP)])
+            # input pixel coords (edges at -0.5) → mosaic coords (same convention)
+            corners = (sampling_quadrilateral(theta[c], height, width) + 0.5) * scale - 0.5
+            ax.add_patch(
+                Polygon(corners + origin, closed=True, fill=False, edgecolor="red", lw=1.5)
+            )
+            if boxes is not None and c < len(boxes):
+                x0, y0, x1, y1 = np.asarray(boxes[c], dtype=float)
+                ax.add_patch(
+                    Rectangle(
+                        origin + np.array([x0, y0]) * scale - 0.5,
+                        (x1 - x0) * scale[0],
+                        (y1 - y0) * scale[1],
+                        fill=False,
+                        edgecolor="lime",
+                        lw=1,
+                        ls="--",
+                    )
+                )
+    _label_rows(ax, list(thetas), tile)
+    return _save(figure, path)
+
+
+def _figure() -> tuple[Figure, object]:
+    figure = Figure(figsize=PLOT_SIZE, dpi=DPI)
+    FigureCanvasAgg(figure)
+    return figure, figure.add_subplot()
+
+
+_GAP = 2  # mosaic pixels between pictures
+
+
+def _mosaic(rows: list[np.ndarray], columns: int, tile: int) -> np.ndarray:
+    """One RGB picture ``(rows·tile, columns·tile, 3)`` of ``(k, C, h, w)`` stacks, each
+    enlarged to ``tile × tile`` by nearest neighbour (one imshow is far cheaper than one
+    axes per picture); values clipped to [0, 1], gaps mid-grey."""
+    step = tile + _GAP
+    mosaic = np.full((len(rows) * step - _GAP, columns * step - _GAP, 3), 0.5, np.float32)
+    for r, images in enumerate(rows):
+        for c in range(min(columns, len(images))):
+            image = np.clip(np.asarray(images[c], dtype=np.float32), 0.0, 1.0)
+            rgb = np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image[:3]
+            rows_idx = np.arange(tile) * rgb.shape[1] // tile
+            cols_idx = np.arange(tile) * rgb.shape[2] // tile
+            enlarged = rgb[:, rows_idx][:, :, cols_idx]
+            mosaic[r * step : r * step + tile, c * step : c * step + tile] = enlarged.transpose(
+                1, 2, 0
+            )
+    return mosaic
+
+
+def _grid_figure(rows: int, columns: int, mosaic: np.ndarray) -> tuple[Figure, object]:
+    size = grid_size(rows, columns)
+    figure = Figure(figsize=size, dpi=DPI)
+    FigureCanvasAgg(figure)
+    left = LABEL_WIDTH / size[0]
+    ax = figure.add_axes((left, 0.02, 0.99 - left, 0.96))
+    ax.imshow(mosaic, interpolation="nearest", aspect="equal")
+    ax.set_axis_off()
+    return figure, ax
+
+
+def _label_rows(ax: object, names: list[str], tile: int) -> None:
+    for r, name in enumerate(names):
+        y = r * (tile + _GAP) + tile / 2
+        ax.text(-tile * 0.08, y, str(name), ha="right", va="center", fontsize=8)
+
+
+def _save(figure: Figure, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=DPI, format="png")
+    return path

@@ -1,0 +1,148 @@
+"""The summary table as markdown (README, terminals), LaTeX (booktabs) and CSV.
+
+Markdown and LaTeX show a readable subset with the best value of each column marked
+(bold) within each (dataset, classifier) block; the CSV holds every column, unformatted,
+for further analysis.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from stn.stats import BASELINE
+
+TABLE_STEM = "summary"
+
+
+def throughput_columns(table: pd.DataFrame) -> list[str]:
+    """The ``tp_*`` columns worth showing: images/s medians and ratios (new figures and
+    ratio columns appear as other engineers add them)."""
+    return [
+        c
+        for c in table.columns
+        if c.startswith("tp_") and (c.endswith("_images_per_s") or "_ratio" in c)
+    ]
+
+
+def column_label(column: str) -> str:
+    """``tp_reducer_images_per_s`` → ``reducer images/s``."""
+    label = column.removeprefix("tp_").replace("_images_per_s", " images/s")
+    return label.replace("_", " ")
+
+
+def best_direction(column: str) -> str | None:
+    """``max``/``min`` when a column has an obvious better direction, else ``None``."""
+    if column in ("accuracy_mean",) or column.endswith("_images_per_s"):
+        return "max"
+    if column.endswith("_ms_median") or column.endswith("_seconds_median"):
+        return "min"
+    return None
+
+
+def best_mask(table: pd.DataFrame, column: str) -> pd.Series:
+    """True where ``column`` holds the best value of its (dataset, classifier) block."""
+    direction = best_direction(column)
+    values = pd.to_numeric(table[column], errors="coerce")
+    if direction is None or values.isna().all():
+        return pd.Series(False, index=table.index)
+    blocks = table[["dataset", "classifier"]].astype(str).agg("|".join, axis=1)
+    best = values.groupby(blocks).transform("max" if direction == "max" else "min")
+    return (values == best) & values.notna()
+
+
+def display_frame(
+    table: pd.DataFrame, bold: Callable[[str], str], escape: Callable[[str], str] = str
+) -> pd.DataFrame:
+    """Formatted strings for reading; ``bold`` marks the best value of each column."""
+    if table.empty:
+        return pd.DataFrame(columns=["dataset", "reducer", "classifier", "test accuracy"])
+    shown = pd.DataFrame(index=table.index)
+    for key in ("dataset", "reducer", "classifier"):
+        shown[key] = table[key].map(lambda v: escape(str(v)))
+    accuracy = [
+        escape(_percent(m, h))
+        for m, h in zip(table["accuracy_mean"], table["accuracy_ci95"], strict=True)
+    ]
+    shown["test accuracy (95 % CI)"] = _marked(accuracy, best_mask(table, "accuracy_mean"), bold)
+    shown["std"] = table["accuracy_std"].map(lambda v: _number(100 * v, ".1f"))
+    shown["n"] = table["n"].map(lambda v: _number(v, ".0f"))
+    for column in throughput_columns(table):
+        spec = ",.0f" if column.endswith("_images_per_s") else ".2f"
+        formatted = [_number(v, spec) for v in table[column]]
+        shown[column_label(column)] = _marked(formatted, best_mask(table, column), bold)
+    if "vs_baseline" in table:
+        shown[f"vs {BASELINE}"] = table["vs_baseline"].fillna("").map(lambda v: escape(str(v)))
+    return shown.reset_index(drop=True)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    shown = display_frame(table, bold=lambda s: f"**{s}**")
+    if shown.empty:
+        return "(no ok runs yet)"
+    return shown.to_markdown(index=False, disable_numparse=True)
+
+
+def to_latex(table: pd.DataFrame) -> str:
+    """A booktabs ``tabular`` (``\\toprule``/``\\midrule``/``\\bottomrule``)."""
+    shown = display_frame(table, bold=lambda s: f"\\textbf{{{s}}}", escape=latex_escape)
+    shown.columns = [latex_escape(c) for c in shown.columns]
+    # pdflatex without unicode packages chokes on these three.
+    for symbol, command in (("±", "$\\pm$"), ("≥", "$\\geq$"), ("—", "---")):
+        shown = shown.map(lambda s, a=symbol, b=command: s.replace(a, b))
+    align = "lll" + "r" * (len(shown.columns) - 3)
+    return shown.to_latex(index=False, escape=False, column_format=align[: len(shown.columns)])
+
+
+def write_tables(table: pd.DataFrame, folder: str | os.PathLike) -> dict[str, Path]:
+    """Write ``summary.md``, ``summary.tex`` and ``summary.csv`` into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "markdown": folder / f"{TABLE_STEM}.md",
+        "latex": folder / f"{TABLE_STEM}.tex",
+        "csv": folder / f"{TABLE_STEM}.csv",
+    }
+    paths["markdown"].write_text(to_markdown(table) + "\n")
+    paths["latex"].write_text(to_latex(table))
+    table.to_csv(paths["csv"], index=False)
+    return paths
+
+
+_LATEX_SPECIALS = re.compile(r"([&%$#_{}~^\\])")
+_LATEX_REPLACEMENTS = {
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    return _LATEX_SPECIALS.sub(
+        lambda m: _LATEX_REPLACEMENTS.get(m.group(1), "\\" + m.group(1)), text
+    )
+
+
+def _marked(values: list[str], mask: pd.Series, bold: Callable[[str], str]) -> list[str]:
+    return [bold(v) if best and v else v for v, best in zip(values, mask.tolist(), strict=True)]
+
+
+def _number(value: object, spec: str) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return ""
+    return "" if math.isnan(number) else format(number, spec)
+
+
+def _percent(mean: float, halfwidth: float) -> str:
+    if mean is None or math.isnan(float(mean)):
+        return ""
+    if halfwidth is None or math.isnan(float(halfwidth)):
+        return f"{100 * mean:.1f} %"
+    return f"{100 * mean:.1f} ± {100 * halfwidth:.1f} %"

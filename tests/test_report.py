@@ -1,0 +1,192 @@
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from report_records import make_record, write_all, write_examples_for
+
+from scripts import report as report_script
+from stn.report import write_report
+from stn.results import SCHEMA_VERSION
+
+
+def _sweep(tmp_path: Path) -> tuple[Path, list[dict]]:
+    records = []
+    for seed in (0, 1):
+        records.append(make_record("resize_bilinear", seed, 0.80 + seed / 100))
+        records.append(
+            make_record(
+                "stn_bicubic",
+                seed,
+                0.90 + seed / 100,
+                kind="stn",
+                reducer_options={"kernel": "bicubic", "antialias": False},
+            )
+        )
+        records.append(
+            make_record(
+                "stn_bicubic_aa",
+                seed,
+                0.92 + seed / 100,
+                kind="stn",
+                reducer_options={"kernel": "bicubic", "antialias": True},
+            )
+        )
+    records.append(make_record("pool_avg", 0, 0.85))  # seed 1 never ran: missing
+    records.append(make_record("pool_max", 0, None, status="failed"))
+    records.append(make_record("pool_max", 1, None, status="failed"))
+    write_all(records, tmp_path)
+    write_examples_for(records[0], tmp_path)
+    write_examples_for(records[1], tmp_path, theta=True)
+    return tmp_path, records
+
+
+def test_report_stitches_config_tables_figures_and_problems(tmp_path):
+    sweep, records = _sweep(tmp_path)
+    report = write_report(sweep)
+    text = report.path.read_text()
+    assert report.path == sweep / "report.md"
+    assert "7 ok, 2 failed of 10 expected runs (1 missing)" in text
+    for piece in (
+        "## What was run",
+        "seeds: `0`, `1`",
+        "torch `2.13.0`",
+        "epochs `3`",
+        "## Results",
+        "paired t-test",
+        "## Failed runs",
+        "pool_avg cannot reach 48 from 100 second line",
+        "## Missing runs",
+        "9 record(s) read",
+    ):
+        assert piece in text, piece
+    missing = report.completeness.missing
+    assert missing[["reducer", "seed"]].values.tolist() == [["pool_avg", 1]]
+    expected_figures = {
+        "pareto_digits_96_cnn.png",
+        "kernels_digits_96_cnn.png",
+        "curves_digits_96_cnn.png",
+        "examples_digits_96.png",
+        "regions_digits_96.png",
+    }
+    assert {p.name for p in report.figures.values()} == expected_figures
+    for path in report.figures.values():
+        assert path.stat().st_size > 0 and f"(figures/{path.name})" in text
+    for path in report.tables.values():
+        assert path.is_file() and f"({path.relative_to(sweep)})" in text
+
+
+def test_figures_without_their_data_are_left_out(tmp_path):
+    write_all([make_record("resize_bilinear", 0, 0.8)], tmp_path)  # no examples, no STN
+    report = write_report(tmp_path)
+    assert {p.name for p in report.figures.values()} == {
+        "pareto_digits_96_cnn.png",
+        "curves_digits_96_cnn.png",
+    }
+
+
+def test_corrupt_and_foreign_records_are_named_skipped_and_the_rest_reported(tmp_path):
+    sweep, _ = _sweep(tmp_path)
+    (sweep / "records" / "broken.json").write_text('{"schema_version": 1, "run')
+    (sweep / "records" / "future.json").write_text(
+        json.dumps({"schema_version": SCHEMA_VERSION + 1})
+    )
+    (sweep / "examples" / "garbage.npz").write_bytes(b"zip?")
+    report = write_report(sweep)
+    text = report.path.read_text()
+    assert "## Skipped record files" in text
+    assert "broken.json`: " in text and "not valid JSON" in text
+    assert "future.json`: " in text and "schema version" in text
+    assert len(report.runs) == 9 and "2 unreadable record file(s) skipped" in text
+    assert report_script.exit_code(report) == report_script.EXIT_SKIPPED
+
+
+def test_script_exit_codes_and_messages(tmp_path, capsys):
+    assert report_script.main([str(tmp_path / "nowhere")]) == report_script.EXIT_NO_RECORDS
+    assert "nowhere has no records/ folder" in capsys.readouterr().err
+
+    (tmp_path / "empty" / "records").mkdir(parents=True)
+    assert report_script.main([str(tmp_path / "empty")]) == report_script.EXIT_NO_RECORDS
+    assert "no readable records" in capsys.readouterr().err
+
+    complete = tmp_path / "complete"
+    write_all([make_record("resize_bilinear", s, 0.8) for s in (0, 1)], complete)
+    assert report_script.main([str(complete), "--no-figures"]) == report_script.EXIT_OK
+    assert "| digits_96 | resize_bilinear" in capsys.readouterr().out
+    assert not (complete / "figures").exists()
+
+    partial, _ = _sweep(tmp_path / "partial")
+    assert report_script.main([str(partial), "--no-figures"]) == report_script.EXIT_INCOMPLETE
+
+
+def test_help_documents_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        report_script.main(["--help"])
+    help_text = capsys.readouterr().out
+    assert "exit codes:" in help_text and "--wandb" in help_text and "skipped" in help_text
+
+
+def test_wandb_offline_run_gets_the_table_and_figures(tmp_path, monkeypatch):
+    wandb_dir = tmp_path / "wandb-home"
+    wandb_dir.mkdir()
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(wandb_dir))
+    monkeypatch.setenv("WANDB_ERROR_REPORTING", "false")
+    sweep, _ = _sweep(tmp_path / "sweep")
+    report = write_report(sweep)
+    assert report_script.push_to_wandb(report, "sweep")
+    runs = list((wandb_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    media = {p.name for p in (runs[0] / "files" / "media").rglob("*") if p.is_file()}
+    assert any(name.startswith("summary") and name.endswith(".table.json") for name in media)
+    assert sum(name.endswith(".png") for name in media) == len(report.figures)
+
+
+def test_wandb_failure_never_raises(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "not-a-mode")
+    write_all([make_record("resize_bilinear", 0, 0.8)], tmp_path)
+    report = write_report(tmp_path, with_figures=False)
+    assert report_script.push_to_wandb(report, "x") is False
+
+
+@pytest.mark.slow
+def test_a_25_record_sweep_reports_with_every_figure(tmp_path):
+    records = []
+    reducers = ["resize_bilinear", "pool_avg", "pool_max", "stn_bilinear", "stn_bilinear_aa"]
+    for reducer in reducers:
+        options = {"kernel": "bilinear", "antialias": reducer.endswith("aa")}
+        for seed in range(5):
+            record = make_record(
+                reducer,
+                seed,
+                0.8 + seed / 100,
+                kind=reducer[:3],
+                reducer_options=options,
+                epochs=10,
+            )
+            records.append(record)
+            write_examples_for(record, tmp_path, theta=reducer.startswith("stn"), k=6)
+    write_all(records, tmp_path)
+    started = time.perf_counter()
+    report = write_report(tmp_path)
+    print(
+        f"report of 25 records with {len(report.figures)} figures: "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+    assert len(report.runs) == 25 and report.completeness.complete
+    assert len(report.figures) == 5 and os.path.getsize(report.path) > 0
+
+
+def test_a_figure_that_fails_is_reported_and_the_rest_are_drawn(tmp_path, monkeypatch):
+    from stn import figures
+
+    def broken(*args, **kwargs):
+        raise ValueError("odd data")
+
+    monkeypatch.setattr(figures, "plot_learning_curves", broken)
+    write_all([make_record("resize_bilinear", 0, 0.8)], tmp_path)
+    report = write_report(tmp_path)
+    text = report.path.read_text()
+    assert "## Figures that could not be drawn" in text and "ValueError: odd data" in text
+    assert {p.name for p in report.figures.values()} == {"pareto_digits_96_cnn.png"}

@@ -1,0 +1,165 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from report_records import make_record
+
+from stn import figures
+from stn.collect import curves_frame, runs_frame
+from stn.stats import summarise
+from stn.tables import latex_escape, to_latex, to_markdown, write_tables
+
+
+@pytest.fixture(scope="module")
+def records():
+    spec = {
+        "resize_bilinear": ([0.80, 0.82, 0.84], 5000.0),
+        "pool_avg": ([0.85, 0.86, 0.87], 9000.0),
+        "stn_bilinear": ([0.90, 0.91, 0.92], 800.0),
+        "stn_bilinear_aa": ([0.93, 0.94, 0.95], 600.0),
+    }
+    out = []
+    for reducer, (accuracies, speed) in spec.items():
+        kind = "stn" if reducer.startswith("stn") else "resize"
+        options = (
+            {"kernel": "bilinear", "antialias": reducer.endswith("_aa")} if kind == "stn" else {}
+        )
+        for seed, accuracy in enumerate(accuracies):
+            out.append(
+                make_record(
+                    reducer, seed, accuracy, kind=kind, images_per_s=speed, reducer_options=options
+                )
+            )
+    out.append(make_record("other_ds", 0, 0.1, dataset="tiny", images_per_s=1.0))
+    return out
+
+
+@pytest.fixture(scope="module")
+def table(records):
+    return summarise(runs_frame(records))
+
+
+def _markdown_rows(text):
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+
+
+def test_markdown_marks_the_best_of_each_column_per_dataset(table):
+    rows = _markdown_rows(to_markdown(table))
+    assert len(rows) == len(table) == 5
+    assert [r[1] for r in rows[:4]] == [
+        "stn_bilinear_aa",
+        "stn_bilinear",
+        "pool_avg",
+        "resize_bilinear",
+    ]
+    bold_accuracy = [r[1] for r in rows if r[3].startswith("**")]
+    assert bold_accuracy == ["stn_bilinear_aa", "other_ds"]  # best of each dataset
+    bold_speed = [r[1] for r in rows if r[6].startswith("**")]
+    assert bold_speed == ["pool_avg", "other_ds"]
+    assert rows[0][3] == "**94.0 ± 2.5 %**"  # 0.01 std, t(2) = 4.303, 4.303*0.01/√3 = 0.0248
+
+
+def test_csv_reads_back_equal_to_the_table(table, tmp_path):
+    paths = write_tables(table, tmp_path)
+    back = pd.read_csv(paths["csv"])
+    assert list(back.columns) == list(table.columns)
+    numeric = table.select_dtypes("number").columns
+    pd.testing.assert_frame_equal(back[numeric], table[numeric], check_dtype=False)
+    assert back["vs_baseline"].tolist() == table["vs_baseline"].tolist()
+    assert paths["markdown"].read_text().strip() == to_markdown(table)
+
+
+def test_latex_is_a_booktabs_tabular_with_one_line_per_row(table, tmp_path):
+    text = write_tables(table, tmp_path)["latex"].read_text()
+    assert text == to_latex(table)
+    body = text.split("\\midrule")[1].split("\\bottomrule")[0].strip().splitlines()
+    header = text.split("\\toprule")[1].split("\\midrule")[0].strip()
+    assert "\\toprule" in text and text.strip().endswith("\\end{tabular}")
+    assert len(body) == len(table)
+    assert all(line.count("&") == header.count("&") for line in body)
+    assert "stn\\_bilinear\\_aa" in body[0] and "\\textbf{94.0 $\\pm$ 2.5 \\%}" in body[0]
+    assert "±" not in text and "_" not in text.replace("\\_", "")
+
+
+def test_latex_escape_handles_every_special_character():
+    assert latex_escape("a_b & 5% #1 {x} ~^\\") == (
+        "a\\_b \\& 5\\% \\#1 \\{x\\} \\textasciitilde{}\\textasciicircum{}\\textbackslash{}"
+    )
+
+
+def test_empty_table_says_so():
+    assert to_markdown(summarise(runs_frame([]))) == "(no ok runs yet)"
+
+
+def test_pareto_front_against_brute_force():
+    rng = np.random.default_rng(1)
+    x, y = rng.random(40), rng.random(40)
+    x[3], y[3] = np.nan, 2.0  # NaN never on the front
+    expected = [
+        i
+        for i in range(40)
+        if np.isfinite(x[i])
+        and not any(
+            (x[j] >= x[i]) and (y[j] >= y[i]) and (x[j] > x[i] or y[j] > y[i])
+            for j in range(40)
+            if np.isfinite(x[j])
+        )
+    ]
+    front = figures.pareto_front(x, y)
+    assert sorted(front) == sorted(expected)
+    assert list(x[front]) == sorted(x[front])
+
+
+def test_quadrilateral_of_identity_is_the_image_border():
+    corners = figures.sampling_quadrilateral(np.array([[1, 0, 0], [0, 1, 0]]), 60, 80)
+    assert corners.tolist() == [[-0.5, -0.5], [79.5, -0.5], [79.5, 59.5], [-0.5, 59.5]]
+
+
+def test_quadrilateral_agrees_with_affine_grid():
+    # Reference: F.affine_grid's outermost sample centres, extended by half a sample step,
+    # are the corners of the sampled region; converted to input pixels (align_corners=False).
+    theta = torch.tensor([[[0.4, -0.1, 0.2], [0.15, 0.5, -0.3]]], dtype=torch.float64)
+    height, width, out = 90, 70, 12
+    grid = F.affine_grid(theta, (1, 1, out, out), align_corners=False)[0]  # (h, w, 2)
+    step_x, step_y = grid[0, 1] - grid[0, 0], grid[1, 0] - grid[0, 0]
+    top_left = grid[0, 0] - step_x / 2 - step_y / 2
+    bottom_right = grid[-1, -1] + step_x / 2 + step_y / 2
+    scale = torch.tensor([width, height], dtype=torch.float64)
+    to_pixels = lambda p: (((p + 1) * scale - 1) / 2).numpy()  # noqa: E731
+    corners = figures.sampling_quadrilateral(theta[0].numpy(), height, width)
+    np.testing.assert_allclose(corners[0], to_pixels(top_left), atol=1e-9)
+    np.testing.assert_allclose(corners[2], to_pixels(bottom_right), atol=1e-9)
+
+
+def _png_size(path):
+    assert path.stat().st_size > 1000
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return image.size
+
+
+def test_figures_are_pngs_of_the_expected_size(table, records, tmp_path):
+    plot_px = (int(figures.PLOT_SIZE[0] * figures.DPI), int(figures.PLOT_SIZE[1] * figures.DPI))
+    block = table[table["dataset"] == "digits_96"]
+    assert _png_size(figures.plot_accuracy_vs_throughput(block, tmp_path / "p.png")) == plot_px
+    stn = block[block["reducer_kind"] == "stn"]
+    assert _png_size(figures.plot_kernel_accuracy(stn, tmp_path / "k.png")) == plot_px
+    curves = curves_frame(records)
+    assert _png_size(figures.plot_learning_curves(curves, tmp_path / "c.png")) == plot_px
+
+    inputs = np.zeros((5, 1, 96, 96), np.uint8)
+    outputs = {"a": np.zeros((5, 1, 48, 48)), "b": np.ones((5, 1, 48, 48))}
+    width, height = figures.grid_size(3, 5)
+    grid_px = (round(width * figures.DPI), round(height * figures.DPI))
+    assert _png_size(figures.plot_example_grid(inputs, outputs, tmp_path / "e.png")) == grid_px
+    thetas = {"stn": np.tile(np.eye(2, 3), (5, 1, 1))}
+    boxes = np.tile([[10.0, 10.0, 40.0, 40.0]], (5, 1))
+    path = figures.plot_sampling_regions(inputs, thetas, tmp_path / "r.png", boxes)
+    width, height = figures.grid_size(1, 5)
+    assert _png_size(path) == (round(width * figures.DPI), round(height * figures.DPI))
+    # the region's outline is drawn in red on the black input
+    pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    assert ((pixels[..., 0] > 200) & (pixels[..., 1] < 80)).any()
