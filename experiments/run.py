@@ -23,12 +23,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from experiments.job import run_job
 from experiments.outcomes import write_outcome
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> str:
+    # Imported here: torch takes seconds to load, and config errors should not wait for it.
+    from experiments.job import run_job
+
     outcome = run_job(cfg)
     hydra_cfg = HydraConfig.get()
     # The sweep's end-of-run callback reads these files, whatever process ran the job.
