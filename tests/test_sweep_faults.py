@@ -45,11 +45,13 @@ def app_env() -> dict[str, str]:
     return {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
 
 
-def run_app(*overrides: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_app(
+    *overrides: str, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         app_command(*overrides),
         cwd=ROOT,
-        env=app_env(),
+        env=env or app_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -277,9 +279,11 @@ def ok_records_of(out: Path) -> list[dict]:
 @pytest.mark.slow
 def test_a_joblib_sweep_of_two_runs_writes_ok_records_with_one_thread_per_worker(tmp_path):
     out = tmp_path / "joblib"
+    # joblib keeps an OMP_NUM_THREADS set by the caller; unset, it picks cores // n_jobs.
+    env = {k: v for k, v in app_env().items() if k != "OMP_NUM_THREADS"}
     proc = run_app(
         "-m", *TINY, "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-        f"results_dir={out}",
+        f"results_dir={out}", env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = ok_records_of(out)
