@@ -1,8 +1,10 @@
 """The body of one run, importable so that every Hydra launcher can pickle it.
 
-``run_job(cfg)``: skip if an ``ok`` record with the same run id exists (resume), else
-build data, reducer and classifier, train, evaluate, time, and write exactly one record,
-``ok`` or ``failed`` with the reason. A failure never escapes to take the sweep down.
+``run_job(cfg)``: check the results folder is writable, skip if an ``ok`` record with
+the same run id exists (resume), else build data, reducer and classifier, train,
+evaluate, time, and write exactly one record, ``ok`` or ``failed`` with the reason. A
+failure never escapes to take the sweep down; only an unwritable results folder does,
+because no record could say what happened.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.outcomes import JobOutcome
 from experiments.tracking import open_tracker
 from stn.data.prepare import DatasetSpec, prepare_data
-from stn.environment import describe_environment, resolve_device
+from stn.environment import describe_determinism, describe_environment, resolve_device
 from stn.example_files import examples_path
 from stn.examples import try_save_examples
 from stn.models import build_classifier, count_parameters
 from stn.reducers import build_reducer, reduce_batch
-from stn.results import new_record, ok_run_ids, write_record
+from stn.results import ensure_writable, is_ok, new_record, write_record
 from stn.throughput import measure
 from stn.train import ReducedClassifier, TrainSettings, fit, seed_everything
 
@@ -48,15 +51,17 @@ def dataset_spec(section: dict[str, Any]) -> DatasetSpec:
     return DatasetSpec(**section)
 
 
-def run_job(cfg: DictConfig) -> str:
-    """Run one configured job; returns ``ok``, ``failed`` or ``skipped``."""
+def run_job(cfg: DictConfig) -> JobOutcome:
+    """Run one configured job; its outcome says ``ok``, ``failed`` (why) or ``skipped``."""
     config = plain_config(cfg)
     sweep_dir = Path(config["results_dir"])
+    ensure_writable(sweep_dir)
     record = new_record(config, sweep=str(config["sweep"]))
-    if config.get("resume", True) and record["run_id"] in ok_run_ids(sweep_dir):
-        log.info("skipped %s: an ok record already exists in %s", record["run_id"], sweep_dir)
-        return "skipped"
+    run_id = record["run_id"]
     run_name = f"{config['reducer']['name']}-{config['dataset']['name']}-s{config['seed']}"
+    if config.get("resume", True) and is_ok(sweep_dir, run_id):
+        log.info("skipped %s (%s): an ok record already exists in %s", run_name, run_id, sweep_dir)
+        return JobOutcome("skipped", run_id, run_name)
     started = time.time()
     record["timing"]["started_at"] = started
     with open_tracker(config["logger"], run_name, config, group=str(config["sweep"])) as tracker:
@@ -68,12 +73,19 @@ def run_job(cfg: DictConfig) -> str:
             record["error"] = f"{type(err).__name__}: {err}"
             record["traceback"] = traceback.format_exc()
             log.error("run %s failed: %s", run_name, record["error"])
+        _release_gpu_memory()
         record["timing"]["finished_at"] = time.time()
         record["timing"]["duration_s"] = record["timing"]["finished_at"] - started
         path = write_record(record, sweep_dir)
         tracker.summary({"status": record["status"], **_scalar_metrics(record.get("metrics", {}))})
     log.info("%s %s → %s", record["status"], run_name, path)
-    return str(record["status"])
+    return JobOutcome(str(record["status"]), run_id, run_name, record["error"])
+
+
+def _release_gpu_memory() -> None:
+    # After a CUDA out-of-memory error the next job of this process needs the cache back.
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -85,6 +97,7 @@ def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: 
         torch.set_num_threads(int(config["threads"]))
     device = resolve_device(str(config["device"]))
     record["environment"] = describe_environment(device)
+    record["determinism"] = describe_determinism(device)
     seed = int(config["seed"])
     seed_everything(seed)
     trainer = dict(config["trainer"])

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,35 @@ class Tracker:
             self.run = None
 
 
+def _unusable_dir(folder: str | None) -> str | None:
+    """Why ``folder`` cannot hold wandb's files, or ``None`` when it can.
+
+    wandb itself falls back to a temporary folder without a word, where offline runs
+    are easily lost; saying so and tracking nothing is the clearer failure.
+    """
+    if folder is None:
+        return None
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"logger.dir {path} is not a usable folder ({err.strerror or err})"
+    if not os.access(path, os.W_OK):
+        return f"logger.dir {path} is not writable"
+    return None
+
+
 @contextlib.contextmanager
 def open_tracker(
     settings: dict[str, Any], name: str, config: dict[str, Any], group: str
 ) -> Iterator[Tracker]:
     """Yield a ``Tracker`` for one job; ``settings`` is the ``logger`` config group."""
     if not settings.get("enabled", False) or settings.get("mode") == "disabled":
+        yield Tracker(None)
+        return
+    problem = _unusable_dir(settings.get("dir"))
+    if problem:
+        log.warning("wandb off for this run: %s; the local record is still written", problem)
         yield Tracker(None)
         return
     # Offline runs otherwise make one network look-up at finish (error reporting).

@@ -64,6 +64,34 @@ def describe_environment(device: torch.device) -> dict[str, Any]:
     return env
 
 
+def describe_determinism(device: torch.device) -> dict[str, Any]:
+    """What a rerun of the same config and seed on ``device`` can be expected to repeat.
+
+    The suite seeds Python, NumPy and torch from the config's seed and does *not* call
+    ``torch.use_deterministic_algorithms(True)``: on CUDA, ``grid_sample``'s backward has
+    no deterministic kernel (it would raise), and the deterministic cuDNN convolutions
+    are slower, which would bias the throughput figures this suite exists to measure.
+    """
+    info: dict[str, Any] = {
+        "seeded": True,
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+    }
+    if device.type == "cpu":
+        info["repeatable"] = True
+        info["note"] = (
+            "CPU: the same config, seed and torch_threads give identical metrics run after run"
+        )
+    else:
+        info["repeatable"] = info["deterministic_algorithms"]
+        info["note"] = (
+            f"{device.type}: cuDNN convolution algorithms and the backward of grid_sample and "
+            "interpolate accumulate with atomics in a varying order, so reruns agree only up "
+            "to float rounding (deterministic algorithms are not enabled by the suite)"
+        )
+    return info
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when present; otherwise the named device."""
     if name == "auto":

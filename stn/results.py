@@ -134,10 +134,43 @@ def load_records(
     return records, skipped
 
 
-def ok_run_ids(sweep_dir: str | os.PathLike) -> set[str]:
-    """Run ids whose record in ``sweep_dir`` finished ``ok`` (used to resume sweeps)."""
-    records, _ = load_records(sweep_dir)
-    return {r["run_id"] for r in records if r.get("status") == "ok"}
+class ResultsDirError(OSError):
+    """A results folder that cannot hold records (not creatable or not writable)."""
+
+
+def ensure_writable(sweep_dir: str | os.PathLike) -> Path:
+    """Create ``sweep_dir/records`` and prove a file can be written there.
+
+    Called before any training so that a sweep pointed at a read-only or mistyped
+    folder fails at once, naming the folder, instead of after hours of work.
+    """
+    folder = records_dir(sweep_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ResultsDirError(
+            f"results folder {Path(sweep_dir)} cannot hold records ({folder}: "
+            f"{err.strerror or err}); choose a writable one with results_dir=<path>"
+        ) from err
+    return folder
+
+
+def is_ok(sweep_dir: str | os.PathLike, run_id: str) -> bool:
+    """Whether ``sweep_dir`` already holds an ``ok`` record for ``run_id`` (resume check).
+
+    Reads only that run's file; an unreadable or other-schema file counts as not ok,
+    so the run is redone and its record replaced.
+    """
+    path = record_path(sweep_dir, run_id)
+    if not path.exists():
+        return False
+    try:
+        return read_record(path).get("status") == "ok"
+    except RecordError:
+        return False
 
 
 def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:

@@ -92,6 +92,17 @@ def evaluate(
     return {"loss": total_loss / count, "accuracy": correct / count}
 
 
+def _check_finite_parameters(model: nn.Module, epoch: int) -> None:
+    # A finite loss can hide a diverged weight or transform (e.g. an STN's θ saturating the
+    # grid outside the image); the epoch's evaluation would then report garbage silently.
+    for name, param in model.named_parameters():
+        if not torch.isfinite(param).all():
+            raise NonFiniteLossError(
+                f"parameter {name} became non-finite during epoch {epoch + 1}; "
+                "lower trainer.lr or the reducer's lr_multiplier"
+            )
+
+
 def fit(
     model: ReducedClassifier,
     train: BatchStream,
@@ -144,6 +155,7 @@ def fit(
             count += len(y)
             bar.set_postfix(loss=f"{loss_sum / count:.3f}")
         train_seconds += time.perf_counter() - started
+        _check_finite_parameters(model, epoch)
         held_out = evaluate(model, test, device)
         entry = {
             "epoch": epoch + 1,

@@ -1,0 +1,306 @@
+"""Sweeps that survive: resume after SIGKILL, isolation of failing runs, concurrent
+writers, determinism, wandb failures, bad input, and the joblib / submitit launchers."""
+
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from multiprocessing.synchronize import Event
+from pathlib import Path
+
+import joblib
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+import experiments.job
+from experiments.job import run_job
+from experiments.outcomes import JobOutcome, tally_outcomes, write_outcome
+from stn.results import load_records, new_record, read_record, records_dir, write_record
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A run of a few steps on a few images: the mechanics, not the accuracy.
+TINY = [
+    "trainer=smoke",
+    "logger=none",
+    "dataset.limit_train=32",
+    "dataset.limit_test=16",
+    "trainer.max_steps_per_epoch=2",
+    "throughput.warmup=0",
+    "throughput.min_repeats=1",
+    "throughput.min_seconds=0",
+]
+
+
+def app_command(*overrides: str) -> list[str]:
+    return [sys.executable, "-m", "experiments.run", *overrides]
+
+
+def app_env() -> dict[str, str]:
+    return {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+
+
+def run_app(
+    *overrides: str, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        app_command(*overrides),
+        cwd=ROOT,
+        env=env or app_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.glob("*.json")}
+
+
+def summary_line(output: str) -> str:
+    return next(line for line in output.splitlines() if line.startswith("sweep: "))
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_mid_run_resumes_without_losing_or_repeating_work(tmp_path):
+    out = tmp_path / "killed"
+    sweep = ["-m", *TINY, "threads=1", "seed=0,1,2,3", f"results_dir={out}"]
+    proc = subprocess.Popen(
+        app_command(*sweep),
+        cwd=ROOT,
+        env=app_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group, killed whole below
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not list(records_dir(out).glob("*.json")):
+            assert proc.poll() is None, "the sweep ended before writing its first record"
+            assert time.monotonic() < deadline, "no record appeared within 240 s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = snapshot(records_dir(out))
+    assert 1 <= len(before) < 4, "the kill should land before the sweep's last run"
+    assert all(read_record(records_dir(out) / name)["status"] == "ok" for name in before)
+
+    again = run_app(*sweep)
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = snapshot(records_dir(out))
+    # Every record that was ok is untouched (bytes and mtime); the rest were (re)done.
+    assert {name: after[name] for name in before} == before
+    records, skipped = load_records(out)
+    assert not skipped
+    assert sorted(r["config"]["seed"] for r in records) == [0, 1, 2, 3]
+    assert all(r["status"] == "ok" for r in records)
+    assert all(f"{r['run_id']}.json" in after for r in records) and len(after) == 4
+    line = summary_line(again.stdout)
+    assert f"{4 - len(before)} ok, 0 failed, {len(before)} skipped" in line
+
+
+@pytest.mark.slow
+def test_a_raising_and_a_diverging_run_fail_alone_and_the_sweep_exits_non_zero(tmp_path):
+    out = tmp_path / "mixed"
+    # lr=1e30 makes the loss NaN within two steps; lr=-1 raises while setting up.
+    proc = run_app("-m", *TINY, "threads=1", "trainer.lr=0.001,1e30,-1", f"results_dir={out}")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    records, _ = load_records(out)
+    by_lr = {r["config"]["trainer"]["lr"]: r for r in records}
+    assert len(by_lr) == 3
+    assert by_lr[0.001]["status"] == "ok"
+    assert by_lr[1e30]["status"] == "failed"
+    assert by_lr[1e30]["error"].startswith("NonFiniteLossError")
+    assert by_lr[-1]["status"] == "failed"
+    assert "trainer.lr must be > 0" in by_lr[-1]["error"]
+    assert "1 ok, 2 failed, 0 skipped" in summary_line(proc.stdout)
+    assert "trainer.lr=-1" in proc.stdout  # the failed job is named by its overrides
+
+    # Relaunching keeps the ok run and retries the failed ones, which fail again.
+    again = run_app("-m", *TINY, "threads=1", "trainer.lr=0.001,1e30,-1", f"results_dir={out}")
+    assert again.returncode == 1
+    assert "0 ok, 2 failed, 1 skipped" in summary_line(again.stdout)
+
+
+def _write_many(folder: str, writer: str, start: Event, count: int) -> None:
+    start.wait()
+    for i in range(count):
+        shared = new_record({"i": i, "shared": True}, sweep="s")
+        shared.update(status="ok", error=None, metrics={"writer": writer, "payload": [i] * 500})
+        write_record(shared, folder)
+        own = new_record({"i": i, "writer": writer}, sweep="s")
+        own.update(status="ok", metrics={"writer": writer, "payload": [i] * 500})
+        write_record(own, folder)
+
+
+def test_two_processes_writing_records_into_one_folder_never_clobber(tmp_path):
+    context = multiprocessing.get_context("fork")
+    start = context.Event()
+    count = 40
+    writers = [
+        context.Process(target=_write_many, args=(str(tmp_path), name, start, count))
+        for name in ("a", "b")
+    ]
+    for writer in writers:
+        writer.start()
+    start.set()
+    for writer in writers:
+        writer.join(60)
+        assert writer.exitcode == 0
+    records, skipped = load_records(tmp_path)
+    assert not skipped  # every file parses
+    # count shared ids (one record each, written by both) + count own ids per writer
+    assert len(records) == 3 * count
+    for record in records:
+        metrics = record["metrics"]
+        assert metrics["writer"] in ("a", "b")
+        assert metrics["payload"] == [record["config"]["i"]] * 500
+    assert not [p for p in records_dir(tmp_path).iterdir() if p.suffix != ".json"]
+
+
+def compose_run(tmp_path: Path, *overrides: str):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=[*TINY, "threads=1", *overrides])
+
+
+def without_timing(metrics: dict) -> dict:
+    kept = {k: v for k, v in metrics.items() if k != "train_seconds"}
+    kept["curves"] = [{k: v for k, v in c.items() if k != "seconds"} for c in metrics["curves"]]
+    return kept
+
+
+def test_the_same_seed_twice_in_one_process_gives_identical_metrics_on_cpu(tmp_path):
+    # One process, as in a basic-launcher sweep: no state may leak from one run to the next.
+    first = run_job(compose_run(tmp_path, f"results_dir={tmp_path / 'a'}", "seed=3"))
+    second = run_job(compose_run(tmp_path, f"results_dir={tmp_path / 'b'}", "seed=3"))
+    assert first.status == second.status == "ok" and first.run_id == second.run_id
+    a, b = (read_record(tmp_path / d / "records" / f"{first.run_id}.json") for d in "ab")
+    assert without_timing(a["metrics"]) == without_timing(b["metrics"])
+    assert a["metrics"]["steps"] == 2
+    assert a["determinism"]["repeatable"] is True and a["environment"]["torch_threads"] == 1
+    assert a["determinism"]["deterministic_algorithms"] is False
+
+
+def test_out_of_memory_fails_one_run_and_the_next_run_in_the_process_is_ok(tmp_path, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    out = tmp_path / "oom"
+    with monkeypatch.context() as patch:
+        patch.setattr(experiments.job, "fit", out_of_memory)
+        failed = run_job(compose_run(tmp_path, f"results_dir={out}", "seed=0"))
+    ok = run_job(compose_run(tmp_path, f"results_dir={out}", "seed=1"))
+    assert failed.status == "failed" and "OutOfMemoryError" in failed.reason
+    assert ok.status == "ok"
+    record = read_record(out / "records" / f"{failed.run_id}.json")
+    assert record["status"] == "failed" and "Tried to allocate" in record["error"]
+
+
+def test_wandb_dir_that_is_a_file_warns_and_the_record_is_still_written(
+    tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    not_a_folder = tmp_path / "wandb-here"
+    not_a_folder.write_text("a file, not a folder")
+    cfg = compose_run(
+        tmp_path, f"results_dir={tmp_path / 'out'}", "logger=wandb", f"logger.dir={not_a_folder}"
+    )
+    with caplog.at_level(logging.WARNING):
+        outcome = run_job(cfg)
+    assert outcome.status == "ok"
+    assert read_record(tmp_path / "out" / "records" / f"{outcome.run_id}.json")["status"] == "ok"
+    assert any(str(not_a_folder) in r.getMessage() for r in caplog.records)
+
+
+def test_wandb_init_raising_warns_and_the_record_is_still_written(tmp_path, monkeypatch, caplog):
+    import wandb
+
+    def no_network(**kwargs):
+        raise wandb.errors.CommError("could not reach api.wandb.ai")
+
+    monkeypatch.setattr(wandb, "init", no_network)
+    cfg = compose_run(
+        tmp_path, f"results_dir={tmp_path / 'out'}", "logger=wandb", "logger.mode=online"
+    )
+    with caplog.at_level(logging.WARNING):
+        outcome = run_job(cfg)
+    assert outcome.status == "ok"
+    assert read_record(tmp_path / "out" / "records" / f"{outcome.run_id}.json")["status"] == "ok"
+    assert any("could not reach api.wandb.ai" in r.getMessage() for r in caplog.records)
+
+
+def test_an_unwritable_results_folder_fails_at_once_naming_it(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out = blocker / "results"  # cannot be created, even by root
+    proc = run_app("-m", *TINY, "seed=0,1", f"results_dir={out}", timeout=120)
+    assert proc.returncode != 0
+    assert f"results folder {out} cannot hold records" in proc.stderr
+    assert "results_dir=" in proc.stderr
+    assert "Launching" not in proc.stdout + proc.stderr  # no job started
+
+
+def test_an_unknown_override_fails_before_any_run(tmp_path):
+    out = tmp_path / "typo"
+    proc = run_app("-m", *TINY, "seed=0,1", "trainer.lrr=0.1", f"results_dir={out}", timeout=120)
+    assert proc.returncode != 0
+    assert "trainer.lrr" in proc.stderr
+    assert not records_dir(out).exists()
+
+
+def test_outcomes_of_one_invocation_are_tallied_and_unfinished_jobs_count(tmp_path):
+    write_outcome(tmp_path / "0", JobOutcome("ok", "a", "r0"))
+    write_outcome(tmp_path / "1", JobOutcome("skipped", "b", "r1"))
+    write_outcome(tmp_path / "2", JobOutcome("failed", "c", "r2", "ValueError: x"))
+    (tmp_path / "3").mkdir()  # a job that started and never finished
+    (tmp_path / ".submitit").mkdir()  # not a job folder
+    tally = tally_outcomes(tmp_path)
+    assert [o.run_id for o in tally.ok + tally.skipped + tally.failed] == ["a", "b", "c"]
+    assert tally.unfinished == [tmp_path / "3"] and not tally.all_succeeded
+    assert tally.line.startswith("sweep: 1 ok, 1 failed, 1 skipped")
+    assert "1 unfinished" in tally.line
+    with pytest.raises(ValueError, match="status must be one of"):
+        JobOutcome("done", "d", "r")
+    assert json.loads((tmp_path / "0" / "outcome.json").read_text())["status"] == "ok"
+
+
+def ok_records_of(out: Path) -> list[dict]:
+    records, skipped = load_records(out)
+    assert not skipped
+    return [r for r in records if r["status"] == "ok"]
+
+
+@pytest.mark.slow
+def test_a_joblib_sweep_of_two_runs_writes_ok_records_with_one_thread_per_worker(tmp_path):
+    out = tmp_path / "joblib"
+    # joblib keeps an OMP_NUM_THREADS set by the caller; unset, it picks cores // n_jobs.
+    env = {k: v for k, v in app_env().items() if k != "OMP_NUM_THREADS"}
+    proc = run_app(
+        "-m", *TINY, "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+        f"results_dir={out}", env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = ok_records_of(out)
+    assert sorted(r["config"]["seed"] for r in records) == [0, 1]
+    # joblib gives each of n_jobs workers cores // n_jobs threads; the record says so.
+    expected = max(joblib.cpu_count() // 2, 1)
+    assert [r["environment"]["torch_threads"] for r in records] == [expected, expected]
+    assert "2 ok, 0 failed, 0 skipped" in summary_line(proc.stdout)
+
+
+@pytest.mark.slow
+def test_a_submitit_local_sweep_of_two_runs_writes_ok_records(tmp_path):
+    out = tmp_path / "submitit"
+    proc = run_app(
+        "-m", *TINY, "threads=1", "seed=0,1", "hydra/launcher=submitit_local",
+        f"results_dir={out}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(r["config"]["seed"] for r in ok_records_of(out)) == [0, 1]
+    assert "2 ok, 0 failed, 0 skipped" in summary_line(proc.stdout)
