@@ -22,4 +22,6 @@ class ReportAtSweepEnd(Callback):
             log.error("could not build the report for %s: %s", results_dir, err)
             return
         print(report.table_markdown)
+        if report.throughput_markdown:
+            print("\n" + report.throughput_markdown)
         print(f"\nreport: {report.path}  ({report.summary_line})")

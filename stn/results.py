@@ -145,7 +145,8 @@ def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 
     Columns: run_id, sweep, status, error, dataset, reducer, reducer_kind, learned,
     reducer_params, classifier, seed, test_accuracy, test_loss, train_seconds, and
-    every ``throughput.<figure>.<stat>`` number flattened as ``tp_<figure>_<stat>``.
+    every ``throughput.<figure>.<stat>`` number flattened as ``tp_<figure>_<stat>``,
+    ``tp_device`` and ``tp_comparable`` (``False``: taken beside other runs).
     """
     rows = []
     for r in records:
@@ -166,7 +167,10 @@ def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "test_loss": r.get("metrics", {}).get("test_loss"),
             "train_seconds": r.get("metrics", {}).get("train_seconds"),
         }
-        for figure, stats in (r.get("throughput") or {}).items():
+        throughput = r.get("throughput") or {}
+        row["tp_device"] = (throughput.get("reducer") or {}).get("device")
+        row["tp_comparable"] = throughput.get("comparable")
+        for figure, stats in throughput.items():
             if isinstance(stats, dict):
                 for stat, value in stats.items():
                     if isinstance(value, (int, float)) and not isinstance(value, bool):
