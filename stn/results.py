@@ -157,7 +157,8 @@ def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "status": r.get("status"),
             "error": r.get("error"),
             "dataset": r.get("dataset", {}).get("name"),
-            "reducer": r.get("reducer", {}).get("name"),
+            # A run that failed before building its reducer still names it, from its config.
+            "reducer": r.get("reducer", {}).get("name") or cfg.get("reducer", {}).get("name"),
             "reducer_kind": r.get("reducer", {}).get("kind"),
             "learned": r.get("reducer", {}).get("learned"),
             "reducer_params": r.get("reducer", {}).get("parameters"),

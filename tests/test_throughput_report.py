@@ -52,3 +52,9 @@ def test_throughput_only_sweep_report_has_no_accuracy_table(tmp_path):
     report = write_report(tmp_path)
     assert report.table.empty and report.table_markdown == "(no trained runs)"
     assert "## Throughput" in report.path.read_text() and "| a " in report.throughput_markdown
+
+
+def test_a_run_that_failed_before_building_its_reducer_is_named_from_its_config():
+    record = new_record({"reducer": {"name": "pool_avg"}, "seed": 0}, "t")
+    record.update(status="failed", error="ReducerConfigError: cannot reach 48 from 276")
+    assert records_to_frame([record])["reducer"].tolist() == ["pool_avg"]
