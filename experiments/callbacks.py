@@ -46,6 +46,8 @@ class ReportAtSweepEnd(Callback):
             log.error("could not build the report for %s: %s", results_dir, err)
         else:
             print(report.table_markdown)
+            if report.throughput_markdown:
+                print("\n" + report.throughput_markdown)
             print(f"\nreport: {report.path}  ({report.summary_line})")
         tally = tally_outcomes(config.hydra.sweep.dir)
         print(tally.line)

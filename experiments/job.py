@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.launcher import throughput_conditions
 from experiments.outcomes import JobOutcome
 from experiments.tracking import open_tracker
 from stn.data.prepare import DatasetSpec, prepare_data
@@ -25,14 +26,15 @@ from stn.environment import describe_determinism, describe_environment, resolve_
 from stn.example_files import examples_path
 from stn.examples import try_save_examples
 from stn.models import build_classifier, count_parameters
-from stn.reducers import build_reducer, reduce_batch
+from stn.reducers import build_reducer
 from stn.results import ensure_writable, is_ok, new_record, write_record
-from stn.throughput import measure
+from stn.throughput import ThroughputSettings, measure_pipeline, timing_batch
 from stn.train import ReducedClassifier, TrainSettings, fit, seed_everything
 
 log = logging.getLogger(__name__)
 
 DATASET_KEYS = frozenset(DatasetSpec.__dataclass_fields__)
+RUN_MODES = ("train", "throughput")
 
 
 def plain_config(cfg: DictConfig) -> dict[str, Any]:
@@ -59,6 +61,9 @@ def run_job(cfg: DictConfig) -> JobOutcome:
     record = new_record(config, sweep=str(config["sweep"]))
     run_id = record["run_id"]
     run_name = f"{config['reducer']['name']}-{config['dataset']['name']}-s{config['seed']}"
+    if config["device"] == "cuda_if_present" and not torch.cuda.is_available():
+        log.info("skipped %s: device=cuda_if_present and no CUDA GPU here", run_name)
+        return JobOutcome("skipped", run_id, run_name)
     if config.get("resume", True) and is_ok(sweep_dir, run_id):
         log.info("skipped %s (%s): an ok record already exists in %s", run_name, run_id, sweep_dir)
         return JobOutcome("skipped", run_id, run_name)
@@ -126,39 +131,22 @@ def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: 
     record["reducer"] = reducer.describe()
 
     model = ReducedClassifier(reducer, classifier)
-    metrics = fit(
-        model,
-        data.train,
-        data.test,
-        settings,
-        device,
-        on_epoch_end=lambda entry: tracker.log(entry),
+    mode = config.get("mode", "train")
+    if mode not in RUN_MODES:
+        raise ValueError(f"mode={mode!r} is not one of {', '.join(RUN_MODES)}")
+    if mode == "train":  # throughput: no training, the record has no accuracy
+        record["metrics"] = fit(
+            model,
+            data.train,
+            data.test,
+            settings,
+            device,
+            on_epoch_end=lambda entry: tracker.log(entry),
+        )
+    tp = ThroughputSettings.from_config(config["throughput"], **throughput_conditions())
+    batch = timing_batch(data.test, tp.batch_size or batch_size)
+    record["throughput"] = measure_pipeline(
+        model, batch.x, batch.y, batch.boxes, device, tp, output_size
     )
-    record["metrics"] = metrics
     example_file = examples_path(config["results_dir"], record["run_id"])
     record["examples"] = try_save_examples(model.reducer, next(data.test.batches()), example_file)
-    record["throughput"] = measure_reducer(model, data, device, config["throughput"])
-
-
-def measure_reducer(
-    model: ReducedClassifier, data: Any, device: torch.device, settings: dict[str, Any]
-) -> dict[str, Any]:
-    """Images/s of the reducer alone on a test batch (inference, no gradients)."""
-    batch = next(data.test.batches())
-    x = batch.x.to(device)
-    boxes = None if batch.boxes is None else batch.boxes.to(device)
-    model.eval()
-
-    @torch.no_grad()
-    def reducer_step() -> None:
-        reduce_batch(model.reducer, x, boxes)
-
-    figure = measure(
-        reducer_step,
-        batch_size=len(x),
-        device=device,
-        warmup=int(settings["warmup"]),
-        min_repeats=int(settings["min_repeats"]),
-        min_seconds=float(settings["min_seconds"]),
-    )
-    return {"reducer": figure.as_dict()}

@@ -93,9 +93,12 @@ def describe_determinism(device: torch.device) -> dict[str, Any]:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; otherwise the named device."""
+    """``auto`` picks CUDA when present; ``cuda_if_present`` is ``cuda`` (the caller
+    skips the run where there is none); otherwise the named device."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda_if_present":
+        name = "cuda"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device=cuda was asked for but no CUDA GPU is visible; use device=cpu")

@@ -30,6 +30,12 @@ from stn.example_files import examples_path, load_examples
 from stn.results import SkippedRecord, load_records
 from stn.stats import BASELINE, SIGNIFICANCE_TEST, summarise
 from stn.tables import to_markdown, write_tables
+from stn.throughput_table import (
+    THROUGHPUT_NOTE,
+    format_throughput_markdown,
+    throughput_table,
+    trained_runs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,7 @@ class Report:
     summary_line: str
     tables: dict[str, Path] = field(default_factory=dict)
     figures: dict[str, Path] = field(default_factory=dict)  # caption → PNG
+    throughput_markdown: str = ""
 
 
 def comparison_table(runs: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
@@ -65,7 +72,9 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
     sweep_dir = Path(sweep_dir)
     records, skipped = load_records(sweep_dir)
     runs = runs_frame(records)
-    table = comparison_table(runs)
+    table = comparison_table(trained_runs(runs))
+    speed = throughput_table(runs)
+    speed_markdown = format_throughput_markdown(speed) if not speed.empty else ""
     grid = completeness(runs)
     failed = runs[runs["status"] != "ok"]
     table_paths = write_tables(table, sweep_dir / TABLES_SUBDIR)
@@ -91,6 +100,8 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
         + " (the CSV has every column, unrounded).",
         "",
     ]
+    if speed_markdown:
+        lines += ["## Throughput", "", THROUGHPUT_NOTE, "", speed_markdown, ""]
     if figure_paths:
         lines += ["## Figures", ""]
         for caption, path in figure_paths.items():
@@ -119,6 +130,7 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
         summary_line=summary,
         tables=table_paths,
         figures=figure_paths,
+        throughput_markdown=speed_markdown,
     )
 
 

@@ -178,7 +178,8 @@ def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 
     Columns: run_id, sweep, status, error, dataset, reducer, reducer_kind, learned,
     reducer_params, classifier, seed, test_accuracy, test_loss, train_seconds, and
-    every ``throughput.<figure>.<stat>`` number flattened as ``tp_<figure>_<stat>``.
+    every ``throughput.<figure>.<stat>`` number flattened as ``tp_<figure>_<stat>``,
+    ``tp_device`` and ``tp_comparable`` (``False``: taken beside other runs).
     """
     rows = []
     for r in records:
@@ -189,7 +190,8 @@ def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "status": r.get("status"),
             "error": r.get("error"),
             "dataset": r.get("dataset", {}).get("name"),
-            "reducer": r.get("reducer", {}).get("name"),
+            # A run that failed before building its reducer still names it, from its config.
+            "reducer": r.get("reducer", {}).get("name") or cfg.get("reducer", {}).get("name"),
             "reducer_kind": r.get("reducer", {}).get("kind"),
             "learned": r.get("reducer", {}).get("learned"),
             "reducer_params": r.get("reducer", {}).get("parameters"),
@@ -199,7 +201,10 @@ def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "test_loss": r.get("metrics", {}).get("test_loss"),
             "train_seconds": r.get("metrics", {}).get("train_seconds"),
         }
-        for figure, stats in (r.get("throughput") or {}).items():
+        throughput = r.get("throughput") or {}
+        row["tp_device"] = (throughput.get("reducer") or {}).get("device")
+        row["tp_comparable"] = throughput.get("comparable")
+        for figure, stats in throughput.items():
             if isinstance(stats, dict):
                 for stat, value in stats.items():
                     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -84,7 +84,7 @@ def display_frame(
 def to_markdown(table: pd.DataFrame) -> str:
     shown = display_frame(table, bold=lambda s: f"**{s}**")
     if shown.empty:
-        return "(no ok runs yet)"
+        return "(no trained runs yet)"
     return shown.to_markdown(index=False, disable_numparse=True)
 
 

@@ -1,41 +1,153 @@
 """One timing method for every speed figure: warm-up, repeats, median and spread.
 
-Figures are images per second of a callable that processes one batch. On CUDA the
-timed region is bracketed by ``torch.cuda.synchronize()`` so that queued kernels are
-counted. Thread count, device, batch size and input shape travel with every figure.
+Figures are images per second of a callable that processes one batch (the method of
+timm's ``benchmark.py``): ``warmup`` untimed calls, then timed calls until both
+``min_repeats`` calls and ``min_seconds`` have passed; the median step time gives
+images/s and the interquartile range its spread. On CUDA every timed region is
+bracketed by ``torch.cuda.synchronize()`` so that queued kernels are counted.
+
+Every figure carries what it depends on: threads, device, dtype, batch size, input
+shape, peak memory during the timed window (RSS high-water mark on CPU, max allocated
+on CUDA) and the CPU time *other* processes used during the window (a contention
+check on a shared machine: near 0 means the figure was taken on a quiet machine).
+
+``measure_pipeline`` takes the three figures of a run (reducer alone, end-to-end
+inference, training step) beside two references measured on the same batch in the
+same process (a plain read of the batch, the memory floor; and
+``F.interpolate(bilinear, antialias=True)``) and stores each figure as a ratio to both.
 """
 
 from __future__ import annotations
 
+import copy
+import os
+import resource
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stn.data.stream import Batch, BatchStream
+from stn.reducers import reduce_batch
+
+T = TypeVar("T")
+
+FIGURES = ("reducer", "inference", "train_step")
+REFERENCES = ("memory_floor", "interpolate_aa")
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """Throughput of one callable: ``images_per_s`` is ``batch_size / median step time``."""
+    """Throughput of one callable: ``images_per_s`` is ``batch_size / median step time``.
+
+    ``images_per_s_q25``/``_q75`` are the rates at the slow (q75 time) and fast (q25
+    time) quartiles. ``peak_memory_bytes`` is the RSS high-water mark of the process
+    during the window on CPU (``peak_memory_scope`` says ``window`` when the kernel let
+    us reset it, else ``process``) and the max allocated memory on CUDA.
+    ``others_cpu_s`` is the CPU time other processes used during the timed window and
+    ``others_cores`` the same as a number of busy cores (``None`` where /proc/stat is
+    missing or the window is shorter than its 10 ms ticks can resolve).
+    """
 
     images_per_s: float
     images_per_s_q25: float
     images_per_s_q75: float
     step_ms_median: float
+    step_ms_q25: float
+    step_ms_q75: float
     repeats: int
+    window_s: float
     batch_size: int
     threads: int
     device: str
+    dtype: str | None
+    input_shape: list[int] | None
+    peak_memory_bytes: int | None
+    peak_memory_scope: str
+    others_cpu_s: float | None
+    others_cores: float | None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def synchronize(device: torch.device | str) -> None:
+    """Wait for queued CUDA kernels; a no-op on CPU."""
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
+
+
+# --- what else used the machine, and how much memory we used -------------------------
+
+
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds all processes have spent busy since boot (/proc/stat), or ``None``."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    # user nice system idle iowait irq softirq steal ...: busy = all but idle and iowait.
+    ticks = [int(v) for v in fields[1:9]]
+    busy = sum(ticks) - ticks[3] - ticks[4]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's RSS high-water mark (Linux ``clear_refs`` 5); ``False`` if not."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _peak_rss_bytes() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+
+
+def _start_memory_window(device: torch.device) -> str:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return "window"
+    return "window" if _reset_peak_rss() else "process"
+
+
+def _peak_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return _peak_rss_bytes()
+
+
+# /proc/stat counts in 10 ms ticks: a shorter window cannot say how busy the machine was.
+MIN_CONTENTION_WINDOW_S = 0.1
+
+
+def _cores(others_cpu_s: float | None, window_s: float) -> float | None:
+    """Average number of cores other processes kept busy over the window."""
+    if others_cpu_s is None or window_s < MIN_CONTENTION_WINDOW_S:
+        return None
+    return min(float(os.cpu_count() or 1), others_cpu_s / window_s)
+
+
+# --- the timer ------------------------------------------------------------------------
 
 
 def measure(
@@ -46,26 +158,43 @@ def measure(
     min_repeats: int = 5,
     min_seconds: float = 0.5,
     max_repeats: int = 1000,
+    dtype: torch.dtype | str | None = None,
+    input_shape: tuple[int, ...] | list[int] | None = None,
 ) -> Measurement:
     """Time ``step`` (one batch of ``batch_size`` images) after ``warmup`` calls.
 
     Repeats until both ``min_repeats`` calls and ``min_seconds`` have passed (at most
-    ``max_repeats``), then reports the median and interquartile range.
+    ``max_repeats``), then reports the median and interquartile range. ``dtype`` and
+    ``input_shape`` (``(N, C, H, W)`` of the batch) are recorded with the figure.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if min_repeats < 1 or max_repeats < min_repeats:
+        raise ValueError(
+            f"need 1 <= min_repeats <= max_repeats, got {min_repeats} and {max_repeats}"
+        )
+    device = torch.device(device)
     for _ in range(warmup):
         step()
     synchronize(device)
+    scope = _start_memory_window(device)
+    busy_before, own_before = busy_cpu_seconds(), own_cpu_seconds()
     times: list[float] = []
     started = time.perf_counter()
     while len(times) < max_repeats and (
         len(times) < min_repeats or time.perf_counter() - started < min_seconds
     ):
+        synchronize(device)
         t0 = time.perf_counter()
         step()
         synchronize(device)
         times.append(time.perf_counter() - t0)
+    window = time.perf_counter() - started
+    busy_after, own_after = busy_cpu_seconds(), own_cpu_seconds()
+    others = None
+    if busy_before is not None and busy_after is not None:
+        # /proc/stat ticks are coarse (10 ms): clamp the small negative rounding to 0.
+        others = max(0.0, (busy_after - busy_before) - (own_after - own_before))
     median = statistics.median(times)
     q25, _, q75 = statistics.quantiles(times, n=4) if len(times) > 1 else (median,) * 3
     return Measurement(
@@ -74,8 +203,216 @@ def measure(
         images_per_s_q25=batch_size / q75,
         images_per_s_q75=batch_size / q25,
         step_ms_median=median * 1e3,
+        step_ms_q25=q25 * 1e3,
+        step_ms_q75=q75 * 1e3,
         repeats=len(times),
+        window_s=window,
         batch_size=batch_size,
         threads=torch.get_num_threads(),
         device=str(device),
+        dtype=None if dtype is None else str(dtype).removeprefix("torch."),
+        input_shape=None if input_shape is None else [int(s) for s in input_shape],
+        peak_memory_bytes=_peak_memory(device),
+        peak_memory_scope=scope,
+        others_cpu_s=others,
+        others_cores=_cores(others, window),
     )
+
+
+# --- out of memory: halve the batch, as timm does --------------------------------------
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """CUDA's ``OutOfMemoryError`` or the CPU allocator's ``RuntimeError``."""
+    if isinstance(err, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and (
+        "out of memory" in text or "DefaultCPUAllocator: can't allocate" in text
+    )
+
+
+def with_batch_backoff(run: Callable[[int], T], batch_size: int) -> tuple[T, int]:
+    """``run(batch_size)``, halving the batch after each out-of-memory error.
+
+    Returns ``(result, batch size that worked)``; re-raises when even a batch of 1
+    does not fit, and any error that is not out-of-memory at once.
+    """
+    batch = int(batch_size)
+    while True:
+        try:
+            return run(batch), batch
+        except (RuntimeError, MemoryError) as err:
+            if not (is_out_of_memory(err) or isinstance(err, MemoryError)) or batch <= 1:
+                raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        batch //= 2
+
+
+# --- the figures of one run --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThroughputSettings:
+    """How figures are taken (``throughput:`` in the config).
+
+    ``batch_size``: images per timed step (``None``: the batch given). ``comparable``
+    is ``False`` (with ``reason``) when the figures were taken beside other runs, e.g.
+    under a parallel launcher; they are recorded but flagged.
+    """
+
+    warmup: int = 2
+    min_repeats: int = 5
+    min_seconds: float = 0.5
+    max_repeats: int = 1000
+    batch_size: int | None = None
+    comparable: bool = True
+    reason: str | None = None
+
+    @classmethod
+    def from_config(cls, section: dict[str, Any], **extra: Any) -> ThroughputSettings:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(section) - known
+        if unknown:
+            raise ValueError(
+                f"unknown throughput option(s) {sorted(unknown)}; valid: {sorted(known)}"
+            )
+        return cls(**{**section, **extra})
+
+
+def _timer(settings: ThroughputSettings, x: Tensor, device: torch.device):
+    def time_it(step: Callable[[], Any]) -> Measurement:
+        return measure(
+            step,
+            batch_size=len(x),
+            device=device,
+            warmup=settings.warmup,
+            min_repeats=settings.min_repeats,
+            min_seconds=settings.min_seconds,
+            max_repeats=settings.max_repeats,
+            dtype=x.dtype,
+            input_shape=tuple(x.shape),
+        )
+
+    return time_it
+
+
+def reference_figures(
+    x: Tensor, output_size: tuple[int, int], settings: ThroughputSettings
+) -> dict[str, dict[str, Any]]:
+    """The two references on batch ``x`` ``(N, C, H, W)``: a plain read of every input
+    byte (``memory_floor``, with ``gb_per_s``) and ``F.interpolate(bilinear,
+    antialias=True)`` to ``output_size`` (``interpolate_aa``)."""
+    time_it = _timer(settings, x, x.device)
+    with torch.no_grad():
+        floor = time_it(lambda: x.sum()).as_dict()
+        floor["gb_per_s"] = x.numel() * x.element_size() / (floor["step_ms_median"] * 1e-3) / 1e9
+        interp = time_it(
+            lambda: F.interpolate(
+                x, size=output_size, mode="bilinear", align_corners=False, antialias=True
+            )
+        ).as_dict()
+    return {"memory_floor": floor, "interpolate_aa": interp}
+
+
+def pipeline_figures(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    boxes: Tensor | None,
+    settings: ThroughputSettings,
+) -> dict[str, dict[str, Any]]:
+    """Reducer alone and end-to-end inference (``eval``, no gradients), and one training
+    step (forward, cross-entropy, backward, Adam step) on a deep copy of ``model``, so
+    the model that was evaluated is never changed by measuring it.
+
+    ``model`` has ``.reducer`` and is called as ``model(x, boxes)``.
+    """
+    time_it = _timer(settings, x, x.device)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        reducer = time_it(lambda: reduce_batch(model.reducer, x, boxes)).as_dict()
+        inference = time_it(lambda: model(x, boxes)).as_dict()
+    model.train(was_training)
+
+    trainee = copy.deepcopy(model).train()
+    optimizer = torch.optim.Adam([p for p in trainee.parameters() if p.requires_grad], lr=1e-4)
+
+    def train_step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(trainee(x, boxes), y).backward()
+        optimizer.step()
+
+    train = time_it(train_step).as_dict()
+    return {"reducer": reducer, "inference": inference, "train_step": train}
+
+
+def figure_ratios(figures: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """``<figure>_vs_<reference>``: images/s of each figure over each reference's."""
+    return {
+        f"{name}_vs_{ref}": figures[name]["images_per_s"] / figures[ref]["images_per_s"]
+        for name in FIGURES
+        for ref in REFERENCES
+        if name in figures and ref in figures
+    }
+
+
+def measure_pipeline(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    boxes: Tensor | None,
+    device: torch.device | str,
+    settings: ThroughputSettings,
+    output_size: tuple[int, int] = (48, 48),
+) -> dict[str, Any]:
+    """Every throughput figure of a run, as the record's ``throughput`` section.
+
+    ``x`` ``(N, C, H, W)``, ``y`` ``(N,)``, ``boxes`` ``(N, 4)`` or ``None`` (on any
+    device). ``settings.batch_size`` images are timed per step (the batch is tiled when
+    it is shorter); an out-of-memory error halves that batch until it fits, and the
+    batch actually used is recorded. Returns the figures (``reducer``, ``inference``,
+    ``train_step``, ``memory_floor``, ``interpolate_aa``), their ``ratios``, the
+    ``batch`` (``size``, ``requested_size``, ``channels``, ``height``, ``width``),
+    ``comparable`` (+ ``not_comparable_reason``), ``train_step_on`` and ``seconds``.
+    """
+    device = torch.device(device)
+    requested = int(settings.batch_size or len(x))
+    if requested < 1:
+        raise ValueError(f"throughput.batch_size must be >= 1, got {requested}")
+    started = time.perf_counter()
+    index = torch.arange(requested) % len(x)
+    x_all, y_all = x[index].to(device), y[index].to(device)
+    boxes_all = None if boxes is None else boxes[index].to(device)
+    model.to(device)
+
+    def take_all(batch: int) -> dict[str, dict[str, Any]]:
+        xb, yb = x_all[:batch], y_all[:batch]
+        bb = None if boxes_all is None else boxes_all[:batch]
+        refs = reference_figures(xb, output_size, settings)
+        return {**refs, **pipeline_figures(model, xb, yb, bb, settings)}
+
+    figures, used = with_batch_backoff(take_all, requested)
+    _, channels, height, width = x_all.shape
+    return {
+        **figures,
+        "ratios": figure_ratios(figures),
+        "batch": {
+            "size": used,
+            "requested_size": requested,
+            "channels": int(channels),
+            "height": int(height),
+            "width": int(width),
+        },
+        "comparable": settings.comparable,
+        "not_comparable_reason": settings.reason,
+        "train_step_on": "a deep copy of the model, after evaluation",
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def timing_batch(stream: BatchStream, size: int) -> Batch:
+    """``size`` images of ``stream``'s split, in order, cycling when the split is shorter."""
+    return stream.batch_of(np.arange(size) % len(stream.images))

@@ -35,6 +35,10 @@ def test_smoke_sweep_writes_two_ok_records_and_a_two_row_table(tmp_path):
     assert all(r["status"] == "ok" for r in records)
     for r in records:
         assert r["throughput"]["reducer"]["images_per_s"] > 0
+        assert r["throughput"]["inference"]["images_per_s"] > 0
+        assert r["throughput"]["train_step"]["images_per_s"] > 0
+        assert r["throughput"]["ratios"]["reducer_vs_memory_floor"] > 0
+        assert r["throughput"]["comparable"] is True  # the basic launcher
         assert r["metrics"]["curves"] and 0 <= r["metrics"]["test_accuracy"] <= 1
         assert r["config"]["seed"] == 0 and r["environment"]["torch"]
     table_rows = [line for line in proc.stdout.splitlines() if line.startswith("| digits_96")]

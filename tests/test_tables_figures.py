@@ -91,7 +91,7 @@ def test_latex_escape_handles_every_special_character():
 
 
 def test_empty_table_says_so():
-    assert to_markdown(summarise(runs_frame([]))) == "(no ok runs yet)"
+    assert to_markdown(summarise(runs_frame([]))) == "(no trained runs yet)"
 
 
 def test_pareto_front_against_brute_force():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,7 @@ class DatasetSpec:
     clutter_size: int = 8
     jitter: float = 1.0
     fresh_train_canvases: bool = True
+    channels: int | None = None
 
     def canvas(self) -> CanvasSpec | None:
         if self.canvas_size is None:
@@ -71,6 +72,19 @@ def _limit(images: ImageSet, limit: int | None) -> ImageSet:
     return images.subset(np.arange(limit))
 
 
+def _with_channels(images: ImageSet, channels: int | None) -> ImageSet:
+    """Grey images repeated into ``channels`` identical channels (a colour-shaped input
+    for throughput runs; it adds no colour information)."""
+    if channels is None or channels == images.channels:
+        return images
+    if images.channels != 1 or channels < 1:
+        raise ValueError(
+            f"{images.name}: dataset.channels={channels} can only repeat 1-channel images "
+            f"into more channels; this source has {images.channels}. Use channels=null."
+        )
+    return replace(images, images=np.repeat(images.images, channels, axis=1))
+
+
 def prepare_data(spec: DatasetSpec, seed: int, batch_size: int) -> PreparedData:
     """Load, split (when the source has no official test split), and wrap in streams.
 
@@ -83,6 +97,7 @@ def prepare_data(spec: DatasetSpec, seed: int, batch_size: int) -> PreparedData:
         train_idx, test_idx = stratified_split(train.labels, spec.test_fraction, spec.split_seed)
         train, test = train.subset(train_idx), train.subset(test_idx)
     train, test = _limit(train, spec.limit_train), _limit(test, spec.limit_test)
+    train, test = _with_channels(train, spec.channels), _with_channels(test, spec.channels)
     canvas = spec.canvas()
     return PreparedData(
         train=BatchStream(

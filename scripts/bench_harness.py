@@ -1,0 +1,222 @@
+"""Check that the harness itself costs nothing that matters; print figures, assert nothing.
+
+    python -m scripts.bench_harness ops                  # reducer vs torch op, same process
+    python -m scripts.bench_harness overhead             # seconds per run outside measuring
+    python -m scripts.bench_harness agreement A B        # two throughput sweeps, same ratios?
+
+ops: each resize/pool reducer and the torch call it wraps (F.interpolate, F.avg_pool2d,
+...) timed with the same method, alternating, in one process; prints images/s and the
+ratio reducer / direct (goal: >= 0.80).
+overhead: launches one throughput-only run (wandb offline) as a subprocess and prints
+its wall time minus the time spent measuring (goal: < 3 s).
+agreement: per (device, input, reducer) the ratio to the memory floor in two sweep
+folders and their relative difference (goal: within 15 %), with the contention seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from stn.reducers import build_reducer
+from stn.report import throughput_table
+from stn.results import load_records, records_to_frame
+from stn.throughput import measure
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# preset fields → the torch call the reducer should cost no more than.
+OPS: dict[str, tuple[dict, Callable[[torch.Tensor, tuple[int, int], int], torch.Tensor]]] = {
+    "resize_nearest": (
+        {"kind": "resize", "mode": "nearest"},
+        lambda x, size, k: F.interpolate(x, size=size, mode="nearest"),
+    ),
+    "resize_bilinear": (
+        {"kind": "resize", "mode": "bilinear"},
+        lambda x, size, k: F.interpolate(x, size=size, mode="bilinear", align_corners=False),
+    ),
+    "resize_bilinear_aa": (
+        {"kind": "resize", "mode": "bilinear", "antialias": True},
+        lambda x, size, k: F.interpolate(
+            x, size=size, mode="bilinear", align_corners=False, antialias=True
+        ),
+    ),
+    "resize_area": (
+        {"kind": "resize", "mode": "area"},
+        lambda x, size, k: F.interpolate(x, size=size, mode="area"),
+    ),
+    "pool_avg": ({"kind": "pool", "mode": "avg"}, lambda x, size, k: F.avg_pool2d(x, k)),
+    "pool_max": ({"kind": "pool", "mode": "max"}, lambda x, size, k: F.max_pool2d(x, k)),
+    "pool_adaptive": (
+        {"kind": "pool", "mode": "adaptive_avg"},
+        lambda x, size, k: F.adaptive_avg_pool2d(x, size),
+    ),
+}
+
+
+def bench_ops(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    size = (args.output, args.output)
+    x = torch.rand(args.batch, args.channels, args.input, args.input)
+    factor = args.input // args.output
+    rows = []
+    for name, (spec, direct) in OPS.items():
+        if spec["kind"] == "pool" and spec["mode"] in ("avg", "max") and args.input % args.output:
+            continue  # non-overlapping pooling needs a multiple of the output size
+        reducer = build_reducer(spec, args.channels, (args.input, args.input), size).eval()
+        rates: dict[str, list[float]] = {"reducer": [], "direct": []}
+        contention = 0.0
+        with torch.no_grad():
+            for _ in range(args.rounds):  # alternate, so drift on a shared machine hits both
+                for label, step in (
+                    ("direct", lambda op=direct: op(x, size, factor)),
+                    ("reducer", lambda module=reducer: module(x)),
+                ):
+                    m = measure(step, args.batch, warmup=2, min_repeats=5, min_seconds=0.2)
+                    rates[label].append(m.images_per_s)
+                    contention = max(contention, m.others_cores or 0.0)
+        direct_rate = statistics.median(rates["direct"])
+        reducer_rate = statistics.median(rates["reducer"])
+        rows.append(
+            {
+                "reducer": name,
+                "direct img/s": round(direct_rate),
+                "reducer img/s": round(reducer_rate),
+                "reducer / direct": round(reducer_rate / direct_rate, 3),
+                "others' cores (max)": round(contention, 2),
+            }
+        )
+    print(
+        f"input {args.batch}×{args.channels}×{args.input}×{args.input} → {args.output}, "
+        f"threads={args.threads}, {args.rounds} alternating rounds, medians"
+    )
+    print(pd.DataFrame(rows).to_markdown(index=False))
+    print(f"lowest ratio: {min(r['reducer / direct'] for r in rows):.3f} (goal >= 0.80)")
+    return 0
+
+
+def bench_overhead(args: argparse.Namespace) -> int:
+    walls, overheads = [], []
+    for attempt in range(args.runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {
+                **os.environ,
+                "WANDB_MODE": "offline",
+                "WANDB_ERROR_REPORTING": "false",
+                "WANDB_DIR": tmp,
+                "WANDB_CACHE_DIR": tmp,
+                "OMP_NUM_THREADS": "1",
+            }
+            overrides = [
+                "mode=throughput",
+                "logger=wandb",
+                "threads=1",
+                "dataset=digits_128",
+                f"results_dir={tmp}/run",
+                f"seed={attempt}",
+                "throughput.warmup=1",
+                "throughput.min_repeats=2",
+                "throughput.min_seconds=0",
+                "throughput.batch_size=16",
+            ]
+            started = time.perf_counter()
+            proc = subprocess.run(
+                [sys.executable, "-m", "experiments.run", *overrides],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            wall = time.perf_counter() - started
+            if proc.returncode:
+                print(proc.stderr[-3000:], file=sys.stderr)
+                return 1
+            (record_file,) = Path(tmp, "run", "records").glob("*.json")
+            record = json.loads(record_file.read_text())
+        measuring = record["throughput"]["seconds"]
+        walls.append(wall)
+        overheads.append(wall - measuring)
+        print(
+            f"run {attempt + 1}: wall {wall:.2f} s, measuring {measuring:.2f} s, "
+            f"in-job outside measuring {record['timing']['duration_s'] - measuring:.2f} s, "
+            f"overhead {wall - measuring:.2f} s"
+        )
+    print(
+        f"median overhead per run (imports, config, data, wandb offline, record write): "
+        f"{statistics.median(overheads):.2f} s (goal < 3 s); median wall "
+        f"{statistics.median(walls):.2f} s"
+    )
+    return 0
+
+
+def bench_agreement(args: argparse.Namespace) -> int:
+    tables = []
+    for folder in (args.first, args.second):
+        records, _ = load_records(folder)
+        table = throughput_table(records_to_frame(records))
+        if table.empty:
+            print(f"error: {folder} has no ok throughput records", file=sys.stderr)
+            return 2
+        tables.append(table)
+    keys = ["device", "channels", "height", "width", "reducer"]
+    both = tables[0].merge(tables[1], on=keys, suffixes=("_1", "_2"))
+    both["difference"] = (both["reducer_vs_floor_2"] / both["reducer_vs_floor_1"] - 1).abs()
+    shown = both[
+        keys
+        + [
+            "reducer_vs_floor_1",
+            "reducer_vs_floor_2",
+            "difference",
+            "others_cores_1",
+            "others_cores_2",
+        ]
+    ]
+    print(shown.round(3).to_markdown(index=False))
+    within = int((both["difference"] <= args.tolerance).sum())
+    print(
+        f"{within}/{len(both)} within {args.tolerance:.0%}; median difference "
+        f"{both['difference'].median():.1%}, worst {both['difference'].max():.1%}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n", 2)[2],
+    )  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True)
+    ops = sub.add_parser("ops", help="reducer vs the torch call it wraps, same process")
+    ops.add_argument("--input", type=int, default=192, help="input side (default 192 = 4×48)")
+    ops.add_argument("--output", type=int, default=48)
+    ops.add_argument("--channels", type=int, default=1)
+    ops.add_argument("--batch", type=int, default=64)
+    ops.add_argument("--threads", type=int, default=1)
+    ops.add_argument("--rounds", type=int, default=3, help="alternating rounds per pair")
+    ops.set_defaults(run=bench_ops)
+    overhead = sub.add_parser("overhead", help="seconds per run outside measuring")
+    overhead.add_argument("--runs", type=int, default=3)
+    overhead.set_defaults(run=bench_overhead)
+    agree = sub.add_parser("agreement", help="ratios to the memory floor in two sweeps")
+    agree.add_argument("first", type=Path, help="a throughput sweep folder")
+    agree.add_argument("second", type=Path, help="the same sweep, repeated")
+    agree.add_argument("--tolerance", type=float, default=0.15)
+    agree.set_defaults(run=bench_agreement)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

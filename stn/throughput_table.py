@@ -1,0 +1,99 @@
+"""The throughput table of a report: figures measured side by side, as ratios."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+THROUGHPUT_COLUMNS = {
+    "batch": "tp_batch_size",
+    "reducer_img_s": "tp_reducer_images_per_s",
+    "inference_img_s": "tp_inference_images_per_s",
+    "train_img_s": "tp_train_step_images_per_s",
+    "reducer_vs_floor": "tp_ratios_reducer_vs_memory_floor",
+    "reducer_vs_interp_aa": "tp_ratios_reducer_vs_interpolate_aa",
+    "floor_gb_s": "tp_memory_floor_gb_per_s",
+    "threads": "tp_reducer_threads",
+}
+THROUGHPUT_KEYS = ["device", "channels", "height", "width", "reducer"]
+
+
+THROUGHPUT_NOTE = (
+    "Images/s are medians over timed steps after warm-up; the ratios compare the reducer "
+    "with a plain read of the same batch (memory floor) and with F.interpolate(bilinear, "
+    "antialias=True), both measured in the same process just before it. *others' cores*: "
+    "CPU other processes used while timing (near 0: a quiet machine). *comparable: no*: "
+    "taken under a parallel launcher beside other runs."
+)
+
+
+def throughput_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (device, input shape, reducer) over ok runs that have figures: median
+    images/s of the three figures, the reducer's ratios to the memory floor and to
+    ``F.interpolate(bilinear, antialias)`` measured beside it, the floor's GB/s, the
+    busiest contention seen (``others_cores``: cores other processes kept busy while
+    timing) and whether every figure was ``comparable`` (basic launcher)."""
+    columns = THROUGHPUT_KEYS + list(THROUGHPUT_COLUMNS) + ["others_cores", "comparable", "n"]
+    if frame.empty or "tp_reducer_images_per_s" not in frame:
+        return pd.DataFrame(columns=columns)
+    ok = frame[(frame["status"] == "ok") & frame["tp_reducer_images_per_s"].notna()]
+    if ok.empty:
+        return pd.DataFrame(columns=columns)
+    contention = ok.filter(regex=r"^tp_.*_others_cores$")
+    shown = pd.DataFrame(
+        {
+            "device": ok["tp_device"],
+            "channels": ok.get("tp_batch_channels"),
+            "height": ok.get("tp_batch_height"),
+            "width": ok.get("tp_batch_width"),
+            "reducer": ok["reducer"],
+            **{name: ok.get(col) for name, col in THROUGHPUT_COLUMNS.items()},
+            "others_cores": contention.max(axis=1) if not contention.empty else None,
+            "comparable": ok["tp_comparable"].fillna(True).astype(bool),
+        }
+    )
+    grouped = shown.groupby(THROUGHPUT_KEYS, dropna=False)
+    table = grouped.agg(
+        **{name: (name, "median") for name in THROUGHPUT_COLUMNS},
+        others_cores=("others_cores", "max"),
+        comparable=("comparable", "all"),
+        n=("reducer", "size"),
+    ).reset_index()
+    return table.sort_values(
+        ["device", "channels", "height", "reducer_vs_floor"],
+        ascending=[True, True, True, False],
+        ignore_index=True,
+    )
+
+
+def format_throughput_markdown(table: pd.DataFrame) -> str:
+    def number(fmt: str):
+        return lambda v: "—" if pd.isna(v) else format(v, fmt)
+
+    shown = pd.DataFrame(
+        {
+            "device": table["device"],
+            "input": [
+                "—" if pd.isna(c) else f"{int(c)}×{int(h)}×{int(w)}"
+                for c, h, w in zip(table["channels"], table["height"], table["width"], strict=True)
+            ],
+            "reducer": table["reducer"],
+            "batch": table["batch"].map(number(".0f")),
+            "reducer img/s": table["reducer_img_s"].map(number(",.0f")),
+            "inference img/s": table["inference_img_s"].map(number(",.0f")),
+            "train step img/s": table["train_img_s"].map(number(",.0f")),
+            "× memory floor": table["reducer_vs_floor"].map(number(".3f")),
+            "× interpolate aa": table["reducer_vs_interp_aa"].map(number(".2f")),
+            "floor GB/s": table["floor_gb_s"].map(number(".1f")),
+            "threads": table["threads"].map(number(".0f")),
+            "others' cores": table["others_cores"].map(number(".2f")),
+            "comparable": table["comparable"].map(lambda v: "yes" if v else "**no**"),
+        }
+    )
+    return shown.to_markdown(index=False)
+
+
+def trained_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Drop throughput-only runs (ok but no accuracy) from the accuracy table."""
+    if "test_accuracy" not in frame:
+        return frame
+    return frame[(frame["status"] != "ok") | frame["test_accuracy"].notna()]

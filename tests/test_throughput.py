@@ -1,0 +1,218 @@
+"""The timing method: statistics, CUDA synchronisation, out-of-memory back-off, and the
+figures, references and ratios of one run."""
+
+import time
+import types
+
+import numpy as np
+import pytest
+import torch
+
+import stn.throughput as tp
+from experiments.launcher import throughput_conditions
+from stn.data.images import ImageSet
+from stn.data.prepare import _with_channels
+from stn.models import build_classifier
+from stn.reducers import Resize, build_reducer
+from stn.throughput import (
+    ThroughputSettings,
+    is_out_of_memory,
+    measure,
+    measure_pipeline,
+    with_batch_backoff,
+)
+from stn.train import ReducedClassifier
+
+QUICK = ThroughputSettings(warmup=1, min_repeats=3, min_seconds=0.0)
+
+
+def test_known_sleep_gives_a_median_near_it_and_ordered_quartiles():
+    calls = []
+
+    def step():
+        calls.append(1)
+        time.sleep(0.02)
+
+    m = measure(step, batch_size=4, warmup=2, min_repeats=5, min_seconds=0.25)
+    assert m.repeats >= 5 and len(calls) == m.repeats + 2
+    assert m.window_s >= 0.25
+    # sleep never returns early; the upper bound is loose for a busy shared machine.
+    assert 20.0 <= m.step_ms_median < 200.0
+    assert m.step_ms_q25 <= m.step_ms_median <= m.step_ms_q75
+    assert m.images_per_s_q25 <= m.images_per_s <= m.images_per_s_q75
+    assert m.images_per_s == pytest.approx(4 / (m.step_ms_median / 1e3))
+    assert m.threads == torch.get_num_threads() and m.device == "cpu"
+
+
+def test_statistics_match_numpy_on_a_scripted_clock(monkeypatch):
+    durations = [0.010, 0.050, 0.020, 0.040, 0.030, 0.070]
+    clock = types.SimpleNamespace(now=0.0)
+    monkeypatch.setattr(tp, "time", types.SimpleNamespace(perf_counter=lambda: clock.now))
+    pending = iter(durations)
+
+    def step():
+        clock.now += next(pending)
+
+    m = measure(step, batch_size=10, warmup=0, min_repeats=6, min_seconds=0.0)
+    q25, q50, q75 = np.percentile(durations, [25, 50, 75], method="weibull")
+    assert m.repeats == 6
+    assert m.step_ms_median == pytest.approx(q50 * 1e3)
+    assert (m.step_ms_q25, m.step_ms_q75) == pytest.approx((q25 * 1e3, q75 * 1e3))
+    assert m.images_per_s == pytest.approx(10 / q50)
+    assert m.images_per_s_q25 == pytest.approx(10 / q75)  # the slow quartile is the low rate
+
+
+def test_min_repeats_is_exact_when_no_minimum_time():
+    m = measure(lambda: None, batch_size=1, warmup=0, min_repeats=7, min_seconds=0.0)
+    assert m.repeats == 7
+
+
+@pytest.mark.parametrize("bad", [{"batch_size": 0}, {"min_repeats": 0}, {"max_repeats": 2}])
+def test_bad_timer_settings_are_refused(bad):
+    args = {"batch_size": 1, "min_repeats": 3, **bad}
+    with pytest.raises(ValueError, match="must be|need"):
+        measure(lambda: None, **args)
+
+
+def test_cuda_timed_regions_are_bracketed_by_synchronize(monkeypatch):
+    log = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: log.append("sync"))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 12345)
+    m = measure(lambda: log.append("step"), 2, device="cuda", warmup=2, min_repeats=3,
+                min_seconds=0.0)  # fmt: skip
+    assert log == ["step", "step", "sync"] + ["sync", "step", "sync"] * 3
+    assert m.device == "cuda" and m.peak_memory_bytes == 12345
+    assert m.peak_memory_scope == "window"
+
+
+def test_every_figure_carries_its_conditions():
+    x = torch.rand(3, 2, 16, 16)
+    m = measure(lambda: x.sum(), 3, min_repeats=2, min_seconds=0.0, dtype=x.dtype,
+                input_shape=x.shape)  # fmt: skip
+    assert m.dtype == "float32" and m.input_shape == [3, 2, 16, 16]
+    assert m.peak_memory_bytes > 0 and m.peak_memory_scope in ("window", "process")
+    assert m.others_cpu_s is None or m.others_cpu_s >= 0.0
+
+
+def test_contention_is_reported_only_for_a_window_its_ticks_resolve():
+    assert tp._cores(0.05, 0.01) is None
+    assert tp._cores(0.5, 1.0) == pytest.approx(0.5)
+    assert tp._cores(None, 1.0) is None
+
+
+def _oom_above(limit, error):
+    tried = []
+
+    def run(batch):
+        tried.append(batch)
+        if batch > limit:
+            raise error
+        return f"ran {batch}"
+
+    return run, tried
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB"),
+        RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        torch.cuda.OutOfMemoryError("CUDA out of memory."),
+    ],
+)
+def test_out_of_memory_halves_the_batch_until_it_fits(error):
+    run, tried = _oom_above(8, error)
+    assert is_out_of_memory(error)
+    assert with_batch_backoff(run, 64) == ("ran 8", 8)
+    assert tried == [64, 32, 16, 8]
+
+
+def test_other_errors_and_oom_at_batch_one_are_raised():
+    run, tried = _oom_above(8, RuntimeError("shape mismatch"))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        with_batch_backoff(run, 64)
+    assert tried == [64]
+    run, tried = _oom_above(0, RuntimeError("out of memory"))
+    with pytest.raises(RuntimeError, match="out of memory"):
+        with_batch_backoff(run, 4)
+    assert tried == [4, 2, 1]
+
+
+def _model(in_channels=1, size=64):
+    reducer = build_reducer({"kind": "resize", "mode": "bilinear"}, in_channels, (size, size))
+    return ReducedClassifier(reducer, build_classifier("mlp", in_channels, 10, (48, 48)))
+
+
+def _batch(n=6, channels=1, size=64):
+    torch.manual_seed(0)
+    return torch.rand(n, channels, size, size), torch.randint(0, 10, (n,))
+
+
+def test_pipeline_records_three_figures_two_references_and_their_ratios():
+    model = _model()
+    x, y = _batch()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    settings = ThroughputSettings(warmup=1, min_repeats=3, min_seconds=0.0, batch_size=20)
+    out = measure_pipeline(model, x, y, None, "cpu", settings)
+
+    for name in ("reducer", "inference", "train_step", "memory_floor", "interpolate_aa"):
+        assert out[name]["images_per_s"] > 0 and out[name]["batch_size"] == 20
+        assert out[name]["input_shape"] == [20, 1, 64, 64]
+    assert out["batch"] == {
+        "size": 20, "requested_size": 20, "channels": 1, "height": 64, "width": 64
+    }  # fmt: skip
+    ratios = out["ratios"]
+    assert len(ratios) == 6
+    for figure in ("reducer", "inference", "train_step"):
+        for ref in ("memory_floor", "interpolate_aa"):
+            expected = out[figure]["images_per_s"] / out[ref]["images_per_s"]
+            assert ratios[f"{figure}_vs_{ref}"] == pytest.approx(expected)
+    floor = out["memory_floor"]
+    assert floor["gb_per_s"] == pytest.approx(20 * 64 * 64 * 4 / floor["step_ms_median"] / 1e6)
+    assert out["comparable"] is True and out["not_comparable_reason"] is None
+    # The training step ran on a copy: the evaluated model is unchanged.
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_pipeline_backs_off_on_out_of_memory_and_records_the_batch():
+    class Hungry(Resize):
+        def forward(self, x):
+            if len(x) > 8:
+                raise RuntimeError("DefaultCPUAllocator: can't allocate memory")
+            return super().forward(x)
+
+    model = ReducedClassifier(
+        Hungry("hungry", (48, 48), "bilinear"), build_classifier("mlp", 1, 10, (48, 48))
+    )
+    x, y = _batch()
+    settings = ThroughputSettings(warmup=1, min_repeats=2, min_seconds=0.0, batch_size=64)
+    out = measure_pipeline(model, x, y, None, "cpu", settings)
+    assert out["batch"]["size"] == 8 and out["batch"]["requested_size"] == 64
+    assert out["reducer"]["batch_size"] == out["memory_floor"]["batch_size"] == 8
+
+
+def test_settings_from_config_name_unknown_keys():
+    with pytest.raises(ValueError, match=r"unknown throughput option.*warmpu"):
+        ThroughputSettings.from_config({"warmpu": 1})
+    made = ThroughputSettings.from_config({"warmup": 4}, comparable=False, reason="r")
+    assert (made.warmup, made.comparable, made.reason) == (4, False, "r")
+
+
+def test_parallel_launchers_make_figures_not_comparable():
+    basic = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+    joblib = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+    assert throughput_conditions(basic) == {"comparable": True, "reason": None}
+    parallel = throughput_conditions(joblib)
+    assert parallel["comparable"] is False and "JoblibLauncher" in parallel["reason"]
+    assert "basic launcher" in parallel["reason"]
+
+
+def test_grey_images_repeat_into_channels_and_colour_images_are_refused():
+    grey = ImageSet(np.arange(2 * 16, dtype=np.uint8).reshape(2, 1, 4, 4), np.zeros(2), 1, "g")
+    rgb = _with_channels(grey, 3)
+    assert rgb.images.shape == (2, 3, 4, 4)
+    assert all(np.array_equal(rgb.images[:, c], grey.images[:, 0]) for c in range(3))
+    assert _with_channels(grey, None) is grey
+    with pytest.raises(ValueError, match="only repeat 1-channel"):
+        _with_channels(rgb, 2)

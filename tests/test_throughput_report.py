@@ -1,0 +1,60 @@
+"""The throughput table copes with throughput-only records, old records and flags."""
+
+import pytest
+
+from stn.report import format_throughput_markdown, throughput_table, write_report
+from stn.results import new_record, records_to_frame, write_record
+
+
+def _record(reducer, seed, reducer_img_s, floor_img_s, comparable=True, accuracy=None):
+    record = new_record({"reducer": reducer, "seed": seed}, "t")
+    figure = {"images_per_s": reducer_img_s, "device": "cpu", "threads": 1, "others_cores": 0.1}
+    record.update(
+        status="ok",
+        reducer={"name": reducer},
+        classifier={"name": "cnn"},
+        dataset={"name": "digits_128"},
+        metrics={} if accuracy is None else {"test_accuracy": accuracy},
+        throughput={
+            "reducer": figure,
+            "inference": {**figure, "images_per_s": 50.0},
+            "train_step": {**figure, "images_per_s": 20.0, "others_cores": 0.7},
+            "memory_floor": {"images_per_s": floor_img_s, "gb_per_s": 3.0},
+            "ratios": {"reducer_vs_memory_floor": reducer_img_s / floor_img_s},
+            "batch": {"size": 64, "channels": 3, "height": 128, "width": 128},
+            "comparable": comparable,
+        },
+    )
+    return record
+
+
+def test_one_row_per_reducer_with_median_ratio_and_worst_contention():
+    records = [_record("a", s, 100.0 * (s + 1), 1000.0) for s in range(3)]
+    records.append(_record("b", 0, 900.0, 1000.0, comparable=False))
+    table = throughput_table(records_to_frame(records))
+    rows = {r["reducer"]: r for r in table.to_dict("records")}
+    assert rows["a"]["reducer_vs_floor"] == pytest.approx(0.2) and rows["a"]["n"] == 3
+    assert rows["a"]["others_cores"] == pytest.approx(0.7)
+    assert rows["a"]["comparable"] and not rows["b"]["comparable"]
+    assert list(table["reducer"]) == ["b", "a"]  # best ratio to the floor first
+    text = format_throughput_markdown(table)
+    assert "3×128×128" in text and "**no**" in text
+
+
+def test_records_without_figures_give_an_empty_table():
+    record = _record("a", 0, 1.0, 1.0, accuracy=0.5)
+    record["throughput"] = {}
+    assert throughput_table(records_to_frame([record])).empty
+
+
+def test_throughput_only_sweep_report_has_no_accuracy_table(tmp_path):
+    write_record(_record("a", 0, 100.0, 1000.0), tmp_path)
+    report = write_report(tmp_path)
+    assert report.table.empty and report.table_markdown == "(no trained runs yet)"
+    assert "## Throughput" in report.path.read_text() and "| a " in report.throughput_markdown
+
+
+def test_a_run_that_failed_before_building_its_reducer_is_named_from_its_config():
+    record = new_record({"reducer": {"name": "pool_avg"}, "seed": 0}, "t")
+    record.update(status="failed", error="ReducerConfigError: cannot reach 48 from 276")
+    assert records_to_frame([record])["reducer"].tolist() == ["pool_avg"]

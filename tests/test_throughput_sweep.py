@@ -1,0 +1,44 @@
+"""Throughput in the Hydra app: a throughput-only sweep writes figures and ratios but no
+accuracy, its report shows the speed table, and a parallel launcher marks the figures
+not comparable (tests/test_sweep.py checks the basic launcher's records)."""
+
+import torch
+
+from stn.results import load_records
+from tests.test_sweep import run_app
+
+
+def test_throughput_sweep_under_a_parallel_launcher(tmp_path):
+    out = tmp_path / "tp"
+    proc = run_app(
+        "experiment=throughput",
+        f"results_dir={out}",
+        "reducer=pool_adaptive",
+        "dataset=digits_128",
+        "dataset.channels=3",
+        "device=cpu,cuda_if_present",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=1",
+        "throughput.warmup=1",
+        "throughput.min_repeats=2",
+        "throughput.min_seconds=0",
+        "throughput.batch_size=8",
+        "dataset.limit_train=16",
+        "dataset.limit_test=8",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records, _ = load_records(out)
+    # cuda_if_present: no record at all on a machine without a GPU.
+    assert len(records) == (2 if torch.cuda.is_available() else 1)
+    record = next(r for r in records if r["throughput"]["reducer"]["device"] == "cpu")
+    assert record["status"] == "ok" and record["metrics"] == {}
+    tp = record["throughput"]
+    for figure in ("reducer", "inference", "train_step", "memory_floor", "interpolate_aa"):
+        assert tp[figure]["images_per_s"] > 0 and tp[figure]["threads"] == 1
+    assert tp["batch"]["channels"] == 3 and tp["batch"]["height"] == 128
+    assert tp["ratios"]["reducer_vs_memory_floor"] > 0
+    assert tp["comparable"] is False and "JoblibLauncher" in tp["not_comparable_reason"]
+    report = (out / "report.md").read_text()
+    assert "(no trained runs yet)" in report and "## Throughput" in report
+    assert "| cpu      | 3×128×128 | pool_adaptive |" in report and "**no**" in report
