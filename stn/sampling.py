@@ -32,7 +32,7 @@ _NATIVE = {"nearest": "nearest", "bilinear": "bilinear", "bicubic": "bicubic"}
 
 # Elements of the gathered (chunk, C, P, taps) block per step; bounds the working memory of
 # the general path (2**22 float32 = 16 MiB) whatever the batch size and tap window.
-_CHUNK_ELEMENTS = 1 << 22
+_CHUNK_ELEMENTS = 1 << 17
 
 
 # --------------------------------------------------------------------------- validation
@@ -129,45 +129,32 @@ def _stretch(step_sq: Tensor) -> Tensor:
 # --------------------------------------------------------------------------- per-axis weights
 
 
-def _axis_weights(
-    pos: Tensor,
-    stretch: Tensor | None,
-    taps: int,
-    size: int,
-    kern: Kernel,
-    padding_mode: str,
-) -> tuple[Tensor, Tensor]:
-    """Tap indices and normalised weights along one axis.
+def _window(pos: Tensor, stretch: Tensor | None, taps: int, kern: Kernel) -> tuple[Tensor, Tensor]:
+    """First tap index and normalised weights of each sample's window along one axis.
 
     Args:
         pos: ``(*)`` sample positions in input pixels.
         stretch: ``(*)`` kernel stretch ``s >= 1`` (anti-aliasing) or ``None`` (``s = 1``).
         taps: window length ``T``; must cover ``(pos − radius·s, pos + radius·s]``.
-        size: input length along this axis.
 
     Returns:
-        ``idx`` ``(*, T)`` int64 in ``[0, size)`` and ``w`` ``(*, T)``; taps outside the input
-        carry weight 0 (``zeros``) or read the edge pixel (``border``, index clamped).
+        ``start`` ``(*)`` int64 (unbounded: may lie outside the input) and ``w`` ``(*, T)``,
+        the weights of taps ``start, …, start + T − 1``.
     """
     radius = kern.radius if stretch is None else kern.radius * stretch.detach()
     # The window start is piecewise constant in pos: it carries no gradient. Where it jumps,
     # the tap entering or leaving sits at the support edge with weight 0 (or a kink).
     start = torch.floor(pos.detach() - radius) + 1
     offsets = torch.arange(taps, dtype=pos.dtype, device=pos.device)
-    idx = start.unsqueeze(-1) + offsets
-    d = pos.unsqueeze(-1) - idx
+    d = pos.unsqueeze(-1) - (start.unsqueeze(-1) + offsets)
     if stretch is not None:
         d = d / stretch.unsqueeze(-1)
     w = kern.fn(d)
     # Normalising is Pillow's rule for stretched kernels and makes Lanczos and Gaussian
     # partitions of unity; for nearest/bilinear/bicubic the sum is already exactly 1.
-    # The sum runs over the whole window, before zero padding, so "zeros" means sampling an
+    # The sum runs over the whole window, before padding, so "zeros" means sampling an
     # image extended by zeros (as F.grid_sample), not renormalising at the border (as Pillow).
-    w = w / w.sum(-1, keepdim=True)
-    idx = idx.long()
-    if padding_mode == "zeros":
-        w = w * ((idx >= 0) & (idx < size)).to(w.dtype)
-    return idx.clamp(0, size - 1), w
+    return start.long(), w / w.sum(-1, keepdim=True)
 
 
 # --------------------------------------------------------------------------- general path
@@ -178,71 +165,89 @@ def _chunk(batch: int, per_image: int) -> int:
 
 
 class _SeparableGather(torch.autograd.Function):
-    """``out[n,c,p] = Σ_ab wy[n,p,a] · wx[n,p,b] · U[n, c, iy[n,p,a], ix[n,p,b]]``.
+    """``out[n,c,p] = Σ_ab wy[n,p,a] · wx[n,p,b] · U[n, c, rows[n,p] + a·W + b]`` (flat index).
 
-    Runs over bounded chunks of the batch and re-gathers in backward rather than saving the
-    gathered taps, so memory stays at one chunk whatever the batch size and window. The
-    weights' own gradients continue through autograd to the grid.
+    ``input`` is padded so every window lies inside it: the ``Tx`` taps of one window row
+    are then contiguous in memory and read through an ``unfold`` view with one index per
+    row, rather than one int64 index per tap. The sums over taps are batched matrix
+    products (much faster on CPU than broadcast multiply + sum). Runs over bounded chunks
+    of the batch and re-gathers in backward rather than saving the taps, so memory stays at
+    one chunk whatever the batch size and window. The weights' gradients continue through
+    autograd to the grid.
     """
 
     @staticmethod
-    def forward(ctx, input: Tensor, iy: Tensor, ix: Tensor, wy: Tensor, wx: Tensor) -> Tensor:
-        n, c, h, w = input.shape
-        p, ty, tx = iy.shape[1], iy.shape[2], ix.shape[2]
-        flat = input.reshape(n, c, h * w)
-        out = input.new_empty(n, c, p)
+    def forward(ctx, input: Tensor, rows: Tensor, wy: Tensor, wx: Tensor) -> Tensor:
+        n, c = input.shape[:2]
+        p, ty, tx = wy.shape[1], wy.shape[2], wx.shape[2]
+        out = input.new_empty(n, p, c)
         step = _chunk(n, c * p * ty * tx)
         for b0 in range(0, n, step):
             sl = slice(b0, b0 + step)
-            vals = _gather(flat[sl], iy[sl], ix[sl], w)
-            weights = wy[sl].unsqueeze(-1) * wx[sl].unsqueeze(-2)  # (n, P, Ty, Tx)
-            out[sl] = torch.einsum("ncpt,npt->ncp", vals, weights.flatten(2))
-        ctx.save_for_backward(input, iy, ix, wy, wx)
-        return out
+            m = input[sl].shape[0] * p
+            vals, _ = _row_taps(input[sl], rows[sl], ty, tx)  # (m, C·Ty, Tx)
+            across = torch.bmm(vals, wx[sl].reshape(m, tx, 1)).view(m, c, ty)
+            out[sl] = torch.bmm(across, wy[sl].reshape(m, ty, 1)).view(-1, p, c)
+        ctx.save_for_backward(input, rows, wy, wx)
+        return out.transpose(1, 2)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
-        input, iy, ix, wy, wx = ctx.saved_tensors
+        input, rows, wy, wx = ctx.saved_tensors
         n, c, h, w = input.shape
-        p, ty, tx = iy.shape[1], iy.shape[2], ix.shape[2]
-        need_input, _, _, need_wy, need_wx = ctx.needs_input_grad
-        grad_input = torch.zeros_like(input).reshape(n, c, h * w) if need_input else None
+        p, ty, tx = wy.shape[1], wy.shape[2], wx.shape[2]
+        need_input, _, need_wy, need_wx = ctx.needs_input_grad
+        grad_input = input.new_zeros(n * c * h * w) if need_input else None
         grad_wy = torch.empty_like(wy) if need_wy else None
         grad_wx = torch.empty_like(wx) if need_wx else None
-        flat = input.reshape(n, c, h * w)
+        grad_out = grad_out.transpose(1, 2)  # (N, P, C)
         step = _chunk(n, c * p * ty * tx)
         for b0 in range(0, n, step):
             sl = slice(b0, b0 + step)
-            g = grad_out[sl]  # (n, C, P)
+            m = input[sl].shape[0] * p
+            g = grad_out[sl].reshape(m, 1, c)
+            # Gradient of each window row's value: (m, C·Ty, 1).
+            g_rows = (g.transpose(1, 2) * wy[sl].reshape(m, 1, ty)).reshape(m, c * ty, 1)
             if need_wy or need_wx:
-                vals = _gather(flat[sl], iy[sl], ix[sl], w)
-                gw = torch.einsum("ncpt,ncp->npt", vals, g).unflatten(2, (ty, tx))
+                vals, _ = _row_taps(input[sl], rows[sl], ty, tx)
                 if need_wy:
-                    grad_wy[sl] = torch.einsum("npab,npb->npa", gw, wx[sl])
+                    across = torch.bmm(vals, wx[sl].reshape(m, tx, 1)).view(m, c, ty)
+                    grad_wy[sl] = torch.bmm(g, across).view(-1, p, ty)
                 if need_wx:
-                    grad_wx[sl] = torch.einsum("npab,npa->npb", gw, wy[sl])
+                    grad_wx[sl] = torch.bmm(g_rows.transpose(1, 2), vals).view(-1, p, tx)
             if need_input:
-                weights = (wy[sl].unsqueeze(-1) * wx[sl].unsqueeze(-2)).flatten(2)
-                contrib = (g.unsqueeze(-1) * weights.unsqueeze(1)).flatten(2)  # (n, C, P*T)
-                index = _flat_index(iy[sl], ix[sl], w).unsqueeze(1).expand(-1, c, -1)
-                grad_input[sl].scatter_add_(2, index, contrib)
+                _, starts = _row_taps(input[sl], rows[sl], ty, tx, gather=False)
+                contrib = g_rows * wx[sl].reshape(m, 1, tx)  # (m, C·Ty, Tx)
+                offset = b0 * c * h * w
+                chunk_grad = grad_input[offset : offset + starts.numel() // (p * ty) * h * w]
+                index = (starts.unsqueeze(-1) + torch.arange(tx, device=starts.device)).view(-1)
+                chunk_grad.scatter_add_(0, index, contrib.reshape(-1))
         if grad_input is not None:
-            grad_input = grad_input.reshape(n, c, h, w)
-        return grad_input, None, None, grad_wy, grad_wx
+            grad_input = grad_input.view(n, c, h, w)
+        return grad_input, None, grad_wy, grad_wx
 
 
-def _flat_index(iy: Tensor, ix: Tensor, width: int) -> Tensor:
-    """``(n, P, Ty)``, ``(n, P, Tx)`` → flat pixel indices ``(n, P·Ty·Tx)``."""
-    return (iy.unsqueeze(-1) * width + ix.unsqueeze(-2)).flatten(1)
+def _row_taps(
+    input: Tensor, rows: Tensor, ty: int, tx: int, gather: bool = True
+) -> tuple[Tensor | None, Tensor]:
+    """Window taps of padded ``input`` ``(n, C, H, W)``.
 
+    ``rows`` ``(n, P)`` is the flat index (within one image) of each window's first tap.
 
-def _gather(flat: Tensor, iy: Tensor, ix: Tensor, width: int) -> Tensor:
-    """Taps of ``flat`` ``(n, C, H·W)`` → ``(n, C, P, Ty·Tx)``."""
-    n, c, _ = flat.shape
-    index = _flat_index(iy, ix, width)
-    vals = flat.gather(2, index.unsqueeze(1).expand(-1, c, -1))
-    return vals.view(n, c, iy.shape[1], -1)
+    Returns:
+        taps ``(n·P, C·Ty, Tx)`` (``None`` without ``gather``) and ``starts`` ``(n·P·C·Ty,)``,
+        the index of each window row's first tap in the flattened ``input``.
+    """
+    n, c, h, w = input.shape
+    image = torch.arange(n * c, device=rows.device).view(n, 1, c, 1) * (h * w)
+    line = torch.arange(ty, device=rows.device) * w
+    starts = (rows.view(n, -1, 1, 1) + line + image).view(-1)  # (n, P, C, Ty) flattened
+    if not gather:
+        return None, starts
+    # (n·C·H·W − Tx + 1, Tx): entry k is the Tx pixels from flat index k; a view, no copy.
+    windows = input.reshape(-1).unfold(0, tx, 1)
+    return windows.index_select(0, starts).view(-1, c * ty, tx), starts
 
 
 def _grid_sample_general(
@@ -268,16 +273,18 @@ def _grid_sample_general(
         sy = _stretch(_finite_difference(y, 2) ** 2 + _finite_difference(y, 1) ** 2)
         tx = support_taps(kern.radius * float(sx.detach().max()))
         ty = support_taps(kern.radius * float(sy.detach().max()))
-    ix, wx = _axis_weights(x, sx, tx, w, kern, padding_mode)
-    iy, wy = _axis_weights(y, sy, ty, h, kern, padding_mode)
+    x0, wx = _window(x, sx, tx, kern)
+    y0, wy = _window(y, sy, ty, kern)
+    # Pad by one window each side and clamp window starts into the padding: a window wholly
+    # outside the input then reads only padding, which holds what it would have read there
+    # (zeros, or the edge pixel for "border"), and every read is in bounds.
+    mode = "constant" if padding_mode == "zeros" else "replicate"
+    padded = F.pad(input, (tx, tx, ty, ty), mode=mode)
+    x0 = x0.clamp(-tx, w) + tx
+    y0 = y0.clamp(-ty, h) + ty
+    rows = (y0 * (w + 2 * tx) + x0).view(n, ho * wo)
     p = ho * wo
-    out = _SeparableGather.apply(
-        input,
-        iy.reshape(n, p, ty),
-        ix.reshape(n, p, tx),
-        wy.reshape(n, p, ty),
-        wx.reshape(n, p, tx),
-    )
+    out = _SeparableGather.apply(padded, rows, wy.reshape(n, p, ty), wx.reshape(n, p, tx))
     return out.view(n, c, ho, wo)
 
 
@@ -391,7 +398,11 @@ def _axis_matrix(
     if antialias:
         stretch = _stretch(_finite_difference(pos, 1) ** 2)
         taps = support_taps(kern.radius * float(stretch.detach().max()))
-    idx, w = _axis_weights(pos, stretch, taps, size, kern, padding_mode)
+    start, w = _window(pos, stretch, taps, kern)
+    idx = start.unsqueeze(-1) + torch.arange(taps, device=pos.device)
+    if padding_mode == "zeros":
+        w = w * ((idx >= 0) & (idx < size)).to(w.dtype)
+    idx = idx.clamp(0, size - 1)
     # scatter_add sums taps that border padding clamped onto the same edge pixel.
     matrix = pos.new_zeros(pos.shape[0], pos.shape[1], size)
     return matrix.scatter_add(2, idx, w)
