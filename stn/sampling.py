@@ -30,8 +30,10 @@ PADDING_MODES = ("zeros", "border")
 # PyTorch kernels that F.grid_sample implements natively: (name, its mode).
 _NATIVE = {"nearest": "nearest", "bilinear": "bilinear", "bicubic": "bicubic"}
 
-# Elements of the gathered (chunk, C, P, taps) block per step; bounds the working memory of
-# the general path (2**22 float32 = 16 MiB) whatever the batch size and tap window.
+# Taps gathered per step of the general path: bounds its working memory (2**17 float32 =
+# 512 KiB, cache-sized) whatever the batch size and window; chunks split the flattened
+# (image, sample) axis, so even one image with a huge anti-aliasing window is bounded.
+# Larger chunks measured slower here: fresh large buffers page-fault on every call.
 _CHUNK_ELEMENTS = 1 << 17
 
 
@@ -165,7 +167,8 @@ class _WindowWeights(torch.autograd.Function):
     """Normalised ``k((pos − start − t) / s)`` over taps ``t``, with an analytic backward.
 
     Same values as the autograd version in :func:`_window`, but one pass forward and a few
-    backward instead of a graph of a dozen elementwise ops per tap (4× faster for Lanczos).
+    backward instead of an autograd graph of a dozen elementwise ops per tap, which
+    dominated the Lanczos profile.
     """
 
     @staticmethod
@@ -199,94 +202,84 @@ class _WindowWeights(torch.autograd.Function):
 # --------------------------------------------------------------------------- general path
 
 
-def _chunk(batch: int, per_image: int) -> int:
-    return max(1, min(batch, _CHUNK_ELEMENTS // max(per_image, 1)))
-
-
 class _SeparableGather(torch.autograd.Function):
-    """``out[n,c,p] = Σ_ab wy[n,p,a] · wx[n,p,b] · U[n, c, rows[n,p] + a·W + b]`` (flat index).
+    """``out[c, m] = Σ_ab wy[m, a] · wx[m, b] · flat[c·L + rows[m] + a·W + b]``.
 
-    ``input`` is padded so every window lies inside it: the ``Tx`` taps of one window row
-    are then contiguous in memory and read through an ``unfold`` view with one index per
-    row, rather than one int64 index per tap. The sums over taps are batched matrix
-    products (much faster on CPU than broadcast multiply + sum). Runs over bounded chunks
-    of the batch and re-gathers in backward rather than saving the taps, so memory stays at
-    one chunk whatever the batch size and window. The weights' gradients continue through
-    autograd to the grid.
+    ``input`` ``(N, C, H, W)`` is padded so every window lies inside it; ``rows`` ``(M,)``
+    holds, for each of the ``M = N·P`` samples, the flat index of its window's first tap
+    in channel 0 of its image, and ``L = H·W``. The ``Tx`` taps of a window row are then
+    contiguous in memory and are read through an ``unfold`` view with one index per row,
+    rather than one int64 index per tap; the tap sums are batched matrix products (much
+    faster on CPU than broadcast multiply + sum). Samples are processed in chunks of
+    ``_CHUNK_ELEMENTS`` taps and re-gathered in backward rather than saved, so memory stays
+    at one chunk whatever the batch size and window. The weights' gradients continue
+    through autograd to the grid.
     """
 
     @staticmethod
     def forward(ctx, input: Tensor, rows: Tensor, wy: Tensor, wx: Tensor) -> Tensor:
-        n, c = input.shape[:2]
-        p, ty, tx = wy.shape[1], wy.shape[2], wx.shape[2]
-        out = input.new_empty(n, p, c)
-        step = _chunk(n, c * p * ty * tx)
-        for b0 in range(0, n, step):
-            sl = slice(b0, b0 + step)
-            m = input[sl].shape[0] * p
-            vals, _ = _row_taps(input[sl], rows[sl], ty, tx)  # (m, C·Ty, Tx)
-            across = torch.bmm(vals, wx[sl].reshape(m, tx, 1)).view(m, c, ty)
-            out[sl] = torch.bmm(across, wy[sl].reshape(m, ty, 1)).view(-1, p, c)
+        c = input.shape[1]
+        (m, ty), tx = wy.shape, wx.shape[1]
+        out = input.new_empty(m, c)
+        for sl in _chunks(m, c * ty * tx):
+            vals = _row_taps(input, rows[sl], ty, tx)  # (k, C·Ty, Tx)
+            k = vals.shape[0]
+            across = torch.bmm(vals, wx[sl].unsqueeze(-1)).view(k, c, ty)
+            out[sl] = torch.bmm(across, wy[sl].unsqueeze(-1)).view(k, c)
         ctx.save_for_backward(input, rows, wy, wx)
-        return out.transpose(1, 2)
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
         input, rows, wy, wx = ctx.saved_tensors
-        n, c, h, w = input.shape
-        p, ty, tx = wy.shape[1], wy.shape[2], wx.shape[2]
+        c = input.shape[1]
+        (m, ty), tx = wy.shape, wx.shape[1]
         need_input, _, need_wy, need_wx = ctx.needs_input_grad
-        grad_input = input.new_zeros(n * c * h * w) if need_input else None
+        grad_input = input.new_zeros(input.numel()) if need_input else None
         grad_wy = torch.empty_like(wy) if need_wy else None
         grad_wx = torch.empty_like(wx) if need_wx else None
-        grad_out = grad_out.transpose(1, 2)  # (N, P, C)
-        step = _chunk(n, c * p * ty * tx)
-        for b0 in range(0, n, step):
-            sl = slice(b0, b0 + step)
-            m = input[sl].shape[0] * p
-            g = grad_out[sl].reshape(m, 1, c)
-            # Gradient of each window row's value: (m, C·Ty, 1).
-            g_rows = (g.transpose(1, 2) * wy[sl].reshape(m, 1, ty)).reshape(m, c * ty, 1)
+        for sl in _chunks(m, c * ty * tx):
+            g = grad_out[sl].unsqueeze(1)  # (k, 1, C)
+            k = g.shape[0]
+            # Gradient of each window row's value: (k, C·Ty, 1).
+            g_rows = (g.transpose(1, 2) * wy[sl].unsqueeze(1)).reshape(k, c * ty, 1)
             if need_wy or need_wx:
-                vals, _ = _row_taps(input[sl], rows[sl], ty, tx)
+                vals = _row_taps(input, rows[sl], ty, tx)
                 if need_wy:
-                    across = torch.bmm(vals, wx[sl].reshape(m, tx, 1)).view(m, c, ty)
-                    grad_wy[sl] = torch.bmm(g, across).view(-1, p, ty)
+                    across = torch.bmm(vals, wx[sl].unsqueeze(-1)).view(k, c, ty)
+                    grad_wy[sl] = torch.bmm(g, across).view(k, ty)
                 if need_wx:
-                    grad_wx[sl] = torch.bmm(g_rows.transpose(1, 2), vals).view(-1, p, tx)
+                    grad_wx[sl] = torch.bmm(g_rows.transpose(1, 2), vals).view(k, tx)
             if need_input:
-                _, starts = _row_taps(input[sl], rows[sl], ty, tx, gather=False)
-                contrib = g_rows * wx[sl].reshape(m, 1, tx)  # (m, C·Ty, Tx)
-                offset = b0 * c * h * w
-                chunk_grad = grad_input[offset : offset + starts.numel() // (p * ty) * h * w]
+                starts = _row_starts(input, rows[sl], ty)
                 index = (starts.unsqueeze(-1) + torch.arange(tx, device=starts.device)).view(-1)
-                chunk_grad.scatter_add_(0, index, contrib.reshape(-1))
+                contrib = g_rows * wx[sl].unsqueeze(1)  # (k, C·Ty, Tx)
+                grad_input.scatter_add_(0, index, contrib.reshape(-1))
         if grad_input is not None:
-            grad_input = grad_input.view(n, c, h, w)
+            grad_input = grad_input.view(input.shape)
         return grad_input, None, grad_wy, grad_wx
 
 
-def _row_taps(
-    input: Tensor, rows: Tensor, ty: int, tx: int, gather: bool = True
-) -> tuple[Tensor | None, Tensor]:
-    """Window taps of padded ``input`` ``(n, C, H, W)``.
+def _chunks(total: int, per_item: int) -> list[slice]:
+    step = max(1, _CHUNK_ELEMENTS // max(per_item, 1))
+    return [slice(i, i + step) for i in range(0, total, step)]
 
-    ``rows`` ``(n, P)`` is the flat index (within one image) of each window's first tap.
 
-    Returns:
-        taps ``(n·P, C·Ty, Tx)`` (``None`` without ``gather``) and ``starts`` ``(n·P·C·Ty,)``,
-        the index of each window row's first tap in the flattened ``input``.
-    """
-    n, c, h, w = input.shape
-    image = torch.arange(n * c, device=rows.device).view(n, 1, c, 1) * (h * w)
+def _row_starts(input: Tensor, rows: Tensor, ty: int) -> Tensor:
+    """Flat index in ``input`` of each window row's first tap: ``(k·C·Ty,)`` for ``(k,)`` rows."""
+    c, h, w = input.shape[1:]
+    channel = torch.arange(c, device=rows.device).view(c, 1) * (h * w)
     line = torch.arange(ty, device=rows.device) * w
-    starts = (rows.view(n, -1, 1, 1) + line + image).view(-1)  # (n, P, C, Ty) flattened
-    if not gather:
-        return None, starts
-    # (n·C·H·W − Tx + 1, Tx): entry k is the Tx pixels from flat index k; a view, no copy.
+    return (rows.view(-1, 1, 1) + channel + line).view(-1)
+
+
+def _row_taps(input: Tensor, rows: Tensor, ty: int, tx: int) -> Tensor:
+    """Window taps ``(k, C·Ty, Tx)`` of padded ``input`` for windows starting at ``rows``."""
+    # (numel − Tx + 1, Tx): entry i is the Tx pixels from flat index i; a view, no copy.
     windows = input.reshape(-1).unfold(0, tx, 1)
-    return windows.index_select(0, starts).view(-1, c * ty, tx), starts
+    taps = windows.index_select(0, _row_starts(input, rows, ty))
+    return taps.view(rows.shape[0], input.shape[1] * ty, tx)
 
 
 def _grid_sample_general(
@@ -321,10 +314,10 @@ def _grid_sample_general(
     padded = F.pad(input, (tx, tx, ty, ty), mode=mode)
     x0 = x0.clamp(-tx, w) + tx
     y0 = y0.clamp(-ty, h) + ty
-    rows = (y0 * (w + 2 * tx) + x0).view(n, ho * wo)
-    p = ho * wo
-    out = _SeparableGather.apply(padded, rows, wy.reshape(n, p, ty), wx.reshape(n, p, tx))
-    return out.view(n, c, ho, wo)
+    image = torch.arange(n, device=input.device).view(n, 1, 1) * padded[0].numel()
+    rows = (image + y0 * (w + 2 * tx) + x0).view(-1)
+    out = _SeparableGather.apply(padded, rows, wy.reshape(-1, ty), wx.reshape(-1, tx))
+    return out.view(n, ho, wo, c).permute(0, 3, 1, 2)
 
 
 # --------------------------------------------------------------------------- public API
