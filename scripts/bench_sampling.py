@@ -1,7 +1,8 @@
 """Throughput of every sampling kernel, anti-aliased or not, against PyTorch's natives.
 
-Measures forward and forward+backward images/s of ``stn.sampling`` (general affine path
-and the axis-aligned fast path) beside ``F.grid_sample`` (bilinear, bicubic) and
+Measures forward and forward+backward (gradients w.r.t. input and θ) images/s of
+``stn.sampling`` (general affine path and the axis-aligned fast path) beside
+``F.grid_sample`` (bilinear, bicubic) and
 ``F.interpolate(antialias=True)`` in the same run, and prints one markdown table per
 input shape with ratios to native bilinear. Example::
 
@@ -60,7 +61,18 @@ def _axis(x: Tensor, th: Tensor, kern: Kernel, aa: bool, hw: tuple[int, int]) ->
     return sample_axis_aligned(x, th[:, [0, 1], [0, 1]], th[:, :, 2], hw, kern, aa)
 
 
-def methods(kernels: list[str], antialias: list[bool], size: int) -> dict[str, Step]:
+def busy_cpu_seconds() -> float | None:
+    """Machine-wide busy CPU seconds from /proc/stat (Linux), to spot contention."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def methods(kernels: list[str], aa_kernels: list[str], size: int) -> dict[str, Step]:
     """name -> f(input, θ) -> output; each builds its grid from θ inside, as an STN would.
 
     The axis-aligned rows use θ's diagonal and translation only (the rotation is dropped).
@@ -72,11 +84,11 @@ def methods(kernels: list[str], antialias: list[bool], size: int) -> dict[str, S
         "F.interpolate bilinear aa (resize)": partial(_resize, mode="bilinear", hw=hw),
         "F.interpolate bicubic aa (resize)": partial(_resize, mode="bicubic", hw=hw),
     }
-    for aa in antialias:
+    for aa, names in ((False, kernels), (True, aa_kernels)):
         tag = " aa" if aa else ""
-        for k in kernels:
+        for k in names:
             out[f"general {k}{tag}"] = partial(_general, kern=get_kernel(k), aa=aa, hw=hw)
-        for k in kernels:
+        for k in names:
             out[f"axis-aligned {k}{tag}"] = partial(_axis, kern=get_kernel(k), aa=aa, hw=hw)
     return out
 
@@ -104,7 +116,13 @@ def main() -> None:
     parser.add_argument("--out", type=int, default=48, help="output side")
     parser.add_argument("--channels", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--kernels", nargs="+", default=kernel_names(), choices=kernel_names())
-    parser.add_argument("--no-aa", action="store_true", help="skip anti-aliased variants")
+    parser.add_argument(
+        "--aa-kernels",
+        nargs="*",
+        default=None,
+        choices=kernel_names(),
+        help="kernels to also run anti-aliased (default: same as --kernels; none: no aa rows)",
+    )
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=0.5)
@@ -115,12 +133,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.quick:
-        args.kernels = ["bilinear", "bicubic", "lanczos3"]
+        args.kernels = args.aa_kernels = ["bilinear", "bicubic", "lanczos3"]
         args.channels = [1]
         args.seconds = 0.2
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)
-    antialias = [False] if args.no_aa else [False, True]
+    aa_kernels = args.kernels if args.aa_kernels is None else args.aa_kernels
     print(
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, {args.threads} thread(s), batch {args.batch}, float32\n"
@@ -129,23 +147,25 @@ def main() -> None:
         for c in args.channels:
             x = torch.rand(args.batch, c, size, size, generator=gen)
             theta = random_theta(args.batch, gen)
-            cpu0 = os.times()
+            cpu0, busy0 = os.times(), busy_cpu_seconds()
             wall0 = time.perf_counter()
-            rows = []
-            for name, step in methods(args.kernels, antialias, args.out).items():
-                rows.append(
-                    (name, bench(step, x, theta, False, args), bench(step, x, theta, True, args))
-                )
-            wall = time.perf_counter() - wall0
-            cpu = os.times()
-            own = (cpu.user - cpu0.user) + (cpu.system - cpu0.system)
-            base_f, base_fb = rows[0][1], rows[0][2]
             print(f"### {size}→{args.out}, C={c}\n")
             print("| method | fwd img/s | fwd+bwd img/s | fwd ÷ bilinear | fwd+bwd ÷ bilinear |")
-            print("|---|---:|---:|---:|---:|")
-            for name, f, fb in rows:
-                print(f"| {name} | {f:,.0f} | {fb:,.0f} | {f / base_f:.2f} | {fb / base_fb:.2f} |")
-            print(f"\n(this process used {own:.1f} s CPU over {wall:.1f} s wall)\n")
+            print("|---|---:|---:|---:|---:|", flush=True)
+            base: tuple[float, float] | None = None
+            for name, step in methods(args.kernels, aa_kernels, args.out).items():
+                f = bench(step, x, theta, False, args)
+                fb = bench(step, x, theta, True, args)
+                base = base or (f, fb)  # the first row is native bilinear
+                print(
+                    f"| {name} | {f:,.0f} | {fb:,.0f} | {f / base[0]:.2f} | {fb / base[1]:.2f} |",
+                    flush=True,
+                )
+            wall = time.perf_counter() - wall0
+            cpu, busy1 = os.times(), busy_cpu_seconds()
+            own = (cpu.user - cpu0.user) + (cpu.system - cpu0.system)
+            others = "" if busy0 is None else f"; other processes used {busy1 - busy0 - own:.1f} s"
+            print(f"\n(this process used {own:.1f} s CPU over {wall:.1f} s wall{others})\n")
 
 
 if __name__ == "__main__":
