@@ -37,6 +37,8 @@ class Kernel:
         deriv: ``d -> k'(d)`` (one-sided at kinks), or ``None`` to let autograd differentiate
             ``fn``. Samplers use it to skip building an autograd graph per tap, which
             dominated the cost of Lanczos weights.
+        partition_of_unity: ``Σ_m k(x − m) = 1`` for every ``x``, so unstretched weights
+            need no normalising (nearest, box, bilinear, Keys cubic; not Lanczos).
     """
 
     name: str
@@ -44,6 +46,7 @@ class Kernel:
     fn: KernelFn
     interpolating: bool
     deriv: KernelFn | None = None
+    partition_of_unity: bool = False
 
     def __call__(self, d: Tensor) -> Tensor:
         return self.fn(d)
@@ -122,27 +125,27 @@ def _gaussian_deriv(d: Tensor, sigma: float, radius: float) -> Tensor:
 
 
 def _make_nearest() -> Kernel:
-    return Kernel("nearest", 0.5, _nearest, interpolating=True, deriv=_zero_deriv)
+    return Kernel("nearest", 0.5, _nearest, True, _zero_deriv, partition_of_unity=True)
 
 
 def _make_box() -> Kernel:
-    return Kernel("box", 0.5, _box, interpolating=True, deriv=_zero_deriv)
+    return Kernel("box", 0.5, _box, True, _zero_deriv, partition_of_unity=True)
 
 
 def _make_bilinear() -> Kernel:
-    return Kernel("bilinear", 1.0, _tent, interpolating=True, deriv=_tent_deriv)
+    return Kernel("bilinear", 1.0, _tent, True, _tent_deriv, partition_of_unity=True)
 
 
 def _make_bicubic(a: float = -0.75) -> Kernel:
     name = "bicubic" if a == -0.75 else f"bicubic(a={a})"
-    return Kernel(name, 2.0, partial(_keys_cubic, a=a), True, deriv=partial(_keys_cubic_deriv, a=a))
+    fn, deriv = partial(_keys_cubic, a=a), partial(_keys_cubic_deriv, a=a)
+    return Kernel(name, 2.0, fn, True, deriv, partition_of_unity=True)
 
 
 def _make_bicubic_pil() -> Kernel:
     a = -0.5
-    return Kernel(
-        "bicubic_pil", 2.0, partial(_keys_cubic, a=a), True, deriv=partial(_keys_cubic_deriv, a=a)
-    )
+    fn, deriv = partial(_keys_cubic, a=a), partial(_keys_cubic_deriv, a=a)
+    return Kernel("bicubic_pil", 2.0, fn, True, deriv, partition_of_unity=True)
 
 
 def _make_lanczos(lobes: int) -> Callable[[], Kernel]:
