@@ -320,7 +320,7 @@ def _grid_sample_general(
     image = torch.arange(n, device=input.device).view(n, 1, 1) * padded[0].numel()
     rows = (image + y0 * (w + 2 * tx) + x0).view(-1)
     out = _SeparableGather.apply(padded, rows, wy.reshape(-1, ty), wx.reshape(-1, tx))
-    return out.view(n, ho, wo, c).permute(0, 3, 1, 2)
+    return out.view(n, ho, wo, c).permute(0, 3, 1, 2).contiguous()
 
 
 # --------------------------------------------------------------------------- public API
@@ -369,7 +369,7 @@ def grid_sample(
     .. note::
         Kernels that ``F.grid_sample`` implements (``nearest``, ``bilinear``, ``bicubic``)
         without anti-aliasing are delegated to it. Every other case runs a vectorised
-        gather over ``ceil(2·radius·s)²`` taps per sample, in bounded chunks of the batch;
+        gather over ``ceil(2·radius·s)²`` taps per sample, in bounded chunks of samples;
         with ``antialias=True`` the window is sized by the largest ``s`` in the batch.
 
     .. warning::
