@@ -30,9 +30,11 @@ PADDING_MODES = ("zeros", "border")
 # PyTorch kernels that F.grid_sample implements natively: (name, its mode).
 _NATIVE = {"nearest": "nearest", "bilinear": "bilinear", "bicubic": "bicubic"}
 
-# Elements of the gathered (chunk, C, P, taps) block per step; bounds the working memory of
-# the general path (2**22 float32 = 16 MiB) whatever the batch size and tap window.
-_CHUNK_ELEMENTS = 1 << 22
+# Taps gathered per step of the general path: bounds its working memory (2**17 float32 =
+# 512 KiB, cache-sized) whatever the batch size and window; chunks split the flattened
+# (image, sample) axis, so even one image with a huge anti-aliasing window is bounded.
+# Larger chunks measured slower here: fresh large buffers page-fault on every call.
+_CHUNK_ELEMENTS = 1 << 17
 
 
 # --------------------------------------------------------------------------- validation
@@ -129,120 +131,158 @@ def _stretch(step_sq: Tensor) -> Tensor:
 # --------------------------------------------------------------------------- per-axis weights
 
 
-def _axis_weights(
-    pos: Tensor,
-    stretch: Tensor | None,
-    taps: int,
-    size: int,
-    kern: Kernel,
-    padding_mode: str,
-) -> tuple[Tensor, Tensor]:
-    """Tap indices and normalised weights along one axis.
+def _window(pos: Tensor, stretch: Tensor | None, taps: int, kern: Kernel) -> tuple[Tensor, Tensor]:
+    """First tap index and normalised weights of each sample's window along one axis.
 
     Args:
         pos: ``(*)`` sample positions in input pixels.
         stretch: ``(*)`` kernel stretch ``s >= 1`` (anti-aliasing) or ``None`` (``s = 1``).
         taps: window length ``T``; must cover ``(pos − radius·s, pos + radius·s]``.
-        size: input length along this axis.
 
     Returns:
-        ``idx`` ``(*, T)`` int64 in ``[0, size)`` and ``w`` ``(*, T)``; taps outside the input
-        carry weight 0 (``zeros``) or read the edge pixel (``border``, index clamped).
+        ``start`` ``(*)`` int64 (unbounded: may lie outside the input) and ``w`` ``(*, T)``,
+        the weights of taps ``start, …, start + T − 1``.
     """
     radius = kern.radius if stretch is None else kern.radius * stretch.detach()
     # The window start is piecewise constant in pos: it carries no gradient. Where it jumps,
     # the tap entering or leaving sits at the support edge with weight 0 (or a kink).
     start = torch.floor(pos.detach() - radius) + 1
     offsets = torch.arange(taps, dtype=pos.dtype, device=pos.device)
-    idx = start.unsqueeze(-1) + offsets
-    d = pos.unsqueeze(-1) - idx
+    # Normalising is Pillow's rule for stretched kernels and makes Lanczos and Gaussian
+    # partitions of unity; for nearest/bilinear/bicubic the sum is already exactly 1.
+    # The sum runs over the whole window, before padding, so "zeros" means sampling an
+    # image extended by zeros (as F.grid_sample), not renormalising at the border (as Pillow).
+    # Unstretched partition-of-unity kernels already sum to 1: skip a sum and a division
+    # per tap, forward and backward (they were a large share of the bicubic cost).
+    normalize = stretch is not None or not kern.partition_of_unity
+    if kern.deriv is not None:
+        w = _WindowWeights.apply(pos, stretch, start, offsets, kern, normalize)
+        return start.long(), w
+    d = pos.unsqueeze(-1) - (start.unsqueeze(-1) + offsets)
     if stretch is not None:
         d = d / stretch.unsqueeze(-1)
     w = kern.fn(d)
-    # Normalising is Pillow's rule for stretched kernels and makes Lanczos and Gaussian
-    # partitions of unity; for nearest/bilinear/bicubic the sum is already exactly 1.
-    # The sum runs over the whole window, before zero padding, so "zeros" means sampling an
-    # image extended by zeros (as F.grid_sample), not renormalising at the border (as Pillow).
-    w = w / w.sum(-1, keepdim=True)
-    idx = idx.long()
-    if padding_mode == "zeros":
-        w = w * ((idx >= 0) & (idx < size)).to(w.dtype)
-    return idx.clamp(0, size - 1), w
+    return start.long(), w / w.sum(-1, keepdim=True) if normalize else w
+
+
+class _WindowWeights(torch.autograd.Function):
+    """Normalised ``k((pos − start − t) / s)`` over taps ``t``, with an analytic backward.
+
+    Same values as the autograd version in :func:`_window`, but one pass forward and a few
+    backward instead of an autograd graph of a dozen elementwise ops per tap, which
+    dominated the Lanczos profile.
+    """
+
+    @staticmethod
+    def forward(ctx, pos, stretch, start, offsets, kern, normalize):  # type: ignore[override]
+        u = pos.unsqueeze(-1) - (start.unsqueeze(-1) + offsets)
+        s = None
+        if stretch is not None:
+            s = stretch.unsqueeze(-1)
+            u = u / s
+        w = kern.fn(u)
+        total = w.sum(-1, keepdim=True) if normalize else None
+        wn = w / total if normalize else w
+        ctx.save_for_backward(u, wn, total, s)
+        ctx.kern = kern
+        return wn
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # type: ignore[override]
+        u, wn, total, s = ctx.saved_tensors
+        if total is not None:
+            # Through the normalisation: d(w_t / Σw) / dw_u = (δ_tu − wn_t) / Σw.
+            grad = (grad - (grad * wn).sum(-1, keepdim=True)) / total
+        grad_u = grad * ctx.kern.deriv(u)
+        if s is None:
+            return grad_u.sum(-1), None, None, None, None, None
+        grad_pos = (grad_u / s).sum(-1)
+        grad_stretch = -(grad_u * u / s).sum(-1) if ctx.needs_input_grad[1] else None
+        return grad_pos, grad_stretch, None, None, None, None
 
 
 # --------------------------------------------------------------------------- general path
 
 
-def _chunk(batch: int, per_image: int) -> int:
-    return max(1, min(batch, _CHUNK_ELEMENTS // max(per_image, 1)))
-
-
 class _SeparableGather(torch.autograd.Function):
-    """``out[n,c,p] = Σ_ab wy[n,p,a] · wx[n,p,b] · U[n, c, iy[n,p,a], ix[n,p,b]]``.
+    """``out[c, m] = Σ_ab wy[m, a] · wx[m, b] · flat[c·L + rows[m] + a·W + b]``.
 
-    Runs over bounded chunks of the batch and re-gathers in backward rather than saving the
-    gathered taps, so memory stays at one chunk whatever the batch size and window. The
-    weights' own gradients continue through autograd to the grid.
+    ``input`` ``(N, C, H, W)`` is padded so every window lies inside it; ``rows`` ``(M,)``
+    holds, for each of the ``M = N·P`` samples, the flat index of its window's first tap
+    in channel 0 of its image, and ``L = H·W``. The ``Tx`` taps of a window row are then
+    contiguous in memory and are read through an ``unfold`` view with one index per row,
+    rather than one int64 index per tap; the tap sums are batched matrix products (much
+    faster on CPU than broadcast multiply + sum). Samples are processed in chunks of
+    ``_CHUNK_ELEMENTS`` taps and re-gathered in backward rather than saved, so memory stays
+    at one chunk whatever the batch size and window. The weights' gradients continue
+    through autograd to the grid.
     """
 
     @staticmethod
-    def forward(ctx, input: Tensor, iy: Tensor, ix: Tensor, wy: Tensor, wx: Tensor) -> Tensor:
-        n, c, h, w = input.shape
-        p, ty, tx = iy.shape[1], iy.shape[2], ix.shape[2]
-        flat = input.reshape(n, c, h * w)
-        out = input.new_empty(n, c, p)
-        step = _chunk(n, c * p * ty * tx)
-        for b0 in range(0, n, step):
-            sl = slice(b0, b0 + step)
-            vals = _gather(flat[sl], iy[sl], ix[sl], w)
-            weights = wy[sl].unsqueeze(-1) * wx[sl].unsqueeze(-2)  # (n, P, Ty, Tx)
-            out[sl] = torch.einsum("ncpt,npt->ncp", vals, weights.flatten(2))
-        ctx.save_for_backward(input, iy, ix, wy, wx)
+    def forward(ctx, input: Tensor, rows: Tensor, wy: Tensor, wx: Tensor) -> Tensor:
+        c = input.shape[1]
+        (m, ty), tx = wy.shape, wx.shape[1]
+        out = input.new_empty(m, c)
+        for sl in _chunks(m, c * ty * tx):
+            vals = _row_taps(input, rows[sl], ty, tx)  # (k, C·Ty, Tx)
+            k = vals.shape[0]
+            across = torch.bmm(vals, wx[sl].unsqueeze(-1)).view(k, c, ty)
+            out[sl] = torch.bmm(across, wy[sl].unsqueeze(-1)).view(k, c)
+        ctx.save_for_backward(input, rows, wy, wx)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
-        input, iy, ix, wy, wx = ctx.saved_tensors
-        n, c, h, w = input.shape
-        p, ty, tx = iy.shape[1], iy.shape[2], ix.shape[2]
-        need_input, _, _, need_wy, need_wx = ctx.needs_input_grad
-        grad_input = torch.zeros_like(input).reshape(n, c, h * w) if need_input else None
+        input, rows, wy, wx = ctx.saved_tensors
+        c = input.shape[1]
+        (m, ty), tx = wy.shape, wx.shape[1]
+        need_input, _, need_wy, need_wx = ctx.needs_input_grad
+        grad_input = input.new_zeros(input.numel()) if need_input else None
         grad_wy = torch.empty_like(wy) if need_wy else None
         grad_wx = torch.empty_like(wx) if need_wx else None
-        flat = input.reshape(n, c, h * w)
-        step = _chunk(n, c * p * ty * tx)
-        for b0 in range(0, n, step):
-            sl = slice(b0, b0 + step)
-            g = grad_out[sl]  # (n, C, P)
+        for sl in _chunks(m, c * ty * tx):
+            g = grad_out[sl].unsqueeze(1)  # (k, 1, C)
+            k = g.shape[0]
+            # Gradient of each window row's value: (k, C·Ty, 1).
+            g_rows = (g.transpose(1, 2) * wy[sl].unsqueeze(1)).reshape(k, c * ty, 1)
             if need_wy or need_wx:
-                vals = _gather(flat[sl], iy[sl], ix[sl], w)
-                gw = torch.einsum("ncpt,ncp->npt", vals, g).unflatten(2, (ty, tx))
+                vals = _row_taps(input, rows[sl], ty, tx)
                 if need_wy:
-                    grad_wy[sl] = torch.einsum("npab,npb->npa", gw, wx[sl])
+                    across = torch.bmm(vals, wx[sl].unsqueeze(-1)).view(k, c, ty)
+                    grad_wy[sl] = torch.bmm(g, across).view(k, ty)
                 if need_wx:
-                    grad_wx[sl] = torch.einsum("npab,npa->npb", gw, wy[sl])
+                    grad_wx[sl] = torch.bmm(g_rows.transpose(1, 2), vals).view(k, tx)
             if need_input:
-                weights = (wy[sl].unsqueeze(-1) * wx[sl].unsqueeze(-2)).flatten(2)
-                contrib = (g.unsqueeze(-1) * weights.unsqueeze(1)).flatten(2)  # (n, C, P*T)
-                index = _flat_index(iy[sl], ix[sl], w).unsqueeze(1).expand(-1, c, -1)
-                grad_input[sl].scatter_add_(2, index, contrib)
+                starts = _row_starts(input, rows[sl], ty)
+                index = (starts.unsqueeze(-1) + torch.arange(tx, device=starts.device)).view(-1)
+                contrib = g_rows * wx[sl].unsqueeze(1)  # (k, C·Ty, Tx)
+                grad_input.scatter_add_(0, index, contrib.reshape(-1))
         if grad_input is not None:
-            grad_input = grad_input.reshape(n, c, h, w)
-        return grad_input, None, None, grad_wy, grad_wx
+            grad_input = grad_input.view(input.shape)
+        return grad_input, None, grad_wy, grad_wx
 
 
-def _flat_index(iy: Tensor, ix: Tensor, width: int) -> Tensor:
-    """``(n, P, Ty)``, ``(n, P, Tx)`` → flat pixel indices ``(n, P·Ty·Tx)``."""
-    return (iy.unsqueeze(-1) * width + ix.unsqueeze(-2)).flatten(1)
+def _chunks(total: int, per_item: int) -> list[slice]:
+    step = max(1, _CHUNK_ELEMENTS // max(per_item, 1))
+    return [slice(i, i + step) for i in range(0, total, step)]
 
 
-def _gather(flat: Tensor, iy: Tensor, ix: Tensor, width: int) -> Tensor:
-    """Taps of ``flat`` ``(n, C, H·W)`` → ``(n, C, P, Ty·Tx)``."""
-    n, c, _ = flat.shape
-    index = _flat_index(iy, ix, width)
-    vals = flat.gather(2, index.unsqueeze(1).expand(-1, c, -1))
-    return vals.view(n, c, iy.shape[1], -1)
+def _row_starts(input: Tensor, rows: Tensor, ty: int) -> Tensor:
+    """Flat index in ``input`` of each window row's first tap: ``(k·C·Ty,)`` for ``(k,)`` rows."""
+    c, h, w = input.shape[1:]
+    channel = torch.arange(c, device=rows.device).view(c, 1) * (h * w)
+    line = torch.arange(ty, device=rows.device) * w
+    return (rows.view(-1, 1, 1) + channel + line).view(-1)
+
+
+def _row_taps(input: Tensor, rows: Tensor, ty: int, tx: int) -> Tensor:
+    """Window taps ``(k, C·Ty, Tx)`` of padded ``input`` for windows starting at ``rows``."""
+    # (numel − Tx + 1, Tx): entry i is the Tx pixels from flat index i; a view, no copy.
+    windows = input.reshape(-1).unfold(0, tx, 1)
+    taps = windows.index_select(0, _row_starts(input, rows, ty))
+    return taps.view(rows.shape[0], input.shape[1] * ty, tx)
 
 
 def _grid_sample_general(
@@ -268,17 +308,19 @@ def _grid_sample_general(
         sy = _stretch(_finite_difference(y, 2) ** 2 + _finite_difference(y, 1) ** 2)
         tx = support_taps(kern.radius * float(sx.detach().max()))
         ty = support_taps(kern.radius * float(sy.detach().max()))
-    ix, wx = _axis_weights(x, sx, tx, w, kern, padding_mode)
-    iy, wy = _axis_weights(y, sy, ty, h, kern, padding_mode)
-    p = ho * wo
-    out = _SeparableGather.apply(
-        input,
-        iy.reshape(n, p, ty),
-        ix.reshape(n, p, tx),
-        wy.reshape(n, p, ty),
-        wx.reshape(n, p, tx),
-    )
-    return out.view(n, c, ho, wo)
+    x0, wx = _window(x, sx, tx, kern)
+    y0, wy = _window(y, sy, ty, kern)
+    # Pad by one window each side and clamp window starts into the padding: a window wholly
+    # outside the input then reads only padding, which holds what it would have read there
+    # (zeros, or the edge pixel for "border"), and every read is in bounds.
+    mode = "constant" if padding_mode == "zeros" else "replicate"
+    padded = F.pad(input, (tx, tx, ty, ty), mode=mode)
+    x0 = x0.clamp(-tx, w) + tx
+    y0 = y0.clamp(-ty, h) + ty
+    image = torch.arange(n, device=input.device).view(n, 1, 1) * padded[0].numel()
+    rows = (image + y0 * (w + 2 * tx) + x0).view(-1)
+    out = _SeparableGather.apply(padded, rows, wy.reshape(-1, ty), wx.reshape(-1, tx))
+    return out.view(n, ho, wo, c).permute(0, 3, 1, 2).contiguous()
 
 
 # --------------------------------------------------------------------------- public API
@@ -327,7 +369,7 @@ def grid_sample(
     .. note::
         Kernels that ``F.grid_sample`` implements (``nearest``, ``bilinear``, ``bicubic``)
         without anti-aliasing are delegated to it. Every other case runs a vectorised
-        gather over ``ceil(2·radius·s)²`` taps per sample, in bounded chunks of the batch;
+        gather over ``ceil(2·radius·s)²`` taps per sample, in bounded chunks of samples;
         with ``antialias=True`` the window is sized by the largest ``s`` in the batch.
 
     .. warning::
@@ -391,7 +433,11 @@ def _axis_matrix(
     if antialias:
         stretch = _stretch(_finite_difference(pos, 1) ** 2)
         taps = support_taps(kern.radius * float(stretch.detach().max()))
-    idx, w = _axis_weights(pos, stretch, taps, size, kern, padding_mode)
+    start, w = _window(pos, stretch, taps, kern)
+    idx = start.unsqueeze(-1) + torch.arange(taps, device=pos.device)
+    if padding_mode == "zeros":
+        w = w * ((idx >= 0) & (idx < size)).to(w.dtype)
+    idx = idx.clamp(0, size - 1)
     # scatter_add sums taps that border padding clamped onto the same edge pixel.
     matrix = pos.new_zeros(pos.shape[0], pos.shape[1], size)
     return matrix.scatter_add(2, idx, w)

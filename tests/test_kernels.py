@@ -134,3 +134,26 @@ def test_kernel_instance_passes_through():
     assert get_kernel(k) is k
     with pytest.raises(ValueError, match="already built"):
         get_kernel(k, sigma=1.0)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_analytic_derivative_matches_autograd(name):
+    # Samplers use Kernel.deriv instead of autograd through fn: they must agree.
+    k = get_kernel(name)
+    assert k.deriv is not None
+    d = torch.rand(400, generator=torch.Generator().manual_seed(0), dtype=torch.float64) - 0.5
+    d = (d * 2 * (k.radius + 0.5)).requires_grad_()
+    (want,) = torch.autograd.grad(k.fn(d).sum(), d)
+    torch.testing.assert_close(k.deriv(d.detach()), want, rtol=0, atol=1e-12)
+    zero = torch.zeros(1, dtype=torch.float64)
+    assert torch.isfinite(k.deriv(zero)).all()
+
+
+def test_partition_of_unity_flag_is_true_only_where_it_holds():
+    x = torch.rand(300, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 10
+    m = torch.arange(-5, 16, dtype=torch.float64)
+    for name in ALL:
+        k = get_kernel(name)
+        total = k(x[:, None] - m[None, :]).sum(1)
+        exact = bool(torch.allclose(total, torch.ones_like(total), rtol=0, atol=1e-12))
+        assert k.partition_of_unity == exact, name
