@@ -124,6 +124,7 @@ def save_fitted(path: Path, key: str, fitted: FittedPCA) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, key=np.asarray(key), **asdict(fitted))
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the entry from other users
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
