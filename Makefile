@@ -8,6 +8,7 @@ PIP := $(PYTHON) -m pip
 
 main: setup
 	$(PYTHON) -m experiments.run experiment=compare
+	$(PYTHON) -m experiments.run experiment=compare_mlp
 
 test: setup
 	WANDB_MODE=disabled $(PYTHON) -m pytest -q

@@ -12,6 +12,7 @@ Build one from a preset's fields with ``build_reducer(spec, in_channels, input_s
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -170,11 +171,24 @@ def _build_stn(
     return SpatialTransformer(name, output_size, in_channels, **options)
 
 
+def _lazy(module: str, factory: str) -> ReducerFactory:
+    """A factory from a module that itself imports this one: resolved on first build."""
+
+    def build(*args: Any) -> Reducer:
+        return getattr(importlib.import_module(module), factory)(*args)
+
+    return build
+
+
 # kind → factory. A new reducer kind adds one line here and one preset in conf/reducer/.
 REDUCER_KINDS: dict[str, ReducerFactory] = {
     "resize": _build_resize,
     "pool": _build_pool,
     "stn": _build_stn,
+    "pca": _lazy("stn.pca", "build_pca"),
+    "learned_resizer": _lazy("stn.learned_resizer", "build_learned_resizer"),
+    "pool_blur": _lazy("stn.blur_pool", "build_blur_pool"),
+    "oracle_crop": _lazy("stn.oracle_crop", "build_oracle_crop"),
 }
 
 

@@ -177,7 +177,7 @@ def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per record with the columns tables and plots need.
 
     Columns: run_id, sweep, status, error, dataset, reducer, reducer_kind, learned,
-    reducer_params, classifier, seed, test_accuracy, test_loss, train_seconds, and
+    reducer_params, oracle, classifier, seed, test_accuracy, test_loss, train_seconds, and
     every ``throughput.<figure>.<stat>`` number flattened as ``tp_<figure>_<stat>``,
     ``tp_device`` and ``tp_comparable`` (``False``: taken beside other runs).
     """
@@ -195,6 +195,7 @@ def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "reducer_kind": r.get("reducer", {}).get("kind"),
             "learned": r.get("reducer", {}).get("learned"),
             "reducer_params": r.get("reducer", {}).get("parameters"),
+            "oracle": bool(r.get("reducer", {}).get("oracle", False)),
             "classifier": r.get("classifier", {}).get("name"),
             "seed": cfg.get("seed"),
             "test_accuracy": r.get("metrics", {}).get("test_accuracy"),

@@ -1,0 +1,329 @@
+"""PCA as a reducer: a linear map fitted with scikit-learn on the training split only.
+
+Each channel gets its own PCA over its ``H·W`` pixels. The ``k`` coefficients per
+channel are laid out row-major in an ``(h, w)`` plane (zero-padded when ``k < h·w``),
+so the output ``(N, C, h, w)`` fits every downstream network; they are not a spatial
+image, which is why the sweep also pairs PCA with the MLP classifier.
+
+Fitting reads the training canvases as rendered at placement epoch 0. Solvers:
+``randomized`` (scikit-learn's randomised SVD, the default), ``full`` (exact LAPACK
+SVD), ``incremental`` (``IncrementalPCA`` over chunks of the stream, for splits that
+do not fit in memory) and ``auto`` (randomized unless the estimated memory exceeds
+``memory_budget_mb``). The fitted map is cached on disk (see ``stn.pca_cache``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from stn.pca_cache import FittedPCA, cache_key, cache_path, load_fitted, save_fitted
+from stn.reducers import Reducer, ReducerConfigError, Size
+
+if TYPE_CHECKING:
+    from stn.data.stream import BatchStream
+
+log = logging.getLogger(__name__)
+
+SOLVERS = ("auto", "randomized", "full", "incremental")
+BYTES = 4  # float32 throughout
+
+
+@dataclass(frozen=True)
+class PCAOptions:
+    """What a ``pca`` preset sets (see ``conf/reducer/pca.yaml``)."""
+
+    n_components: int
+    whiten: bool = False
+    solver: str = "auto"
+    memory_budget_mb: float = 2048.0
+    iterated_power: int | str = "auto"
+    random_state: int = 0
+    cache_dir: str | None = ".cache/pca"
+
+    def __post_init__(self) -> None:
+        if self.solver not in SOLVERS:
+            raise ReducerConfigError(
+                f"pca solver {self.solver!r} is not one of {', '.join(SOLVERS)}"
+            )
+        if self.n_components < 1:
+            raise ReducerConfigError(f"pca n_components must be >= 1, got {self.n_components}")
+        if not self.memory_budget_mb > 0:
+            raise ReducerConfigError(
+                f"pca memory_budget_mb must be > 0, got {self.memory_budget_mb}"
+            )
+
+    def fit_options(self, solver: str, chunk_rows: int | None) -> dict[str, Any]:
+        """The options that change the fitted map (whitening is applied afterwards)."""
+        fields = asdict(self)
+        for transform_only in ("whiten", "memory_budget_mb", "cache_dir", "solver"):
+            fields.pop(transform_only)
+        return {**fields, "solver": solver, "chunk_rows": chunk_rows}
+
+
+def randomized_bytes(n: int, channels: int, features: int, k: int) -> int:
+    """Rough peak memory of the in-memory fit: the data plus the range finder's blocks."""
+    return BYTES * (channels * n * features + 3 * features * (k + 10) + 3 * n * (k + 10))
+
+
+def incremental_chunk_rows(n: int, features: int, k: int, budget_bytes: float) -> int:
+    """Rows per ``partial_fit``: as many as the budget allows, at least ``k``.
+
+    Each step takes the SVD of a ``(k + rows) × features`` stack (about three copies).
+    """
+    rows = int(budget_bytes // (3 * BYTES * features)) - k
+    return min(n, max(k, rows))
+
+
+def chunk_sizes(n: int, rows: int, k: int) -> list[int]:
+    """Split ``n`` into chunks of ``rows``; a tail shorter than ``k`` joins the last chunk
+    (``IncrementalPCA`` needs at least ``k`` samples per step)."""
+    sizes = [rows] * (n // rows)
+    tail = n - sum(sizes)
+    if tail >= k or not sizes:
+        sizes.append(tail)
+    elif tail:
+        sizes[-1] += tail
+    return [s for s in sizes if s]
+
+
+def stream_rows(train: BatchStream) -> Iterator[np.ndarray]:
+    """The split's images at placement epoch 0 as ``(B, C, H·W)`` float32 arrays."""
+    for batch in train.batches(epoch=0, shuffle=False):
+        yield batch.x.reshape(batch.x.shape[0], batch.x.shape[1], -1).numpy()
+
+
+def collect(train: BatchStream, channels: int, features: int) -> np.ndarray:
+    """Every training image as ``(C, N, H·W)`` float32 (one contiguous block per channel)."""
+    out = np.empty((channels, len(train.images), features), dtype=np.float32)
+    start = 0
+    for rows in stream_rows(train):
+        out[:, start : start + len(rows)] = rows.transpose(1, 0, 2)
+        start += len(rows)
+    return out
+
+
+def chunks(train: BatchStream, sizes: list[int]) -> Iterator[np.ndarray]:
+    """The stream regrouped into ``(C, size, H·W)`` chunks of the given sizes."""
+    pending: list[np.ndarray] = []
+    held = 0
+    targets = iter(sizes)
+    target = next(targets)
+    for rows in stream_rows(train):
+        pending.append(rows)
+        held += len(rows)
+        while held >= target:
+            block = np.concatenate(pending)
+            yield np.ascontiguousarray(block[:target].transpose(1, 0, 2))
+            rest = block[target:]
+            pending, held = ([rest] if len(rest) else []), len(rest)
+            target = next(targets, math.inf)
+
+
+def fit_in_memory(
+    train: BatchStream, channels: int, features: int, options: PCAOptions, solver: str
+) -> FittedPCA:
+    from sklearn.decomposition import PCA
+
+    data = collect(train, channels, features)
+    fitted = []
+    for c in range(channels):
+        pca = PCA(
+            n_components=options.n_components,
+            svd_solver=solver,
+            iterated_power=options.iterated_power,
+            random_state=options.random_state,
+            copy=False,  # centre in place: the block is ours and can be large
+        )
+        pca.fit(data[c])
+        fitted.append(pca)
+    return FittedPCA.stack(fitted)
+
+
+def fit_incremental(
+    train: BatchStream, channels: int, options: PCAOptions, chunk_rows: int
+) -> FittedPCA:
+    from sklearn.decomposition import IncrementalPCA
+
+    k = options.n_components
+    models = [IncrementalPCA(n_components=k) for _ in range(channels)]
+    for block in chunks(train, chunk_sizes(len(train.images), chunk_rows, k)):
+        for c, model in enumerate(models):
+            model.partial_fit(block[c])
+    return FittedPCA.stack(models)
+
+
+class PCAReducer(Reducer):
+    """``(N, C, H, W) → (N, C, h, w)``: per-channel PCA coefficients, zero-padded.
+
+    With ``whiten`` each coefficient is divided by the square root of its explained
+    variance (as scikit-learn's ``PCA(whiten=True)`` does).
+    """
+
+    kind = "pca"
+    needs_fit = True
+
+    def __init__(
+        self, name: str, output_size: Size, in_channels: int, input_size: Size, options: PCAOptions
+    ) -> None:
+        super().__init__(name, output_size)
+        slots = self.output_size[0] * self.output_size[1]
+        if options.n_components > slots:
+            raise ReducerConfigError(
+                f"pca n_components={options.n_components} does not fit the {slots} slots of "
+                f"the {self.output_size[0]}×{self.output_size[1]} output; use at most {slots}"
+            )
+        self.options = options
+        self.in_channels = int(in_channels)
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.features = self.input_size[0] * self.input_size[1]
+        # Empty until fit; filled by assignment so a large projection is allocated once.
+        self.register_buffer("mean", torch.empty(0))
+        self.register_buffer("components", torch.empty(0))
+        self.register_buffer("scale", torch.empty(0))
+
+    @property
+    def fitted(self) -> bool:
+        return self.components.numel() > 0
+
+    def choose_solver(self, n: int) -> tuple[str, int | None]:
+        """The solver to use for ``n`` training images and its chunk size (incremental)."""
+        budget = self.options.memory_budget_mb * 2**20
+        k, c, f = self.options.n_components, self.in_channels, self.features
+        solver = self.options.solver
+        if solver == "auto":
+            solver = "incremental" if randomized_bytes(n, c, f, k) > budget else "randomized"
+        if solver == "incremental":
+            return solver, incremental_chunk_rows(n, f, k, budget)
+        return solver, None
+
+    def fit(self, train: BatchStream) -> dict[str, Any]:
+        """Fit on the training stream (placement epoch 0) or load the cached fit.
+
+        Returns the facts for the record: solver, cache use, fit seconds and the
+        explained-variance ratios per channel.
+        """
+        n, k = len(train.images), self.options.n_components
+        if n < k:
+            raise ReducerConfigError(
+                f"PCA with {k} components per channel needs at least {k} training images "
+                f"(scikit-learn keeps at most min(n_samples, n_features) = "
+                f"min({n}, {self.features}) = {min(n, self.features)}); the training split "
+                f"has {n}. Lower reducer.n_components or use more training images."
+            )
+        shape = train.input_shape
+        if (shape[0], shape[1], shape[2]) != (self.in_channels, *self.input_size):
+            raise ReducerConfigError(
+                f"the reducer was built for {(self.in_channels, *self.input_size)} inputs "
+                f"but the training stream yields {shape}"
+            )
+        solver, chunk_rows = self.choose_solver(n)
+        options = self.options.fit_options(solver, chunk_rows)
+        key = cache_key(train, options)
+        path = cache_path(self.options.cache_dir, train, k, key)
+        cache_state = "off"
+        fitted = None
+        started = time.perf_counter()
+        if path is not None:
+            fitted, problem = load_fitted(path, key, (self.in_channels, k, self.features))
+            cache_state = "hit" if fitted is not None else ("miss" if problem is None else "refit")
+            if problem is not None:
+                log.warning("PCA cache %s not used (%s); refitting", path, problem)
+        if fitted is None:
+            if solver == "incremental":
+                fitted = fit_incremental(train, self.in_channels, self.options, int(chunk_rows))
+            else:
+                fitted = fit_in_memory(train, self.in_channels, self.features, self.options, solver)
+            if path is not None:
+                save_fitted(path, key, fitted)
+        seconds = time.perf_counter() - started
+        self.load_fitted(fitted)
+        ratios = fitted.explained_variance_ratio
+        return {
+            "solver": solver,
+            "chunk_rows": chunk_rows,
+            "n_components": k,
+            "n_train": n,
+            "whiten": self.options.whiten,
+            "cache": cache_state,
+            "cache_file": None if path is None else str(path),
+            "seconds": seconds,
+            "explained_variance_ratio_total": [float(r.sum()) for r in ratios],
+            "explained_variance_ratio": [[float(f"{v:.6g}") for v in r] for r in ratios],
+        }
+
+    def load_fitted(self, fitted: FittedPCA) -> None:
+        """Install a fitted map as the reducer's buffers (float32, on the current device)."""
+        device = self.mean.device
+        variance = np.maximum(fitted.explained_variance, np.finfo(np.float32).tiny)
+        scale = 1.0 / np.sqrt(variance) if self.options.whiten else np.ones_like(variance)
+        self.mean = torch.from_numpy(fitted.mean).float().to(device)
+        self.components = torch.from_numpy(fitted.components).float().to(device)
+        self.scale = torch.from_numpy(scale).float().to(device)
+
+    def _check_fitted(self) -> None:
+        if not self.fitted:
+            raise RuntimeError(f"reducer {self.name!r} must be fitted (call fit) before use")
+
+    def coefficients(self, x: Tensor) -> Tensor:
+        """``(N, C, H, W) → (N, C, k)`` PCA coefficients (whitened when configured)."""
+        self._check_fitted()
+        n, c = x.shape[:2]
+        centred = x.reshape(n, c, -1) - self.mean  # (N, C, F)
+        coeff = torch.bmm(centred.transpose(0, 1), self.components.transpose(1, 2))  # (C, N, k)
+        return coeff.transpose(0, 1) * self.scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        coeff = self.coefficients(x)
+        h, w = self.output_size
+        return F.pad(coeff, (0, h * w - coeff.shape[-1])).reshape(x.shape[0], -1, h, w)
+
+    def reconstruct(self, z: Tensor) -> Tensor:
+        """Back from the output ``(N, C, h, w)`` to images ``(N, C, H, W)``."""
+        self._check_fitted()
+        n, c = z.shape[:2]
+        k = self.components.shape[1]
+        coeff = z.reshape(n, c, -1)[..., :k] / self.scale  # (N, C, k)
+        flat = torch.bmm(coeff.transpose(0, 1), self.components).transpose(0, 1) + self.mean
+        return flat.reshape(n, c, *self.input_size)
+
+    def describe(self) -> dict[str, Any]:
+        facts = super().describe()
+        facts["fitted_values"] = sum(b.numel() for b in (self.mean, self.components, self.scale))
+        facts["n_components"] = self.options.n_components
+        facts["whiten"] = self.options.whiten
+        return facts
+
+
+def build_pca(
+    name: str, spec: Mapping[str, Any], in_channels: int, input_size: Size, output_size: Size
+) -> Reducer:
+    """``kind: pca`` (``whiten: true`` for ``pca_whiten``); ``n_components`` null = h·w."""
+    known = set(PCAOptions.__dataclass_fields__) | {"name", "kind"}
+    unknown = set(spec) - known
+    if unknown:
+        raise ReducerConfigError(
+            f"unknown pca option(s) {sorted(unknown)}; valid: {sorted(known - {'name', 'kind'})}"
+        )
+    fields = {k: v for k, v in spec.items() if k not in ("name", "kind")}
+    if fields.get("n_components") is None:
+        fields["n_components"] = int(output_size[0]) * int(output_size[1])
+    cache_dir = fields.get("cache_dir")
+    options = PCAOptions(
+        **{
+            **fields,
+            "n_components": int(fields["n_components"]),
+            "whiten": bool(fields.get("whiten", False)),
+            "cache_dir": None if cache_dir in (None, "") else str(cache_dir),
+        }
+    )
+    return PCAReducer(name, output_size, in_channels, input_size, options)

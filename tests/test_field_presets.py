@@ -1,0 +1,55 @@
+"""The new presets compose, build, and reach the compare sweep (with PCA's MLP pairing)."""
+
+import json
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+from experiments.job import run_job
+from stn.reducers import build_reducer
+
+CONF = str(Path(__file__).resolve().parents[1] / "conf")
+NEW = ["pca", "pca_whiten", "learned_resizer", "pool_blur", "oracle_crop"]
+
+
+def composed(*overrides, hydra_config=False):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra_config)
+
+
+def test_every_new_preset_builds_and_is_in_the_compare_sweep():
+    for name in NEW:
+        spec = dict(composed(f"reducer={name}").reducer)
+        reducer = build_reducer(spec, 1, (96, 96))
+        assert reducer.name == name
+    swept = composed("experiment=compare", hydra_config=True).hydra.sweeper.params.reducer
+    assert set(NEW) <= set(swept.split(","))
+
+
+def test_compare_mlp_pairs_pca_with_the_mlp_in_the_same_sweep_folder():
+    cfg = composed("experiment=compare_mlp", hydra_config=True)
+    assert cfg.classifier.name == "mlp" and cfg.sweep == "compare"
+    assert {"pca", "pca_whiten"} <= set(cfg.hydra.sweeper.params.reducer.split(","))
+
+
+def test_a_pca_run_fits_on_the_training_split_and_records_the_fit(tmp_path):
+    cfg = composed(
+        "reducer=pca_whiten",
+        "classifier=mlp",
+        "trainer=smoke",
+        "logger=none",
+        "dataset.limit_train=48",
+        "dataset.limit_test=16",
+        "reducer.n_components=32",
+        f"reducer.cache_dir={tmp_path / 'cache'}",
+        f"results_dir={tmp_path / 'out'}",
+        "threads=1",
+    )
+    assert run_job(cfg) == "ok"
+    (path,) = (tmp_path / "out" / "records").glob("*.json")
+    record = json.loads(path.read_text())
+    fit = record["reducer_fit"]
+    assert fit["n_train"] == record["dataset"]["n_train"] == 48
+    assert fit["cache"] == "miss" and len(fit["explained_variance_ratio"][0]) == 32
+    assert 0 < fit["explained_variance_ratio_total"][0] <= 1
+    assert record["reducer"]["whiten"] is True and record["classifier"]["name"] == "mlp"
