@@ -45,7 +45,7 @@ def test_a_pca_run_fits_on_the_training_split_and_records_the_fit(tmp_path):
         f"results_dir={tmp_path / 'out'}",
         "threads=1",
     )
-    assert run_job(cfg) == "ok"
+    assert run_job(cfg).status == "ok"
     (path,) = (tmp_path / "out" / "records").glob("*.json")
     record = json.loads(path.read_text())
     fit = record["reducer_fit"]
