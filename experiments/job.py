@@ -28,7 +28,14 @@ from stn.examples import try_save_examples
 from stn.models import build_classifier, count_parameters
 from stn.reducers import build_reducer
 from stn.results import ensure_writable, is_ok, new_record, write_record
-from stn.throughput import ThroughputSettings, measure_pipeline, timing_batch
+from stn.throughput import (
+    ThroughputSettings,
+    measure_data_path,
+    measure_pipeline,
+    peak_rss_bytes,
+    reset_peak_rss,
+    timing_batch,
+)
 from stn.train import ReducedClassifier, TrainSettings, fit, seed_everything
 
 log = logging.getLogger(__name__)
@@ -101,6 +108,8 @@ def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: 
     if config.get("threads"):
         torch.set_num_threads(int(config["threads"]))
     device = resolve_device(str(config["device"]))
+    # Peak memory of this run alone where the kernel lets us reset the high-water mark.
+    rss_scope = "run" if reset_peak_rss() else "process"
     record["environment"] = describe_environment(device)
     record["determinism"] = describe_determinism(device)
     seed = int(config["seed"])
@@ -143,10 +152,16 @@ def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: 
             device,
             on_epoch_end=lambda entry: tracker.log(entry),
         )
+    record["resources"] = {"peak_rss_mb": peak_rss_bytes() / 2**20, "peak_rss_scope": rss_scope}
     tp = ThroughputSettings.from_config(config["throughput"], **throughput_conditions())
     batch = timing_batch(data.test, tp.batch_size or batch_size)
     record["throughput"] = measure_pipeline(
         model, batch.x, batch.y, batch.boxes, device, tp, output_size
+    )
+    data_path = measure_data_path(data.train, batch_size, tp)
+    record["throughput"]["data"] = data_path
+    record["throughput"]["ratios"]["data_vs_train_step"] = (
+        data_path["images_per_s"] / record["throughput"]["train_step"]["images_per_s"]
     )
     example_file = examples_path(config["results_dir"], record["run_id"])
     record["examples"] = try_save_examples(model.reducer, next(data.test.batches()), example_file)

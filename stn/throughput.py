@@ -104,7 +104,7 @@ def own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _reset_peak_rss() -> bool:
+def reset_peak_rss() -> bool:
     """Reset the kernel's RSS high-water mark (Linux ``clear_refs`` 5); ``False`` if not."""
     try:
         Path("/proc/self/clear_refs").write_text("5")
@@ -113,7 +113,7 @@ def _reset_peak_rss() -> bool:
     return True
 
 
-def _peak_rss_bytes() -> int:
+def peak_rss_bytes() -> int:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -127,13 +127,13 @@ def _start_memory_window(device: torch.device) -> str:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         return "window"
-    return "window" if _reset_peak_rss() else "process"
+    return "window" if reset_peak_rss() else "process"
 
 
 def _peak_memory(device: torch.device) -> int:
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
-    return _peak_rss_bytes()
+    return peak_rss_bytes()
 
 
 # /proc/stat counts in 10 ms ticks: a shorter window cannot say how busy the machine was.
@@ -416,3 +416,21 @@ def measure_pipeline(
 def timing_batch(stream: BatchStream, size: int) -> Batch:
     """``size`` images of ``stream``'s split, in order, cycling when the split is shorter."""
     return stream.batch_of(np.arange(size) % len(stream.images))
+
+
+def measure_data_path(stream: BatchStream, batch_size: int, settings: ThroughputSettings) -> dict:
+    """Images/s of producing one training batch (uint8 → float, canvas rendering) alone.
+
+    Set beside the training-step figure, it says whether an epoch is bound by data.
+    """
+    index = np.arange(batch_size) % len(stream.images)
+    figure = measure(
+        lambda: stream.batch_of(index, placement_epoch=1),
+        batch_size=len(index),
+        warmup=1,
+        min_repeats=settings.min_repeats,
+        min_seconds=settings.min_seconds,
+        max_repeats=settings.max_repeats,
+        input_shape=(len(index), *stream.input_shape),
+    )
+    return figure.as_dict()
