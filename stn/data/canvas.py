@@ -85,50 +85,62 @@ def draw_placements(
     seed: int,
     epoch: int = 0,
 ) -> Placement:
-    """Random draws for the canvases of base images ``indices`` (one generator per sample)."""
+    """Random draws for the canvases of base images ``indices``.
+
+    Each canvas has its own generator seeded by ``(seed, index, epoch)``, so a canvas does
+    not depend on the batch it is rendered in. Every generator makes a single call for
+    all of its uniforms; the arithmetic that turns them into placements runs over the
+    whole batch at once.
+    """
     lo, hi = spec.object_size_range()
     k, p = spec.clutter, spec.clutter_size
     bh, bw = base_size
-    sides, xy = [], []
-    sources, crops, spots = [], [], []
-    for index in indices:
-        rng = np.random.default_rng([seed, int(index), epoch])
-        side = int(rng.integers(lo, hi + 1))
-        sides.append(side)
-        free = spec.size - side
-        offset = rng.uniform(-1.0, 1.0, size=2) * spec.jitter * free / 2
-        xy.append(np.clip(np.rint(free / 2 + offset), 0, free).astype(np.int64))
-        # Clutter comes from other images: draw from n_base - 1 and skip over our own.
-        src = rng.integers(0, max(n_base - 1, 1), size=k)
-        src = np.where((src >= index) & (n_base > 1), src + 1, src)
-        sources.append(src)
-        # Crops keep clear of the border, where base images such as digits are blank.
-        margin_y, margin_x = min(bh // 7, (bh - p) // 2), min(bw // 7, (bw - p) // 2)
-        crops.append(
-            np.stack(
-                [
-                    rng.integers(margin_x, bw - p - margin_x + 1, size=k),
-                    rng.integers(margin_y, bh - p - margin_y + 1, size=k),
-                ],
-                axis=-1,
-            )
-        )
-        spots.append(rng.integers(0, spec.size - p + 1, size=(k, 2)))
+    indices = np.asarray(indices, dtype=np.int64)
     b = len(indices)
+    # Per canvas: side, offset x, offset y, then k × (source, crop x, crop y, spot x, spot y).
+    u = np.stack(
+        [np.random.default_rng([seed, int(i), epoch]).random(3 + 5 * k) for i in indices]
+    ).reshape(b, 3 + 5 * k)
+
+    def uniform_int(v: np.ndarray, low: int, high: int) -> np.ndarray:
+        """Integers in [low, high] from uniforms in [0, 1)."""
+        return low + np.minimum((v * (high - low + 1)).astype(np.int64), high - low)
+
+    sides = uniform_int(u[:, 0], lo, hi)
+    free = spec.size - sides
+    offset = (2.0 * u[:, 1:3] - 1.0) * spec.jitter * free[:, None] / 2
+    xy = np.clip(np.rint(free[:, None] / 2 + offset), 0, free[:, None]).astype(np.int64)
+    draws = u[:, 3:].reshape(b, k, 5)
+    # Clutter comes from other images: draw from n_base - 1 and skip over our own.
+    src = uniform_int(draws[..., 0], 0, max(n_base - 2, 0))
+    if n_base > 1:
+        src = np.where(src >= indices[:, None], src + 1, src)
+    # Crops keep clear of the border, where base images such as digits are blank.
+    margin_y, margin_x = min(bh // 7, (bh - p) // 2), min(bw // 7, (bw - p) // 2)
+    crops = np.stack(
+        [
+            uniform_int(draws[..., 1], margin_x, bw - p - margin_x),
+            uniform_int(draws[..., 2], margin_y, bh - p - margin_y),
+        ],
+        axis=-1,
+    )
+    spots = uniform_int(draws[..., 3:5], 0, spec.size - p)
     return Placement(
-        object_side=np.asarray(sides, dtype=np.int64),
-        object_xy=np.asarray(xy, dtype=np.int64).reshape(b, 2),
-        clutter_source=np.asarray(sources, dtype=np.int64).reshape(b, k),
-        clutter_crop_xy=np.asarray(crops, dtype=np.int64).reshape(b, k, 2),
-        clutter_xy=np.asarray(spots, dtype=np.int64).reshape(b, k, 2),
+        object_side=sides,
+        object_xy=xy,
+        clutter_source=src,
+        clutter_crop_xy=crops,
+        clutter_xy=spots,
     )
 
 
 def paste_max(canvas: Tensor, patches: Tensor, batch: Tensor, xy: Tensor) -> None:
     """Paste square patches into ``canvas`` in place, keeping the brighter pixel.
 
+    Pixels of a patch that fall outside the canvas are dropped.
+
     Args:
-        canvas: ``(B, C, H, W)``; every patch must lie fully inside it.
+        canvas: ``(B, C, H, W)``.
         patches: ``(M, C, p, p)``.
         batch: ``(M,)`` canvas index of each patch.
         xy: ``(M, 2)`` top-left (x, y) of each patch.
@@ -138,13 +150,16 @@ def paste_max(canvas: Tensor, patches: Tensor, batch: Tensor, xy: Tensor) -> Non
     _, c, h, w = canvas.shape
     p = patches.shape[-1]
     offs = torch.arange(p)
-    rows = xy[:, 1, None] + offs  # (M, p)
-    cols = xy[:, 0, None] + offs  # (M, p)
-    chan = torch.arange(c)
-    flat = (
-        (batch[:, None, None, None] * c + chan[None, :, None, None]) * h + rows[:, None, :, None]
-    ) * w + cols[:, None, None, :]
-    canvas.view(-1).scatter_reduce_(0, flat.reshape(-1), patches.reshape(-1), reduce="amax")
+    rows = (xy[:, 1, None] + offs)[:, None, :, None]  # (M, 1, p, 1)
+    cols = (xy[:, 0, None] + offs)[:, None, None, :]  # (M, 1, 1, p)
+    chan = torch.arange(c)[None, :, None, None]
+    flat = ((batch[:, None, None, None] * c + chan) * h + rows) * w + cols  # (M, C, p, p)
+    values = patches
+    inside = (rows < h) & (cols < w)
+    if not bool(inside.all()):
+        inside = inside.expand_as(flat)
+        flat, values = flat[inside], patches[inside]
+    canvas.view(-1).scatter_reduce_(0, flat.reshape(-1), values.reshape(-1), reduce="amax")
 
 
 def render_canvases(
@@ -168,8 +183,7 @@ def render_canvases(
     draws = draw_placements(spec, indices, n, (bh, bw), seed, epoch)
     b, size = len(indices), spec.size
     _, hi = spec.object_size_range()
-    # Pad by the largest patch so every paste is in bounds; crop the padding at the end.
-    canvas = torch.zeros(b, c, size + hi, size + hi)
+    canvas = torch.zeros(b, c, size, size)
 
     clutter_src = torch.from_numpy(draws.clutter_source.reshape(-1))
     if spec.clutter:
@@ -203,4 +217,4 @@ def render_canvases(
     paste_max(canvas, patches, torch.arange(b), xy)
 
     boxes = torch.cat([xy, xy + torch.from_numpy(sides)[:, None]], dim=1).float()
-    return canvas[:, :, :size, :size].contiguous(), boxes
+    return canvas, boxes
