@@ -151,6 +151,12 @@ STN_OPTIONS = (
     "loc_hidden",
     "loc_batch_norm",
     "loc_head_init",
+    "loc_head",
+    "loc_norm",
+    "init_scale",
+    "glimpses",
+    "zoom_schedule",
+    "loc_warmup_epochs",
     "lr_multiplier",
     "kernel_params",
 )
@@ -170,11 +176,39 @@ def _build_stn(
     return SpatialTransformer(name, output_size, in_channels, **options)
 
 
+SALIENCY_OPTIONS = (
+    "kernel",
+    "antialias",
+    "kernel_params",
+    "loc_size",
+    "loc_channels",
+    "loc_norm",
+    "grid_size",
+    "sigma",
+    "lr_multiplier",
+)
+
+
+def _build_saliency(
+    name: str, spec: Mapping[str, Any], in_channels: int, input_size: Size, output_size: Size
+) -> Reducer:
+    from stn.saliency import SaliencySampler  # here: stn.saliency imports this module
+
+    unknown = set(spec) - set(SALIENCY_OPTIONS) - {"name", "kind"}
+    if unknown:
+        raise ReducerConfigError(
+            f"unknown saliency option(s) {sorted(unknown)}; valid: {', '.join(SALIENCY_OPTIONS)}"
+        )
+    options = {k: spec[k] for k in SALIENCY_OPTIONS if k in spec}
+    return SaliencySampler(name, output_size, in_channels, **options)
+
+
 # kind → factory. A new reducer kind adds one line here and one preset in conf/reducer/.
 REDUCER_KINDS: dict[str, ReducerFactory] = {
     "resize": _build_resize,
     "pool": _build_pool,
     "stn": _build_stn,
+    "saliency": _build_saliency,
 }
 
 
