@@ -124,6 +124,9 @@ def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: 
     output_size = tuple(config["output_size"])
     reducer = build_reducer(config["reducer"], channels, (height, width), output_size)
     classifier_cfg = dict(config["classifier"])
+    # Reseed so the classifier starts from the same weights whatever the reducer drew:
+    # otherwise its init (and whether it leaves the ln 10 loss plateau) depends on the reducer.
+    torch.manual_seed(seed)
     classifier = build_classifier(
         classifier_cfg.pop("kind"),
         channels,

@@ -152,23 +152,49 @@ STN_OPTIONS = (
     "loc_hidden",
     "loc_batch_norm",
     "loc_head_init",
+    "loc_head",
+    "loc_norm",
+    "init_scale",
+    "glimpses",
+    "zoom_schedule",
+    "loc_warmup_epochs",
     "lr_multiplier",
     "kernel_params",
 )
 
 
-def _build_stn(
-    name: str, spec: Mapping[str, Any], in_channels: int, input_size: Size, output_size: Size
-) -> Reducer:
-    from stn.transformer import SpatialTransformer  # here: stn.transformer imports this module
+SALIENCY_OPTIONS = (
+    "kernel",
+    "antialias",
+    "kernel_params",
+    "loc_size",
+    "loc_channels",
+    "loc_norm",
+    "grid_size",
+    "sigma",
+    "lr_multiplier",
+)
 
-    unknown = set(spec) - set(STN_OPTIONS) - {"name", "kind"}
-    if unknown:
-        raise ReducerConfigError(
-            f"unknown STN option(s) {sorted(unknown)}; valid: {', '.join(STN_OPTIONS)}"
-        )
-    options = {k: spec[k] for k in STN_OPTIONS if k in spec}
-    return SpatialTransformer(name, output_size, in_channels, **options)
+
+def _with_options(
+    module: str, class_name: str, options: tuple[str, ...], what: str
+) -> ReducerFactory:
+    """A factory for ``class_name(name, output_size, in_channels, **options)`` that refuses
+    keys it does not know, naming the valid ones (the module imports this one, so it is
+    resolved on first build)."""
+
+    def build(
+        name: str, spec: Mapping[str, Any], in_channels: int, input_size: Size, output_size: Size
+    ) -> Reducer:
+        unknown = set(spec) - set(options) - {"name", "kind"}
+        if unknown:
+            raise ReducerConfigError(
+                f"unknown {what} option(s) {sorted(unknown)}; valid: {', '.join(options)}"
+            )
+        cls = getattr(importlib.import_module(module), class_name)
+        return cls(name, output_size, in_channels, **{k: spec[k] for k in options if k in spec})
+
+    return build
 
 
 def _lazy(module: str, factory: str) -> ReducerFactory:
@@ -184,11 +210,12 @@ def _lazy(module: str, factory: str) -> ReducerFactory:
 REDUCER_KINDS: dict[str, ReducerFactory] = {
     "resize": _build_resize,
     "pool": _build_pool,
-    "stn": _build_stn,
+    "stn": _with_options("stn.transformer", "SpatialTransformer", STN_OPTIONS, "STN"),
     "pca": _lazy("stn.pca", "build_pca"),
     "learned_resizer": _lazy("stn.learned_resizer", "build_learned_resizer"),
     "pool_blur": _lazy("stn.blur_pool", "build_blur_pool"),
     "oracle_crop": _lazy("stn.oracle_crop", "build_oracle_crop"),
+    "saliency": _with_options("stn.saliency", "SaliencySampler", SALIENCY_OPTIONS, "saliency"),
 }
 
 

@@ -122,6 +122,10 @@ def fit(
     curves: list[dict[str, Any]] = []
     steps, train_seconds = 0, 0.0
     for epoch in range(settings.epochs):
+        # A reducer with a curriculum (e.g. a zoom bound per epoch) sets it up here.
+        on_epoch_start = getattr(model.reducer, "on_epoch_start", None)
+        if callable(on_epoch_start):
+            on_epoch_start(epoch)
         model.train()
         started = time.perf_counter()
         loss_sum, correct, count = 0.0, 0, 0

@@ -9,6 +9,7 @@ anti-aliased (``stn.sampling``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,18 +24,44 @@ from stn.sampling import affine_grid, grid_sample, sample_axis_aligned
 # family → number of parameters the localisation net predicts
 TRANSFORMS = {"affine": 6, "attention": 3}
 HEAD_INITS = ("zeros", "small")
+LOC_HEADS = ("regression", "heatmap")
+LOC_NORMS = ("none", "standardize")
+ZOOM_MAX = 2.0  # the heatmap head's zoom lies in (0, ZOOM_MAX)
 
 
 class NonFiniteTransformError(RuntimeError):
     """The localisation net produced a non-finite θ: training diverged."""
 
 
+def conv_stages(in_channels: int, channels: Sequence[int], batch_norm: bool) -> nn.Sequential:
+    """(5×5 conv [– batch norm] – ReLU – 2×2 max-pool) per entry of ``channels``."""
+    layers: list[nn.Module] = []
+    width = in_channels
+    for out in channels:
+        layers.append(nn.Conv2d(width, out, 5, padding=2))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(out))
+        layers += [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        width = out
+    return nn.Sequential(*layers)
+
+
+def _check_divisible(input_size: int, stages: int) -> None:
+    shrink = 2**stages
+    if input_size % shrink:
+        raise ReducerConfigError(
+            f"loc_size {input_size} must be divisible by {shrink} "
+            f"({stages} conv–pool stages); try 32, 64 or 96"
+        )
+
+
 class LocalisationNet(nn.Module):
     """``(N, C, s, s) → (N, n_params)``: (conv–pool) stages, a hidden layer, a linear head.
 
-    The head starts at the identity transform: its bias holds the identity parameters and
-    its weights are zero (``head_init="zeros"``, the STN paper) or small random values
-    (``"small"``), so every image starts with the same (identity) transform.
+    The head starts at ``identity`` (the identity transform, or a zoomed-in start): its
+    bias holds those parameters and its weights are zero (``head_init="zeros"``, the STN
+    paper: every image gets the same transform at step 0) or small random values
+    (``"small"``: the transform already differs a little from image to image).
     """
 
     def __init__(
@@ -52,22 +79,10 @@ class LocalisationNet(nn.Module):
             raise ReducerConfigError(
                 f"loc_head_init {head_init!r} is not one of {', '.join(HEAD_INITS)}"
             )
-        shrink = 2 ** len(channels)
-        if input_size % shrink:
-            raise ReducerConfigError(
-                f"loc_size {input_size} must be divisible by {shrink} "
-                f"({len(channels)} conv–pool stages); try 32, 64 or 96"
-            )
-        layers: list[nn.Module] = []
-        width = in_channels
-        for out in channels:
-            layers.append(nn.Conv2d(width, out, 5, padding=2))
-            if batch_norm:
-                layers.append(nn.BatchNorm2d(out))
-            layers += [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
-            width = out
-        side = input_size // shrink
-        self.features = nn.Sequential(*layers, nn.Flatten())
+        _check_divisible(input_size, len(channels))
+        side = input_size // 2 ** len(channels)
+        width = channels[-1] if channels else in_channels
+        self.features = nn.Sequential(conv_stages(in_channels, channels, batch_norm), nn.Flatten())
         self.hidden = nn.Sequential(nn.Linear(width * side * side, hidden), nn.ReLU(inplace=True))
         self.head = nn.Linear(hidden, len(identity))
         with torch.no_grad():
@@ -79,6 +94,72 @@ class LocalisationNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.hidden(self.features(x)))
+
+
+def cell_centres(n: int, like: Tensor) -> Tensor:
+    """``(n,)`` normalised centres of ``n`` cells spanning ``[-1, 1]`` (align_corners=False)."""
+    return (torch.arange(n, dtype=like.dtype, device=like.device) * 2 + 1) / n - 1
+
+
+class HeatmapLocalisation(nn.Module):
+    """``(N, C, s, s) → (N, 3)`` attention parameters ``(scale, t_x, t_y)`` without regression.
+
+    Translation-equivariant: (conv–pool) stages, then a 1×1 conv gives one logit per cell of
+    the ``s / 2^stages`` map; the translation is the soft-argmax (softmax-weighted mean of
+    the cell centres), so a feature that fires on the object moves the glimpse onto it
+    wherever the object is. The zoom comes from the globally pooled features, squashed into
+    ``(0, 2)`` by a sigmoid. Both heads
+    start at zero weight: a uniform heatmap (translation 0, the centre) and ``init_scale``
+    for every image. ``head_init="small"`` gives both small random weights instead.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        input_size: int,
+        init_scale: float,
+        channels: Sequence[int] = (16, 32),
+        head_init: str = "zeros",
+        batch_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        if head_init not in HEAD_INITS:
+            raise ReducerConfigError(
+                f"loc_head_init {head_init!r} is not one of {', '.join(HEAD_INITS)}"
+            )
+        if not channels:
+            raise ReducerConfigError("loc_head=heatmap needs at least one loc_channels stage")
+        _check_divisible(input_size, len(channels))
+        self.features = conv_stages(in_channels, channels, batch_norm)
+        self.heatmap = nn.Conv2d(channels[-1], 1, 1)
+        self.zoom = nn.Linear(channels[-1], 1)
+        with torch.no_grad():
+            for layer in (self.heatmap, self.zoom):
+                if head_init == "zeros":
+                    layer.weight.zero_()
+                else:
+                    layer.weight.normal_(0.0, 1e-3)
+            self.heatmap.bias.zero_()
+            self.zoom.bias.zero_()
+        # The zoom is bounded to (0, 2): an unbounded one flipped or zoomed out of the
+        # canvas within a few steps in probes; the logit offset puts step 0 at init_scale.
+        self.zoom_offset = math.log(init_scale / (ZOOM_MAX - init_scale))
+
+    def attention_map(self, x: Tensor) -> Tensor:
+        """``(N, h, w)`` softmax weights over the cells of the feature map."""
+        logits = self.heatmap(self.features(x))  # (N, 1, h, w)
+        n, _, h, w = logits.shape
+        return logits.view(n, h * w).softmax(1).view(n, h, w)
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = self.features(x)
+        n, _, h, w = features.shape
+        weights = self.heatmap(features).view(n, h * w).softmax(1).view(n, h, w)
+        tx = (weights.sum(1) * cell_centres(w, weights)).sum(1)
+        ty = (weights.sum(2) * cell_centres(h, weights)).sum(1)
+        zoom_logit = self.zoom(features.mean((2, 3))).squeeze(1) + self.zoom_offset
+        scale = ZOOM_MAX * torch.sigmoid(zoom_logit)
+        return torch.stack([scale, tx, ty], dim=1)
 
 
 def theta_from_params(params: Tensor, transform: str) -> Tensor:
@@ -94,7 +175,35 @@ def theta_from_params(params: Tensor, transform: str) -> Tensor:
     return torch.stack([s, zero, tx, zero, s, ty], dim=1).view(-1, 2, 3)
 
 
-IDENTITY = {"affine": (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), "attention": (1.0, 0.0, 0.0)}
+def compose_params(outer: Tensor, inner: Tensor, transform: str) -> Tensor:
+    """Parameters of ``x ↦ outer(inner(x))``: ``inner`` refines the region ``outer`` chose.
+
+    ``(N, k)`` each. Attention: ``s = s₁·s₂``, ``t = t₁ + s₁·t₂``; affine: ``A = A₁A₂``,
+    ``b = A₁b₂ + b₁``.
+    """
+    if transform == "attention":
+        s1, t1 = outer[:, :1], outer[:, 1:]
+        return torch.cat([s1 * inner[:, :1], t1 + s1 * inner[:, 1:]], dim=1)
+    a1, b1 = outer.view(-1, 2, 3).split([2, 1], dim=2)
+    a2, b2 = inner.view(-1, 2, 3).split([2, 1], dim=2)
+    return torch.cat([a1 @ a2, a1 @ b2 + b1], dim=2).reshape(-1, 6)
+
+
+def identity_params(transform: str, init_scale: float = 1.0) -> tuple[float, ...]:
+    """The start transform: the identity, zoomed by ``init_scale`` (< 1 zooms in)."""
+    if transform == "affine":
+        return (init_scale, 0.0, 0.0, 0.0, init_scale, 0.0)
+    return (init_scale, 0.0, 0.0)
+
+
+IDENTITY = {"affine": identity_params("affine"), "attention": identity_params("attention")}
+
+
+def standardize(x: Tensor, eps: float = 1e-5) -> Tensor:
+    """Per-image standardisation of ``(N, C, H, W)``: zero mean, unit variance per image."""
+    mean = x.mean((1, 2, 3), keepdim=True)
+    std = x.std((1, 2, 3), keepdim=True, unbiased=False)
+    return (x - mean) / (std + eps)
 
 
 class SpatialTransformer(Reducer):
@@ -109,6 +218,22 @@ class SpatialTransformer(Reducer):
         antialias: widen the kernel by the local sampling step (``stn.sampling``).
         loc_size: side of the low-resolution copy the localisation net sees.
         loc_channels, loc_hidden, loc_batch_norm, loc_head_init: localisation net.
+        loc_head: ``regression`` (conv–fc–linear head, the STN paper) or ``heatmap``
+            (soft-argmax over a translation-equivariant heatmap; attention only).
+        loc_norm: ``none`` or ``standardize`` (zero mean, unit variance per low-res copy,
+            so the localisation features do not start alike for every image).
+        init_scale: zoom at step 0; < 1 starts zoomed in on the centre.
+        glimpses: 1, or 2 for coarse-to-fine: a second localisation net looks at the
+            first glimpse's region (at ``loc_size``) and refines it, starting at no change.
+        zoom_schedule: a curriculum: the attention zoom of the first epochs, fixed
+            (e.g. ``[0.3, 0.5]``: epoch 1 zooms 0.3, epoch 2 0.5, then the predicted zoom).
+            Meanwhile only the shift is learned, on glimpses that already magnify; set
+            ``init_scale`` to the last entry for a smooth handover. ``on_epoch_start``
+            applies it.
+        loc_warmup_epochs: a curriculum: the localisation net stays frozen at its start
+            transform for this many epochs, so the classifier learns on the plain view
+            first (in probes, a localisation net that moved while the classifier was still
+            on its 2.30-loss plateau kept it there).
         lr_multiplier: the localisation net trains at ``lr × lr_multiplier`` (the STN
             paper used 0.1).
         kernel_params: e.g. ``{"sigma": 0.5}`` for the gaussian kernel.
@@ -130,6 +255,12 @@ class SpatialTransformer(Reducer):
         loc_hidden: int = 64,
         loc_batch_norm: bool = False,
         loc_head_init: str = "zeros",
+        loc_head: str = "regression",
+        loc_norm: str = "none",
+        init_scale: float = 1.0,
+        glimpses: int = 1,
+        zoom_schedule: Sequence[float] | None = None,
+        loc_warmup_epochs: int = 0,
         lr_multiplier: float = 0.1,
         kernel_params: dict[str, float] | None = None,
     ) -> None:
@@ -145,29 +276,86 @@ class SpatialTransformer(Reducer):
             raise ReducerConfigError(str(err)) from err
         if lr_multiplier < 0:
             raise ReducerConfigError(f"lr_multiplier must be >= 0, got {lr_multiplier}")
+        if loc_head not in LOC_HEADS:
+            raise ReducerConfigError(f"loc_head {loc_head!r} is not one of {', '.join(LOC_HEADS)}")
+        if loc_head == "heatmap" and transform != "attention":
+            raise ReducerConfigError(
+                "loc_head=heatmap predicts a zoom and a shift only: use transform=attention"
+            )
+        if loc_norm not in LOC_NORMS:
+            raise ReducerConfigError(f"loc_norm {loc_norm!r} is not one of {', '.join(LOC_NORMS)}")
+        if not 0 < init_scale < ZOOM_MAX:
+            raise ReducerConfigError(f"init_scale must lie in (0, {ZOOM_MAX:g}), got {init_scale}")
+        if glimpses not in (1, 2):
+            raise ReducerConfigError(f"glimpses must be 1 or 2, got {glimpses}")
+        self.zoom_schedule = [float(v) for v in (zoom_schedule or [])]
+        if self.zoom_schedule and transform != "attention":
+            raise ReducerConfigError(
+                "zoom_schedule bounds the attention zoom: use transform=attention"
+            )
+        if any(not 0 < v for v in self.zoom_schedule):
+            raise ReducerConfigError(f"zoom_schedule entries must be > 0, got {self.zoom_schedule}")
+        if loc_warmup_epochs < 0:
+            raise ReducerConfigError(f"loc_warmup_epochs must be >= 0, got {loc_warmup_epochs}")
+        self.loc_warmup_epochs = int(loc_warmup_epochs)
         self.transform = transform
         self.kernel = kernel
         self.antialias = antialias
         self.loc_size = int(loc_size)
+        self.loc_head = loc_head
+        self.loc_head_init = loc_head_init
+        self.loc_batch_norm = bool(loc_batch_norm)
+        self.loc_norm = loc_norm
+        self.init_scale = float(init_scale)
+        self.glimpses = int(glimpses)
         self.lr_multiplier = float(lr_multiplier)
-        self.localisation = LocalisationNet(
-            in_channels,
-            self.loc_size,
-            IDENTITY[transform],
-            loc_channels,
-            loc_hidden,
-            loc_head_init,
-            loc_batch_norm,
-        )
+        self.fixed_zoom: float | None = self.zoom_schedule[0] if self.zoom_schedule else None
+
+        def localisation_net(start_scale: float) -> nn.Module:
+            if loc_head == "heatmap":
+                return HeatmapLocalisation(
+                    in_channels, self.loc_size, start_scale, loc_channels, loc_head_init,
+                    loc_batch_norm,
+                )  # fmt: skip
+            return LocalisationNet(
+                in_channels,
+                self.loc_size,
+                identity_params(transform, start_scale),
+                loc_channels,
+                loc_hidden,
+                loc_head_init,
+                loc_batch_norm,
+            )
+
+        self.localisation = localisation_net(self.init_scale)
+        # The refinement starts at "no change", so two glimpses start where one does.
+        self.refinement = localisation_net(1.0) if self.glimpses == 2 else None
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Curriculum hook (``stn.train.fit`` calls it): the fixed zoom of ``epoch`` (0-based)."""
+        schedule = self.zoom_schedule
+        self.fixed_zoom = schedule[epoch] if epoch < len(schedule) else None
+        # Frozen parameters get no gradient, so the optimiser leaves them as they are.
+        for parameter in self.parameters():
+            parameter.requires_grad_(epoch >= self.loc_warmup_epochs)
 
     def low_resolution(self, x: Tensor) -> Tensor:
-        """The ``(N, C, loc_size, loc_size)`` copy the localisation net sees."""
-        if x.shape[-2:] == (self.loc_size, self.loc_size):
-            return x
-        return F.adaptive_avg_pool2d(x, self.loc_size)
+        """The ``(N, C, loc_size, loc_size)`` copy the localisation net sees (normalised
+        per image when ``loc_norm="standardize"``)."""
+        if x.shape[-2:] != (self.loc_size, self.loc_size):
+            x = F.adaptive_avg_pool2d(x, self.loc_size)
+        return standardize(x) if self.loc_norm == "standardize" else x
 
     def params(self, x: Tensor) -> Tensor:
         params = self.localisation(self.low_resolution(x))
+        if self.refinement is not None:
+            # The region the first glimpse chose, at loc_size and anti-aliased (it is a view
+            # for the localisation net, not the output), refined by the second net.
+            region = self._sample(x, params, (self.loc_size, self.loc_size), "bilinear", True)
+            region = standardize(region) if self.loc_norm == "standardize" else region
+            params = compose_params(params, self.refinement(region), self.transform)
+        if self.fixed_zoom is not None:
+            params = torch.cat([torch.full_like(params[:, :1], self.fixed_zoom), params[:, 1:]], 1)
         if self.training and not torch.isfinite(params).all():
             raise NonFiniteTransformError(
                 f"{self.name}: the localisation net produced a non-finite transform; "
@@ -175,22 +363,21 @@ class SpatialTransformer(Reducer):
             )
         return params
 
-    def sample(self, x: Tensor, params: Tensor) -> Tensor:
-        """Sample ``x`` ``(N, C, H, W)`` on the grid of ``params`` ``(N, k)``."""
-        if self.transform == "attention" and (self.antialias or self.kernel != "bilinear"):
+    def _sample(
+        self, x: Tensor, params: Tensor, size: Size, kernel: str, antialias: bool
+    ) -> Tensor:
+        if self.transform == "attention" and (antialias or kernel != "bilinear"):
             # Axis-aligned: separable, two small matrix products per image, any support.
             scale, translation = params[:, :1].expand(-1, 2), params[:, 1:]
             return sample_axis_aligned(
-                x,
-                scale,
-                translation,
-                self.output_size,
-                self.kernel,
-                self.antialias,
-                **self.kernel_params,
+                x, scale, translation, size, kernel, antialias, **self.kernel_params
             )
-        grid = affine_grid(theta_from_params(params, self.transform), self.output_size)
-        return grid_sample(x, grid, self.kernel, self.antialias, **self.kernel_params)
+        grid = affine_grid(theta_from_params(params, self.transform), size)
+        return grid_sample(x, grid, kernel, antialias, **self.kernel_params)
+
+    def sample(self, x: Tensor, params: Tensor) -> Tensor:
+        """Sample ``x`` ``(N, C, H, W)`` on the grid of ``params`` ``(N, k)``."""
+        return self._sample(x, params, self.output_size, self.kernel, self.antialias)
 
     def forward_with_theta(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(N, C, h, w)`` output and the affine ``θ`` ``(N, 2, 3)`` it sampled with."""
@@ -207,5 +394,13 @@ class SpatialTransformer(Reducer):
             "kernel": self.kernel,
             "antialias": self.antialias,
             "loc_size": self.loc_size,
+            "loc_head": self.loc_head,
+            "loc_head_init": self.loc_head_init,
+            "loc_batch_norm": self.loc_batch_norm,
+            "loc_norm": self.loc_norm,
+            "init_scale": self.init_scale,
+            "glimpses": self.glimpses,
+            "zoom_schedule": list(self.zoom_schedule),
+            "loc_warmup_epochs": self.loc_warmup_epochs,
             "lr_multiplier": self.lr_multiplier,
         }

@@ -91,3 +91,64 @@ def test_describe_records_the_recipe():
     facts = stn(kernel="bicubic", antialias=True, lr_multiplier=0.5).describe()
     assert facts["kind"] == "stn" and facts["learned"] is True and facts["parameters"] > 0
     assert (facts["kernel"], facts["antialias"], facts["lr_multiplier"]) == ("bicubic", True, 0.5)
+
+
+def _train_on_small_cluttered_canvases(lr_multiplier: float):
+    """Train heatmap-STN + CNN on 60×60 canvases; returns (test accuracy, mean test zoom)."""
+    from stn.data.canvas import CanvasSpec
+    from stn.data.embedded import load_embedded_digits
+    from stn.data.images import stratified_split
+    from stn.data.stream import BatchStream
+    from stn.models import build_classifier
+    from stn.train import fit, seed_everything
+
+    digits = load_embedded_digits()
+    train_idx, test_idx = stratified_split(digits.labels, 0.2, 0)
+    canvas = CanvasSpec(size=60, object_size=(28, 28), clutter=4)
+    train = BatchStream(digits.subset(train_idx[:1000]), 32, canvas, 0)
+    test = BatchStream(digits.subset(test_idx[:300]), 100, canvas, 1)
+    seed_everything(0)
+    reducer = build_reducer(
+        {
+            "kind": "stn",
+            "loc_head": "heatmap",
+            "loc_norm": "standardize",
+            "lr_multiplier": lr_multiplier,
+        },
+        1,
+        (60, 60),
+        (28, 28),
+    )
+    torch.manual_seed(0)  # the same classifier init for both runs
+    model = ReducedClassifier(reducer, build_classifier("cnn", 1, 10, (28, 28)))
+    settings = TrainSettings(epochs=4, lr=3e-3, progress=False)
+    metrics = fit(model, train, test, settings, torch.device("cpu"))
+    reducer.eval()
+    with torch.no_grad():
+        zoom = reducer.params(next(test.batches()).x)[:, 0].mean().item()
+    return metrics["test_accuracy"], zoom
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=False,
+    reason="issue 4, not reached yet: with these settings the zoom ends at 1.006 after 4 "
+    "epochs; in other probes it shrank but accuracy stayed below the frozen network "
+    "(docs/issue4.md)",
+)
+def test_stn_learns_to_attend_on_small_cluttered_canvases():
+    """Issue 3: after a short run the STN zooms in and beats itself frozen at the identity.
+
+    Settings chosen to give zooming every chance: 60×60 canvases with 28-px digits sampled
+    to 28×28 (at the identity the digit shrinks to 13 px, so a zoom of ~0.5 doubles it),
+    the heatmap head (soft-argmax shift, no coordinate regression), per-image
+    standardised localisation input, the localisation net at the full learning rate, the
+    same classifier initialisation for both runs (seeded separately), 1,000 training
+    canvases × 4 epochs at lr 3e-3 (the CNN stays on its ln 10 plateau for ~50 steps at
+    1e-3). Deterministic: seeded, CPU, one thread.
+    """
+    frozen_accuracy, frozen_zoom = _train_on_small_cluttered_canvases(lr_multiplier=0.0)
+    accuracy, zoom = _train_on_small_cluttered_canvases(lr_multiplier=1.0)
+    assert frozen_zoom == pytest.approx(1.0)
+    assert zoom < 0.9
+    assert accuracy > frozen_accuracy

@@ -1,0 +1,104 @@
+"""Accuracy against object scale, one line per reducer (the ``object_scale`` experiment).
+
+At object scale 1 (the object fills the canvas) plain resizing should do as well as
+anything; at 0.1 only a reducer that attends can keep the object legible. Reads
+``config.dataset.object_scale`` from the records; never re-runs anything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on the machines that write reports
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import ScalarFormatter  # noqa: E402
+
+SCALE_COLUMNS = ["reducer", "dataset", "seed", "status", "object_scale", "test_accuracy"]
+
+
+def object_scale_of(config: dict[str, Any]) -> float | None:
+    """The mean of ``config.dataset.object_scale`` ``[lo, hi]``; ``None`` when unset."""
+    scale = (config.get("dataset") or {}).get("object_scale")
+    if scale is None:
+        return None
+    lo, hi = (float(scale[0]), float(scale[1])) if len(scale) == 2 else (float(scale[0]),) * 2
+    return (lo + hi) / 2
+
+
+def object_scale_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """One row per record: reducer, dataset, seed, status, object_scale, test_accuracy."""
+    rows = []
+    for record in records:
+        config = record.get("config", {})
+        rows.append(
+            {
+                "reducer": (record.get("reducer") or {}).get("name")
+                or (config.get("reducer") or {}).get("name"),
+                "dataset": (config.get("dataset") or {}).get("name"),
+                "seed": config.get("seed"),
+                "status": record.get("status"),
+                "object_scale": object_scale_of(config),
+                "test_accuracy": (record.get("metrics") or {}).get("test_accuracy"),
+            }
+        )
+    return pd.DataFrame(rows, columns=SCALE_COLUMNS)
+
+
+def accuracy_by_object_scale(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean, spread and count of test accuracy per (reducer, object_scale), ok runs only."""
+    ok = frame[(frame["status"] == "ok") & frame["object_scale"].notna()]
+    table = (
+        ok.groupby(["reducer", "object_scale"])["test_accuracy"]
+        .agg(mean="mean", std="std", n="size")
+        .reset_index()
+    )
+    return table.sort_values(["reducer", "object_scale"], ignore_index=True)
+
+
+def plot_accuracy_vs_object_scale(frame: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
+    """Draw test accuracy (mean ± std over seeds) against object scale, one line per reducer.
+
+    Args:
+        frame: ``object_scale_frame(records)`` (needs reducer, status, object_scale,
+            test_accuracy).
+        path: the image to write (the suffix picks the format: .png, .svg, .pdf).
+
+    Returns:
+        the plotted table (``accuracy_by_object_scale``). Raises ``ValueError`` when no ok
+        run has an object scale (run ``experiment=object_scale`` first).
+    """
+    table = accuracy_by_object_scale(frame)
+    if table.empty:
+        raise ValueError(
+            "no ok run with dataset.object_scale set; run: "
+            "python -m experiments.run experiment=object_scale"
+        )
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for reducer, rows in table.groupby("reducer"):
+        ax.errorbar(
+            rows["object_scale"],
+            100 * rows["mean"],
+            yerr=100 * rows["std"].fillna(0.0),
+            marker="o",
+            capsize=3,
+            label=str(reducer),
+        )
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(table["object_scale"].unique()))
+    ax.get_xaxis().set_major_formatter(ScalarFormatter())
+    ax.set_xlabel("object side / canvas side")
+    ax.set_ylabel("test accuracy (%), mean ± std over seeds")
+    ax.set_ylim(0, 100)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return table

@@ -1,0 +1,70 @@
+"""Issue 4 presets: the recipe reducers build, and the two sweeps expand as documented."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from stn.reducers import build_reducer
+
+CONF = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+def composed(*overrides: str):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
+def sweep_values(cfg, key: str) -> list:
+    """The values a sweeper parameter expands to, parsed as Hydra parses them."""
+    text = f"{key}={cfg.hydra.sweeper.params[key]}"
+    override = OverridesParser.create().parse_overrides([text])[0]
+    return list(override.sweep_iterator())
+
+
+RECIPES = [
+    "stn_heatmap",
+    "stn_heatmap_aa",
+    "stn_heatmap_zoomed",
+    "stn_coarse_to_fine",
+    "stn_regression_tuned",
+]
+
+
+@pytest.mark.parametrize("preset", [*RECIPES, "saliency_sampler"])
+def test_recipe_presets_build_and_record_their_options(preset):
+    spec = OmegaConf.to_container(composed(f"reducer={preset}").reducer)
+    reducer = build_reducer(spec, 1, (276, 276))
+    facts = reducer.describe()
+    assert facts["name"] == preset and facts["learned"] is True
+    for key in ("loc_size", "lr_multiplier", "antialias"):
+        assert facts[key] == spec[key]
+
+
+@pytest.mark.parametrize("experiment", ["stn_recipes", "object_scale"])
+def test_sweep_presets_name_existing_reducers(experiment):
+    cfg = composed(f"experiment={experiment}")
+    assert cfg.hydra.mode.name == "MULTIRUN" and cfg.sweep == experiment
+    reducers = sweep_values(cfg, "reducer")
+    available = {p.stem for p in Path(CONF, "reducer").glob("*.yaml")}
+    assert set(reducers) <= available and "stn_heatmap" in reducers
+    assert sweep_values(cfg, "seed") == [0, 1, 2]
+
+
+def test_recipe_sweep_covers_both_reduction_factors():
+    assert sweep_values(composed("experiment=stn_recipes"), "dataset") == [
+        "digits_128",
+        "digits_276",
+    ]
+
+
+def test_object_scale_sweep_expands_to_four_scales():
+    cfg = composed("experiment=object_scale")
+    assert sweep_values(cfg, "dataset.object_scale") == [
+        [0.1, 0.1],
+        [0.25, 0.25],
+        [0.5, 0.5],
+        [1.0, 1.0],
+    ]

@@ -1,0 +1,203 @@
+"""Issue 4: every STN recipe option runs and changes what it claims to change."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stn.data.canvas import CanvasSpec
+from stn.data.embedded import load_embedded_digits
+from stn.data.stream import BatchStream
+from stn.models import build_classifier
+from stn.reducers import ReducerConfigError, build_reducer
+from stn.train import ReducedClassifier, TrainSettings, fit
+from stn.transformer import compose_params, theta_from_params
+
+
+def stn(size: int = 64, **options):
+    return build_reducer({"kind": "stn", "name": "stn", **options}, 1, (size, size))
+
+
+def blob_canvas(n: int = 4, size: int = 64) -> torch.Tensor:
+    """Dim noise with one bright 16×16 square at a different place per image."""
+    x = 0.1 * torch.rand(n, 1, size, size, generator=torch.Generator().manual_seed(0))
+    for i in range(n):
+        y0, x0 = 4 + 10 * i, 40 - 10 * i
+        x[i, :, y0 : y0 + 16, x0 : x0 + 16] = 1.0
+    return x
+
+
+def test_standardize_gives_each_low_res_copy_zero_mean_unit_variance():
+    x = blob_canvas() * torch.tensor([1.0, 0.2, 3.0, 0.5]).view(4, 1, 1, 1)
+    plain = stn(loc_norm="none").low_resolution(x)
+    normed = stn(loc_norm="standardize").low_resolution(x)
+    torch.testing.assert_close(plain, F.adaptive_avg_pool2d(x, 32))
+    torch.testing.assert_close(normed.mean((1, 2, 3)), torch.zeros(4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        normed.std((1, 2, 3), unbiased=False), torch.ones(4), atol=1e-3, rtol=0
+    )
+    # Images that differ only in contrast look the same to the localisation net.
+    brighter = stn(loc_norm="standardize").low_resolution(x[:1] * 7)[0]
+    torch.testing.assert_close(normed[0], brighter, atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("loc_head", ["regression", "heatmap"])
+def test_small_head_init_differs_across_images_at_step_zero_and_zeros_does_not(loc_head):
+    x = blob_canvas()
+    torch.manual_seed(0)
+    _, theta_zeros = stn(loc_head=loc_head, loc_head_init="zeros").forward_with_theta(x)
+    _, theta_small = stn(loc_head=loc_head, loc_head_init="small").forward_with_theta(x)
+    assert torch.equal(theta_zeros, theta_zeros[:1].expand_as(theta_zeros))
+    assert (theta_small - theta_small[:1]).abs().amax() > 0
+
+
+@pytest.mark.parametrize("options", [{}, {"loc_head": "heatmap"}, {"transform": "affine"}])
+def test_init_scale_starts_zoomed_in_on_the_centre(options):
+    x = blob_canvas()
+    _, theta = stn(init_scale=0.4, **options).forward_with_theta(x)
+    expected = torch.tensor([[0.4, 0.0, 0.0], [0.0, 0.4, 0.0]]).expand(4, 2, 3)
+    torch.testing.assert_close(theta, expected, atol=1e-6, rtol=0)
+
+
+def test_heatmap_head_starts_uniform_and_its_soft_argmax_finds_a_bright_blob():
+    reducer = stn(loc_head="heatmap", loc_size=64, loc_channels=[8])
+    x = blob_canvas()
+    weights = reducer.localisation.attention_map(x)
+    torch.testing.assert_close(weights, torch.full_like(weights, 1 / weights[0].numel()))
+    # A heatmap that scores "bright" (a 1×1 conv reading the mean feature of a
+    # brightness-detecting conv) moves each glimpse onto its own blob.
+    loc = reducer.localisation
+    with torch.no_grad():
+        conv = loc.features[0]
+        conv.weight.fill_(1.0 / 25)
+        conv.bias.zero_()
+        loc.heatmap.weight.fill_(40.0)
+    params = reducer.params(x)
+    blob_centre_x = torch.tensor([48.0, 38.0, 28.0, 18.0])  # x0 + 8 in pixels
+    blob_centre_y = torch.tensor([12.0, 22.0, 32.0, 42.0])
+    to_norm = lambda px: (2 * px) / 64 - 1  # noqa: E731 - pixel edge coordinate → [-1, 1]
+    cell = 2 / 32  # the map has 32 cells per side
+    torch.testing.assert_close(params[:, 1], to_norm(blob_centre_x), atol=cell, rtol=0)
+    torch.testing.assert_close(params[:, 2], to_norm(blob_centre_y), atol=cell, rtol=0)
+
+
+def test_heatmap_zoom_is_bounded_and_gradients_reach_both_heads():
+    reducer = stn(loc_head="heatmap", loc_head_init="small")
+    with torch.no_grad():
+        reducer.localisation.zoom.bias.fill_(1e4)
+    assert reducer.params(blob_canvas())[:, 0].max() <= 2.0
+    with torch.no_grad():
+        reducer.localisation.zoom.bias.zero_()
+    reducer(blob_canvas()).pow(2).sum().backward()
+    loc = reducer.localisation
+    assert loc.heatmap.weight.grad.abs().sum() > 0 and loc.zoom.weight.grad.abs().sum() > 0
+
+
+def test_zoom_schedule_fixes_the_zoom_per_epoch_then_hands_over():
+    reducer = stn(init_scale=0.5, zoom_schedule=[0.2, 0.3])
+    x = blob_canvas()
+    scales = []
+    for epoch in range(3):
+        reducer.on_epoch_start(epoch)
+        scales.append(reducer.params(x)[:, 0])
+    torch.testing.assert_close(scales[0], torch.full((4,), 0.2))
+    torch.testing.assert_close(scales[1], torch.full((4,), 0.3))
+    torch.testing.assert_close(scales[2], torch.full((4,), 0.5))
+
+
+def test_fit_calls_the_reducer_curriculum_hook_at_every_epoch_start():
+    digits = load_embedded_digits()
+    canvas = CanvasSpec(size=64)
+    train = BatchStream(digits.subset(np.arange(0, 5000, 500)), 5, canvas, 0)
+    test = BatchStream(digits.subset(np.arange(3, 5000, 1000)), 5, canvas, 1)
+    reducer = stn(init_scale=0.5, zoom_schedule=[0.25])
+    seen = []
+    original = reducer.on_epoch_start
+    reducer.on_epoch_start = lambda epoch: (seen.append(epoch), original(epoch))
+    model = ReducedClassifier(reducer, build_classifier("cnn", 1, 10, (48, 48)))
+    settings = TrainSettings(epochs=2, max_steps_per_epoch=1, progress=False)
+    fit(model, train, test, settings, torch.device("cpu"))
+    assert seen == [0, 1]
+    assert reducer.fixed_zoom is None  # epoch 2 is past the schedule: the zoom is learned
+
+
+def test_two_glimpses_start_where_one_does_and_train_both_nets():
+    x = blob_canvas()
+    torch.manual_seed(0)
+    one = stn(loc_head="heatmap", init_scale=0.5)
+    two = stn(loc_head="heatmap", init_scale=0.5, glimpses=2)
+    torch.testing.assert_close(two.params(x), one.params(x))
+    two.localisation.heatmap.weight.data.normal_(0, 1.0)  # move the first glimpse off-centre
+    two(x).pow(2).sum().backward()
+    assert two.refinement.zoom.weight.grad.abs().sum() > 0
+    assert two.localisation.heatmap.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("transform", ["attention", "affine"])
+def test_composed_transform_equals_applying_both_in_turn(transform):
+    g = torch.Generator().manual_seed(1)
+    k = 3 if transform == "attention" else 6
+    outer, inner = torch.rand(5, k, generator=g), torch.rand(5, k, generator=g)
+    point = torch.rand(5, 2, 1, dtype=torch.float32, generator=g)
+
+    def apply(params, p):
+        theta = theta_from_params(params, transform)
+        return theta[:, :, :2] @ p + theta[:, :, 2:]
+
+    composed = compose_params(outer, inner, transform)
+    torch.testing.assert_close(apply(composed, point), apply(outer, apply(inner, point)))
+
+
+@pytest.mark.parametrize("antialias", [False, True])
+def test_recipes_train_without_errors_and_move_the_transform(antialias):
+    digits = load_embedded_digits()
+    canvas = CanvasSpec(size=96, clutter=4)
+    train = BatchStream(digits.subset(np.arange(0, 5000, 100)), 25, canvas, 0)
+    test = BatchStream(digits.subset(np.arange(3, 5000, 500)), 10, canvas, 1)
+    for options in [
+        {"loc_head": "heatmap", "loc_norm": "standardize", "glimpses": 2},
+        {"loc_batch_norm": True, "loc_head_init": "small", "init_scale": 0.5},
+    ]:
+        torch.manual_seed(0)
+        reducer = stn(96, antialias=antialias, lr_multiplier=1.0, **options)
+        before = reducer.params(test.batch_of(np.arange(4)).x).detach()
+        model = ReducedClassifier(reducer, build_classifier("cnn", 1, 10, (48, 48)))
+        settings = TrainSettings(epochs=1, max_steps_per_epoch=2, lr=3e-3, progress=False)
+        fit(model, train, test, settings, torch.device("cpu"))
+        reducer.eval()
+        after = reducer.params(test.batch_of(np.arange(4)).x).detach()
+        assert torch.isfinite(after).all() and not torch.equal(before, after)
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"loc_head": "heatmap", "transform": "affine"}, "use transform=attention"),
+        ({"loc_head": "argmax"}, "regression, heatmap"),
+        ({"loc_norm": "whiten"}, "none, standardize"),
+        ({"init_scale": 0.0}, r"init_scale must lie in \(0, 2\)"),
+        ({"init_scale": 2.0}, r"init_scale must lie in \(0, 2\)"),
+        ({"glimpses": 3}, "glimpses must be 1 or 2"),
+        ({"zoom_schedule": [0.5], "transform": "affine"}, "use transform=attention"),
+        ({"zoom_schedule": [0.5, -1]}, "must be > 0"),
+    ],
+)
+def test_bad_recipe_options_say_what_to_change(options, message):
+    with pytest.raises(ReducerConfigError, match=message):
+        stn(**options)
+
+
+def test_describe_records_every_recipe_option():
+    facts = stn(
+        loc_head="heatmap",
+        loc_norm="standardize",
+        loc_batch_norm=True,
+        loc_head_init="small",
+        init_scale=0.3,
+        glimpses=2,
+        zoom_schedule=[0.3],
+        lr_multiplier=1.0,
+    ).describe()
+    assert facts["loc_head"] == "heatmap" and facts["loc_norm"] == "standardize"
+    assert facts["loc_batch_norm"] is True and facts["loc_head_init"] == "small"
+    assert (facts["init_scale"], facts["glimpses"], facts["zoom_schedule"]) == (0.3, 2, [0.3])
