@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stn import figures
+from stn import figures, figures_scale
 from stn.collect import Completeness, completeness, curves_frame, runs_frame
 from stn.example_files import examples_path, load_examples
 from stn.results import SkippedRecord, load_records
@@ -262,7 +262,20 @@ def _plot_figures(records: list[dict[str, Any]], table: pd.DataFrame, folder: Pa
                         partial(figures.plot_learning_curves, mine, folder / f"curves_{stem}.png"),
                     )
                 )
+    scales = figures_scale.object_scale_frame(records)
+    if scales["object_scale"].nunique() > 1:
+        plan.append(
+            (
+                "Accuracy vs object scale (fraction of the canvas side the object spans)",
+                partial(_scale_figure, scales, folder / "object_scale.png"),
+            )
+        )
     return plan
+
+
+def _scale_figure(scales: pd.DataFrame, path: Path) -> Path:
+    figures_scale.plot_accuracy_vs_object_scale(scales, path)
+    return path
 
 
 def _example_figures(

@@ -4,11 +4,12 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from report_records import make_record, write_all, write_examples_for
 
 from scripts import report as report_script
 from stn.report import write_report
-from stn.results import SCHEMA_VERSION
+from stn.results import SCHEMA_VERSION, write_record
 
 
 def _sweep(tmp_path: Path) -> tuple[Path, list[dict]]:
@@ -190,3 +191,19 @@ def test_a_figure_that_fails_is_reported_and_the_rest_are_drawn(tmp_path, monkey
     text = report.path.read_text()
     assert "## Figures that could not be drawn" in text and "ValueError: odd data" in text
     assert {p.name for p in report.figures.values()} == {"pareto_digits_96_cnn.png"}
+
+
+def test_a_sweep_over_object_scale_gets_its_figure(tmp_path):
+    for scale in (0.1, 0.5, 1.0):
+        for reducer in ("resize_bilinear", "oracle_crop"):
+            record = make_record(
+                reducer, seed=0, accuracy=scale if reducer == "resize_bilinear" else 0.9
+            )
+            record["config"]["dataset"]["object_scale"] = [scale, scale]
+            record["run_id"] = f"{reducer}-{scale}"
+            write_record(record, tmp_path)
+    report = write_report(tmp_path)
+    caption = next(c for c in report.figures if "object scale" in c)
+    with Image.open(report.figures[caption]) as image:
+        assert image.size[0] > 100 and image.size[1] > 100
+    assert "object_scale.png" in report.path.read_text()
