@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from stn.atomic import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +43,4 @@ def load_examples(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
 
 def write_examples(arrays: dict[str, np.ndarray], target: str | os.PathLike) -> Path:
     """Write ``arrays`` to ``target`` (``.npz``) via a temp file and a rename."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_atomically(target, lambda handle: np.savez_compressed(handle, **arrays))

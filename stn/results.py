@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from stn.atomic import write_atomically
+
 SCHEMA_VERSION = 1
 RECORDS_SUBDIR = "records"
 
@@ -75,21 +77,9 @@ def write_record(record: dict[str, Any], sweep_dir: str | os.PathLike) -> Path:
     renamed over the target, so a reader (or a crash) never sees half a record and two
     writers never interleave.
     """
-    folder = records_dir(sweep_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     target = record_path(sweep_dir, record["run_id"])
     text = json.dumps(record, indent=2, sort_keys=True, default=_json_default, allow_nan=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{record['run_id']}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_atomically(target, lambda handle: handle.write(text.encode()))
 
 
 def _json_default(value: Any) -> Any:

@@ -46,6 +46,13 @@ def conv_stages(in_channels: int, channels: Sequence[int], batch_norm: bool) -> 
     return nn.Sequential(*layers)
 
 
+def _check_head_init(head_init: str) -> None:
+    if head_init not in HEAD_INITS:
+        raise ReducerConfigError(
+            f"loc_head_init {head_init!r} is not one of {', '.join(HEAD_INITS)}"
+        )
+
+
 def _check_divisible(input_size: int, stages: int) -> None:
     shrink = 2**stages
     if input_size % shrink:
@@ -75,10 +82,7 @@ class LocalisationNet(nn.Module):
         batch_norm: bool = False,
     ) -> None:
         super().__init__()
-        if head_init not in HEAD_INITS:
-            raise ReducerConfigError(
-                f"loc_head_init {head_init!r} is not one of {', '.join(HEAD_INITS)}"
-            )
+        _check_head_init(head_init)
         _check_divisible(input_size, len(channels))
         side = input_size // 2 ** len(channels)
         width = channels[-1] if channels else in_channels
@@ -123,10 +127,7 @@ class HeatmapLocalisation(nn.Module):
         batch_norm: bool = False,
     ) -> None:
         super().__init__()
-        if head_init not in HEAD_INITS:
-            raise ReducerConfigError(
-                f"loc_head_init {head_init!r} is not one of {', '.join(HEAD_INITS)}"
-            )
+        _check_head_init(head_init)
         if not channels:
             raise ReducerConfigError("loc_head=heatmap needs at least one loc_channels stage")
         _check_divisible(input_size, len(channels))
