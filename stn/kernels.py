@@ -158,32 +158,38 @@ def _polynomial_window(fn: KernelFn, radius: float, degree: int) -> WindowFn:
 
 
 def _lanczos_window(lobes: int) -> WindowFn:
-    """Lanczos window from four sines and cosines per sample instead of four per tap.
+    """Lanczos window from four sines and cosines per sample instead of six per tap.
 
-    Tap ``t`` sits at ``u = e + j`` with ``e`` reduced to ``[−½, ½)`` and ``j`` an integer, so
-    ``sin(πu) = (−1)^j sin(πe)`` and ``sin(πu/n)`` follows by angle addition; the tap nearest
-    the sample (``j = 0``) keeps full relative precision where ``u → 0``.
+    Tap ``t`` sits at ``u = e + k_t`` with ``e`` in ``[0, 1)`` and ``k_t`` an integer, so
+    ``sin(πu) = ±sin(πe)``, and ``sin(πu/n)`` follows by angle addition from ``e`` reduced to
+    ``[−½, ½)``, so that the tap nearest the sample keeps full relative precision as
+    ``u → 0`` (the derivative's terms cancel there).
     """
     n, taps = lobes, 2 * lobes
-    k = (lobes - 1) - torch.arange(taps, dtype=torch.float64)  # u = e + k, e in [0, 1)
-    j = torch.stack([k, k + 1])  # rows: e < ½ (e_r = e), e ≥ ½ (e_r = e − 1)
-    tables = torch.stack([1 - 2 * (j % 2), torch.cos(math.pi * j / n), torch.sin(math.pi * j / n)])
+    k = (lobes - 1) - torch.arange(taps, dtype=torch.float64)
+    # Per tap: (−1)^k, and cos, sin of πj/n for j = k (e < ½) and j = k + 1 (e ≥ ½).
+    consts = torch.stack(
+        [1 - 2 * (k % 2), k]
+        + [f(math.pi * (k + r) / n) for r in (0, 1) for f in (torch.cos, torch.sin)]
+    )
 
     def window(d: Tensor) -> tuple[Tensor, Tensor]:
-        e = d - (lobes - 1)
+        sign, kt, cos0, sin0, cos1, sin1 = consts.to(d.device, d.dtype)
+        e = (d - (lobes - 1)).unsqueeze(-1)
         up = e >= 0.5
-        er = (e - up.to(d.dtype)).unsqueeze(-1)
-        sign, cos_j, sin_j = tables.to(d.device, d.dtype)[:, up.long()].unbind(0)
-        jt = torch.where(up.unsqueeze(-1), j[1].to(d.device, d.dtype), j[0].to(d.device, d.dtype))
+        er = e - up.to(d.dtype)  # u = er + j, j = k + up
         pe = math.pi * er
-        s1, c1 = sign * torch.sin(pe), sign * torch.cos(pe)
+        flip = 1 - 2 * up.to(d.dtype)  # sin(πe) = (−1)^up sin(π·er)
+        s1, c1 = sign * (flip * torch.sin(pe)), sign * (flip * torch.cos(pe))
         sn, cn = torch.sin(pe / n), torch.cos(pe / n)
+        cos_j, sin_j = torch.where(up, cos1, cos0), torch.where(up, sin1, sin0)
         s2 = sn * cos_j + cn * sin_j
         c2 = cn * cos_j - sn * sin_j
-        centre = (er == 0) & (jt == 0)  # u = 0: the limits k = 1, k' = 0
-        pu = math.pi * torch.where(centre, 1.0, er + jt)
+        u = e + kt
+        centre = u == 0  # the limits there: k = 1, k' = 0
+        pu = math.pi * torch.where(centre, 1.0, u)
         value = n * s1 * s2 / (pu * pu)
-        slope = math.pi * (n * c1 * s2 + s1 * c2 - 2 * n * s1 * s2 / pu) / (pu * pu)
+        slope = math.pi * (n * c1 * s2 + s1 * c2 - 2 * value * pu) / (pu * pu)
         return torch.where(centre, 1.0, value), torch.where(centre, 0.0, slope)
 
     return window
