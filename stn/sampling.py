@@ -35,6 +35,9 @@ _NATIVE = {"nearest": "nearest", "bilinear": "bilinear", "bicubic": "bicubic"}
 # (image, sample) axis, so even one image with a huge anti-aliasing window is bounded.
 # Larger chunks measured slower here: fresh large buffers page-fault on every call.
 _CHUNK_ELEMENTS = 1 << 17
+# Samples × taps per step of the per-axis weights: bounds the window function's
+# temporaries; smaller steps measured slower here (per-op overhead), larger no faster.
+_WEIGHT_CHUNK_ELEMENTS = 1 << 16
 
 
 # --------------------------------------------------------------------------- validation
@@ -176,35 +179,54 @@ class _WindowWeights(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, pos, stretch, start, offsets, kern, normalize):  # type: ignore[override]
-        u = s = dw = None
-        if stretch is None and kern.window is not None:
-            w, dw = kern.window(pos - start)
+        taps = offsets.shape[0]
+        shape = (*pos.shape, taps)
+        pos, start = pos.reshape(-1), start.reshape(-1)
+        windowed = stretch is None and kern.window is not None
+        s = None if stretch is None else stretch.reshape(-1, 1)
+        wn = pos.new_empty(pos.shape[0], taps)
+        u = dw = None
+        if windowed:
+            dw = torch.empty_like(wn)
         else:
-            u = pos.unsqueeze(-1) - (start.unsqueeze(-1) + offsets)
-            if stretch is not None:
-                s = stretch.unsqueeze(-1)
-                u = u / s
-            w = kern.fn(u)
-        total = w.sum(-1, keepdim=True) if normalize else None
-        wn = w / total if normalize else w
+            u = torch.empty_like(wn)
+        total = pos.new_empty(pos.shape[0], 1) if normalize else None
+        # Chunks bound the memory of a window function's dozens of temporaries.
+        for sl in _chunks(pos.shape[0], taps, _WEIGHT_CHUNK_ELEMENTS):
+            if windowed:
+                w, dw[sl] = kern.window(pos[sl] - start[sl])
+            else:
+                ui = pos[sl].unsqueeze(-1) - (start[sl].unsqueeze(-1) + offsets)
+                if s is not None:
+                    ui = ui / s[sl]
+                u[sl] = ui
+                w = kern.fn(ui)
+            if normalize:
+                total[sl] = w.sum(-1, keepdim=True)
+                w = w / total[sl]
+            wn[sl] = w
         ctx.save_for_backward(u, wn, total, s, dw)
-        ctx.kern = kern
-        return wn
+        ctx.kern, ctx.shape = kern, shape
+        return wn.view(shape)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):  # type: ignore[override]
         u, wn, total, s, dw = ctx.saved_tensors
+        grad = grad.reshape(wn.shape)
+        shape = ctx.shape[:-1]
         if total is not None:
             # Through the normalisation: d(w_t / Σw) / dw_u = (δ_tu − wn_t) / Σw.
             grad = (grad - (grad * wn).sum(-1, keepdim=True)) / total
         if dw is not None:
-            return (grad * dw).sum(-1), None, None, None, None, None
+            return (grad * dw).sum(-1).view(shape), None, None, None, None, None
         grad_u = grad * ctx.kern.deriv(u)
         if s is None:
-            return grad_u.sum(-1), None, None, None, None, None
-        grad_pos = (grad_u / s).sum(-1)
-        grad_stretch = -(grad_u * u / s).sum(-1) if ctx.needs_input_grad[1] else None
+            return grad_u.sum(-1).view(shape), None, None, None, None, None
+        grad_pos = (grad_u / s).sum(-1).view(shape)
+        grad_stretch = None
+        if ctx.needs_input_grad[1]:
+            grad_stretch = -(grad_u * u / s).sum(-1).view(shape)
         return grad_pos, grad_stretch, None, None, None, None
 
 
@@ -292,8 +314,9 @@ class _TapSum(torch.autograd.Function):
         return grad_input, None, grad_wy, grad_wx
 
 
-def _chunks(total: int, per_item: int) -> list[slice]:
-    step = max(1, _CHUNK_ELEMENTS // max(per_item, 1))
+def _chunks(total: int, per_item: int, elements: int | None = None) -> list[slice]:
+    """Slices of ``range(total)`` of about ``elements`` (default ``_CHUNK_ELEMENTS``) each."""
+    step = max(1, (elements or _CHUNK_ELEMENTS) // max(per_item, 1))
     return [slice(i, i + step) for i in range(0, total, step)]
 
 
