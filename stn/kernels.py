@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 KernelFn = Callable[[Tensor], Tensor]
+WindowFn = Callable[[Tensor], tuple[Tensor, Tensor]]
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class Kernel:
             dominated the cost of Lanczos weights.
         partition_of_unity: ``Σ_m k(x − m) = 1`` for every ``x``, so unstretched weights
             need no normalising (nearest, box, bilinear, Keys cubic; not Lanczos).
+        window: ``d -> (k(d − t), k'(d − t))`` for the taps ``t = 0, …, T − 1`` of an
+            unstretched window (``T = support_taps(radius)``), stacked on a new last axis,
+            for ``d`` ``(*)`` in ``[radius − 1, radius)`` (the offset of a sample from its
+            window's first tap), or ``None``. Evaluating all taps from one offset per sample
+            is several times cheaper than ``T`` calls of ``fn`` and ``deriv``.
     """
 
     name: str
@@ -47,6 +53,7 @@ class Kernel:
     interpolating: bool
     deriv: KernelFn | None = None
     partition_of_unity: bool = False
+    window: WindowFn | None = None
 
     def __call__(self, d: Tensor) -> Tensor:
         return self.fn(d)
@@ -124,34 +131,101 @@ def _gaussian_deriv(d: Tensor, sigma: float, radius: float) -> Tensor:
     return torch.where(d.abs() < radius, value, 0.0)
 
 
+def _polynomial_window(fn: KernelFn, radius: float, degree: int) -> WindowFn:
+    """Window of a kernel that is one polynomial of degree ``degree`` per tap and offset.
+
+    With ``e = d − (radius − 1)`` in ``[0, 1)``, tap ``t`` sits at ``u = e + radius − 1 − t``,
+    which stays inside one polynomial piece of a kernel whose pieces break at ``|u| ∈ ½ℤ``
+    aligned with ``radius`` (nearest, box, bilinear, Keys cubic). Its coefficients in ``e``
+    are fitted once, in float64, at interior points (away from the breaks).
+    """
+    taps = support_taps(radius)
+    e = (torch.arange(degree + 1, dtype=torch.float64) + 0.5) / (degree + 1)
+    u = e.view(-1, 1) + (radius - 1) - torch.arange(taps, dtype=torch.float64)
+    vandermonde = e.view(-1, 1) ** torch.arange(degree + 1, dtype=torch.float64)
+    coeffs = torch.linalg.solve(vandermonde, fn(u))  # (degree + 1, T), lowest power first
+
+    def window(d: Tensor) -> tuple[Tensor, Tensor]:
+        c = coeffs.to(d.device, d.dtype)
+        e = (d - (radius - 1)).unsqueeze(-1)
+        w, dw = c[degree].expand(*d.shape, taps), torch.zeros_like(c[0]).expand(*d.shape, taps)
+        for p in range(degree - 1, -1, -1):  # Horner, value and derivative together
+            dw = torch.addcmul(w, dw, e)
+            w = torch.addcmul(c[p], w, e)
+        return w, dw
+
+    return window
+
+
+def _lanczos_window(lobes: int) -> WindowFn:
+    """Lanczos window from four sines and cosines per sample instead of six per tap.
+
+    Tap ``t`` sits at ``u = e + k_t`` with ``e`` in ``[0, 1)`` and ``k_t`` an integer, so
+    ``sin(πu) = ±sin(πe)``, and ``sin(πu/n)`` follows by angle addition from ``e`` reduced to
+    ``[−½, ½)``, so that the tap nearest the sample keeps full relative precision as
+    ``u → 0`` (the derivative's terms cancel there).
+    """
+    n, taps = lobes, 2 * lobes
+    k = (lobes - 1) - torch.arange(taps, dtype=torch.float64)
+    # Per tap: (−1)^k, and cos, sin of πj/n for j = k (e < ½) and j = k + 1 (e ≥ ½).
+    consts = torch.stack(
+        [1 - 2 * (k % 2), k]
+        + [f(math.pi * (k + r) / n) for r in (0, 1) for f in (torch.cos, torch.sin)]
+    )
+
+    def window(d: Tensor) -> tuple[Tensor, Tensor]:
+        sign, kt, cos0, sin0, cos1, sin1 = consts.to(d.device, d.dtype)
+        e = (d - (lobes - 1)).unsqueeze(-1)
+        up = e >= 0.5
+        er = e - up.to(d.dtype)  # u = er + j, j = k + up
+        pe = math.pi * er
+        flip = 1 - 2 * up.to(d.dtype)  # sin(πe) = (−1)^up sin(π·er)
+        s1, c1 = sign * (flip * torch.sin(pe)), sign * (flip * torch.cos(pe))
+        sn, cn = torch.sin(pe / n), torch.cos(pe / n)
+        cos_j, sin_j = torch.where(up, cos1, cos0), torch.where(up, sin1, sin0)
+        s2 = sn * cos_j + cn * sin_j
+        c2 = cn * cos_j - sn * sin_j
+        u = e + kt
+        centre = u == 0  # the limits there: k = 1, k' = 0
+        pu = math.pi * torch.where(centre, 1.0, u)
+        value = n * s1 * s2 / (pu * pu)
+        slope = math.pi * (n * c1 * s2 + s1 * c2 - 2 * value * pu) / (pu * pu)
+        return torch.where(centre, 1.0, value), torch.where(centre, 0.0, slope)
+
+    return window
+
+
 def _make_nearest() -> Kernel:
-    return Kernel("nearest", 0.5, _nearest, True, _zero_deriv, partition_of_unity=True)
+    window = _polynomial_window(_nearest, 0.5, 0)
+    return Kernel("nearest", 0.5, _nearest, True, _zero_deriv, True, window)
 
 
 def _make_box() -> Kernel:
-    return Kernel("box", 0.5, _box, True, _zero_deriv, partition_of_unity=True)
+    return Kernel("box", 0.5, _box, True, _zero_deriv, True, _polynomial_window(_box, 0.5, 0))
 
 
 def _make_bilinear() -> Kernel:
-    return Kernel("bilinear", 1.0, _tent, True, _tent_deriv, partition_of_unity=True)
+    window = _polynomial_window(_tent, 1.0, 1)
+    return Kernel("bilinear", 1.0, _tent, True, _tent_deriv, True, window)
 
 
 def _make_bicubic(a: float = -0.75) -> Kernel:
     name = "bicubic" if a == -0.75 else f"bicubic(a={a})"
     fn, deriv = partial(_keys_cubic, a=a), partial(_keys_cubic_deriv, a=a)
-    return Kernel(name, 2.0, fn, True, deriv, partition_of_unity=True)
+    return Kernel(name, 2.0, fn, True, deriv, True, _polynomial_window(fn, 2.0, 3))
 
 
 def _make_bicubic_pil() -> Kernel:
     a = -0.5
     fn, deriv = partial(_keys_cubic, a=a), partial(_keys_cubic_deriv, a=a)
-    return Kernel("bicubic_pil", 2.0, fn, True, deriv, partition_of_unity=True)
+    return Kernel("bicubic_pil", 2.0, fn, True, deriv, True, _polynomial_window(fn, 2.0, 3))
 
 
 def _make_lanczos(lobes: int) -> Callable[[], Kernel]:
     def make() -> Kernel:
         fn, deriv = partial(_lanczos, lobes=lobes), partial(_lanczos_deriv, lobes=lobes)
-        return Kernel(f"lanczos{lobes}", float(lobes), fn, True, deriv=deriv)
+        window = _lanczos_window(lobes)
+        return Kernel(f"lanczos{lobes}", float(lobes), fn, True, deriv=deriv, window=window)
 
     return make
 

@@ -35,6 +35,9 @@ _NATIVE = {"nearest": "nearest", "bilinear": "bilinear", "bicubic": "bicubic"}
 # (image, sample) axis, so even one image with a huge anti-aliasing window is bounded.
 # Larger chunks measured slower here: fresh large buffers page-fault on every call.
 _CHUNK_ELEMENTS = 1 << 17
+# Samples × taps per step of the per-axis weights: bounds the window function's
+# temporaries; smaller steps measured slower here (per-op overhead), larger no faster.
+_WEIGHT_CHUNK_ELEMENTS = 1 << 16
 
 
 # --------------------------------------------------------------------------- validation
@@ -170,63 +173,110 @@ class _WindowWeights(torch.autograd.Function):
 
     Same values as the autograd version in :func:`_window`, but one pass forward and a few
     backward instead of an autograd graph of a dozen elementwise ops per tap, which
-    dominated the Lanczos profile.
+    dominated the Lanczos profile. Unstretched windows of kernels with a ``window`` are
+    evaluated from one offset per sample, derivatives included.
     """
 
     @staticmethod
     def forward(ctx, pos, stretch, start, offsets, kern, normalize):  # type: ignore[override]
-        u = pos.unsqueeze(-1) - (start.unsqueeze(-1) + offsets)
-        s = None
-        if stretch is not None:
-            s = stretch.unsqueeze(-1)
-            u = u / s
-        w = kern.fn(u)
-        total = w.sum(-1, keepdim=True) if normalize else None
-        wn = w / total if normalize else w
-        ctx.save_for_backward(u, wn, total, s)
-        ctx.kern = kern
-        return wn
+        taps = offsets.shape[0]
+        shape = (*pos.shape, taps)
+        pos, start = pos.reshape(-1), start.reshape(-1)
+        windowed = stretch is None and kern.window is not None
+        s = None if stretch is None else stretch.reshape(-1, 1)
+        wn = pos.new_empty(pos.shape[0], taps)
+        u = dw = None
+        if windowed:
+            dw = torch.empty_like(wn)
+        else:
+            u = torch.empty_like(wn)
+        total = pos.new_empty(pos.shape[0], 1) if normalize else None
+        # Chunks bound the memory of a window function's dozens of temporaries.
+        for sl in _chunks(pos.shape[0], taps, _WEIGHT_CHUNK_ELEMENTS):
+            if windowed:
+                w, dw[sl] = kern.window(pos[sl] - start[sl])
+            else:
+                ui = pos[sl].unsqueeze(-1) - (start[sl].unsqueeze(-1) + offsets)
+                if s is not None:
+                    ui = ui / s[sl]
+                u[sl] = ui
+                w = kern.fn(ui)
+            if normalize:
+                total[sl] = w.sum(-1, keepdim=True)
+                w = w / total[sl]
+            wn[sl] = w
+        ctx.save_for_backward(u, wn, total, s, dw)
+        ctx.kern, ctx.shape = kern, shape
+        return wn.view(shape)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):  # type: ignore[override]
-        u, wn, total, s = ctx.saved_tensors
+        u, wn, total, s, dw = ctx.saved_tensors
+        grad = grad.reshape(wn.shape)
+        shape = ctx.shape[:-1]
         if total is not None:
             # Through the normalisation: d(w_t / Σw) / dw_u = (δ_tu − wn_t) / Σw.
             grad = (grad - (grad * wn).sum(-1, keepdim=True)) / total
+        if dw is not None:
+            return (grad * dw).sum(-1).view(shape), None, None, None, None, None
         grad_u = grad * ctx.kern.deriv(u)
         if s is None:
-            return grad_u.sum(-1), None, None, None, None, None
-        grad_pos = (grad_u / s).sum(-1)
-        grad_stretch = -(grad_u * u / s).sum(-1) if ctx.needs_input_grad[1] else None
+            return grad_u.sum(-1).view(shape), None, None, None, None, None
+        grad_pos = (grad_u / s).sum(-1).view(shape)
+        grad_stretch = None
+        if ctx.needs_input_grad[1]:
+            grad_stretch = -(grad_u * u / s).sum(-1).view(shape)
         return grad_pos, grad_stretch, None, None, None, None
 
 
 # --------------------------------------------------------------------------- general path
 
 
-class _SeparableGather(torch.autograd.Function):
-    """``out[c, m] = Σ_ab wy[m, a] · wx[m, b] · flat[c·L + rows[m] + a·W + b]``.
+def _fit_window(start: Tensor, w: Tensor, size: int, padding_mode: str) -> tuple[Tensor, Tensor]:
+    """Move each window inside ``[0, size)`` and fold its outside taps' weights onto it.
 
-    ``input`` ``(N, C, H, W)`` is padded so every window lies inside it; ``rows`` ``(M,)``
-    holds, for each of the ``M = N·P`` samples, the flat index of its window's first tap
-    in channel 0 of its image, and ``L = H·W``. The ``Tx`` taps of a window row are then
-    contiguous in memory and are read through an ``unfold`` view with one index per row,
-    rather than one int64 index per tap; the tap sums are batched matrix products (much
-    faster on CPU than broadcast multiply + sum). Samples are processed in chunks of
-    ``_CHUNK_ELEMENTS`` taps and re-gathered in backward rather than saved, so memory stays
-    at one chunk whatever the batch size and window. The weights' gradients continue
-    through autograd to the grid.
+    Args:
+        start: ``(*)`` int64 first tap of each window, unbounded.
+        w: ``(*, T)`` weights of taps ``start, …, start + T − 1``; needs ``T <= size``.
+
+    Returns:
+        ``start`` clamped to ``[0, size − T]`` and the weights of the moved window: outside
+        taps are dropped (``"zeros"``) or added to the edge pixel they replicate
+        (``"border"``). Equal to sampling the padded image, without copying it.
+    """
+    taps = w.shape[-1]
+    inside = start.clamp(0, size - taps)
+    if torch.equal(inside, start):
+        return start, w
+    idx = start.unsqueeze(-1) + torch.arange(taps, device=start.device)
+    if padding_mode == "zeros":
+        w = w * ((idx >= 0) & (idx < size)).to(w.dtype)
+    slot = idx.clamp(0, size - 1) - inside.unsqueeze(-1)
+    return inside, torch.zeros_like(w).scatter_add(-1, slot, w)
+
+
+class _TapSum(torch.autograd.Function):
+    """``out[m, c] = Σ_ab wy[m, a] · wx[m, b] · input[n(m), c, y0[m] + a, x0[m] + b]``.
+
+    ``rows`` ``(M,)`` holds each sample's flat index of its window's first tap in channel 0
+    of its image; every window lies inside the input (see :func:`_fit_window`). Samples run
+    in chunks of ``_CHUNK_ELEMENTS`` taps with a flat int64 index per chunk, so memory
+    stays at one chunk whatever the batch size and window; backward re-gathers the taps
+    rather than saving them. The weights' gradients continue through autograd to the grid.
     """
 
     @staticmethod
     def forward(ctx, input: Tensor, rows: Tensor, wy: Tensor, wx: Tensor) -> Tensor:
         c = input.shape[1]
         (m, ty), tx = wy.shape, wx.shape[1]
+        flat = input.reshape(-1)
+        offsets = _tap_offsets(input, ty, tx)
         out = input.new_empty(m, c)
         for sl in _chunks(m, c * ty * tx):
-            vals = _row_taps(input, rows[sl], ty, tx)  # (k, C·Ty, Tx)
-            k = vals.shape[0]
+            k = rows[sl].shape[0]
+            index = (rows[sl].unsqueeze(-1) + offsets).view(-1)
+            vals = flat.index_select(0, index).view(k, c * ty, tx)
             across = torch.bmm(vals, wx[sl].unsqueeze(-1)).view(k, c, ty)
             out[sl] = torch.bmm(across, wy[sl].unsqueeze(-1)).view(k, c)
         ctx.save_for_backward(input, rows, wy, wx)
@@ -239,50 +289,43 @@ class _SeparableGather(torch.autograd.Function):
         c = input.shape[1]
         (m, ty), tx = wy.shape, wx.shape[1]
         need_input, _, need_wy, need_wx = ctx.needs_input_grad
-        grad_input = input.new_zeros(input.numel()) if need_input else None
+        flat = input.reshape(-1)
+        offsets = _tap_offsets(input, ty, tx)
+        grad_input = torch.zeros_like(flat) if need_input else None
         grad_wy = torch.empty_like(wy) if need_wy else None
         grad_wx = torch.empty_like(wx) if need_wx else None
         for sl in _chunks(m, c * ty * tx):
             g = grad_out[sl].unsqueeze(1)  # (k, 1, C)
             k = g.shape[0]
+            index = (rows[sl].unsqueeze(-1) + offsets).view(-1)
             # Gradient of each window row's value: (k, C·Ty, 1).
             g_rows = (g.transpose(1, 2) * wy[sl].unsqueeze(1)).reshape(k, c * ty, 1)
             if need_wy or need_wx:
-                vals = _row_taps(input, rows[sl], ty, tx)
+                vals = flat.index_select(0, index).view(k, c * ty, tx)
                 if need_wy:
                     across = torch.bmm(vals, wx[sl].unsqueeze(-1)).view(k, c, ty)
                     grad_wy[sl] = torch.bmm(g, across).view(k, ty)
                 if need_wx:
                     grad_wx[sl] = torch.bmm(g_rows.transpose(1, 2), vals).view(k, tx)
             if need_input:
-                starts = _row_starts(input, rows[sl], ty)
-                index = (starts.unsqueeze(-1) + torch.arange(tx, device=starts.device)).view(-1)
-                contrib = g_rows * wx[sl].unsqueeze(1)  # (k, C·Ty, Tx)
-                grad_input.scatter_add_(0, index, contrib.reshape(-1))
+                grad_input.index_add_(0, index, (g_rows * wx[sl].unsqueeze(1)).reshape(-1))
         if grad_input is not None:
             grad_input = grad_input.view(input.shape)
         return grad_input, None, grad_wy, grad_wx
 
 
-def _chunks(total: int, per_item: int) -> list[slice]:
-    step = max(1, _CHUNK_ELEMENTS // max(per_item, 1))
+def _chunks(total: int, per_item: int, elements: int | None = None) -> list[slice]:
+    """Slices of ``range(total)`` of about ``elements`` (default ``_CHUNK_ELEMENTS``) each."""
+    step = max(1, (elements or _CHUNK_ELEMENTS) // max(per_item, 1))
     return [slice(i, i + step) for i in range(0, total, step)]
 
 
-def _row_starts(input: Tensor, rows: Tensor, ty: int) -> Tensor:
-    """Flat index in ``input`` of each window row's first tap: ``(k·C·Ty,)`` for ``(k,)`` rows."""
+def _tap_offsets(input: Tensor, ty: int, tx: int) -> Tensor:
+    """Flat offsets ``(C·Ty·Tx,)`` of a window's taps from its first tap in channel 0."""
     c, h, w = input.shape[1:]
-    channel = torch.arange(c, device=rows.device).view(c, 1) * (h * w)
-    line = torch.arange(ty, device=rows.device) * w
-    return (rows.view(-1, 1, 1) + channel + line).view(-1)
-
-
-def _row_taps(input: Tensor, rows: Tensor, ty: int, tx: int) -> Tensor:
-    """Window taps ``(k, C·Ty, Tx)`` of padded ``input`` for windows starting at ``rows``."""
-    # (numel − Tx + 1, Tx): entry i is the Tx pixels from flat index i; a view, no copy.
-    windows = input.reshape(-1).unfold(0, tx, 1)
-    taps = windows.index_select(0, _row_starts(input, rows, ty))
-    return taps.view(rows.shape[0], input.shape[1] * ty, tx)
+    channel = torch.arange(c, device=input.device).view(c, 1, 1) * (h * w)
+    line = torch.arange(ty, device=input.device).view(1, ty, 1) * w
+    return (channel + line + torch.arange(tx, device=input.device)).view(-1)
 
 
 def _grid_sample_general(
@@ -308,18 +351,20 @@ def _grid_sample_general(
         sy = _stretch(_finite_difference(y, 2) ** 2 + _finite_difference(y, 1) ** 2)
         tx = support_taps(kern.radius * float(sx.detach().max()))
         ty = support_taps(kern.radius * float(sy.detach().max()))
+    # Windows are moved inside the image rather than the image padded (a full copy, forward
+    # and backward); only an image smaller than the window is padded, by a window each side.
+    px, py = (tx if w < tx else 0), (ty if h < ty else 0)
+    if px or py:
+        mode = "constant" if padding_mode == "zeros" else "replicate"
+        input = F.pad(input, (px, px, py, py), mode=mode)
+        x, y = x + px, y + py
     x0, wx = _window(x, sx, tx, kern)
     y0, wy = _window(y, sy, ty, kern)
-    # Pad by one window each side and clamp window starts into the padding: a window wholly
-    # outside the input then reads only padding, which holds what it would have read there
-    # (zeros, or the edge pixel for "border"), and every read is in bounds.
-    mode = "constant" if padding_mode == "zeros" else "replicate"
-    padded = F.pad(input, (tx, tx, ty, ty), mode=mode)
-    x0 = x0.clamp(-tx, w) + tx
-    y0 = y0.clamp(-ty, h) + ty
-    image = torch.arange(n, device=input.device).view(n, 1, 1) * padded[0].numel()
-    rows = (image + y0 * (w + 2 * tx) + x0).view(-1)
-    out = _SeparableGather.apply(padded, rows, wy.reshape(-1, ty), wx.reshape(-1, tx))
+    x0, wx = _fit_window(x0, wx, w + 2 * px, padding_mode)
+    y0, wy = _fit_window(y0, wy, h + 2 * py, padding_mode)
+    image = torch.arange(n, device=input.device).view(n, 1, 1) * input[0].numel()
+    rows = (image + y0 * (w + 2 * px) + x0).view(-1)
+    out = _TapSum.apply(input.contiguous(), rows, wy.reshape(-1, ty), wx.reshape(-1, tx))
     return out.view(n, ho, wo, c).permute(0, 3, 1, 2).contiguous()
 
 

@@ -7,6 +7,8 @@ import torch
 
 from stn.kernels import KERNELS, Kernel, get_kernel, kernel_names, support_taps
 
+F64 = torch.float64
+
 ALL = kernel_names()
 INTERPOLATING = ["nearest", "bilinear", "bicubic", "bicubic_pil", "lanczos2", "lanczos3", "box"]
 
@@ -157,3 +159,20 @@ def test_partition_of_unity_flag_is_true_only_where_it_holds():
         total = k(x[:, None] - m[None, :]).sum(1)
         exact = bool(torch.allclose(total, torch.ones_like(total), rtol=0, atol=1e-12))
         assert k.partition_of_unity == exact, name
+
+
+@pytest.mark.parametrize("name", [n for n in kernel_names() if get_kernel(n).window is not None])
+def test_window_matches_kernel_and_derivative(name):
+    # The fast unstretched window must equal fn and deriv at each tap, d − t, for offsets d
+    # across [radius − 1, radius): random ones and ones next to the Lanczos singularity.
+    k = get_kernel(name)
+    taps = support_taps(k.radius)
+    d = (k.radius - 1) + torch.rand(2000, generator=torch.Generator().manual_seed(0), dtype=F64)
+    d = torch.cat([d, k.radius - 1 + torch.tensor([0.0, 0.5, 1e-3, 1 - 1e-3], dtype=F64)])
+    w, dw = k.window(d)
+    u = d.unsqueeze(-1) - torch.arange(taps, dtype=F64)
+    assert w.shape == dw.shape == (d.shape[0], taps)
+    torch.testing.assert_close(w, k.fn(u), rtol=0, atol=1e-13)
+    # Away from kinks (exact integers, where one-sided conventions may differ).
+    smooth = (u - u.round()).abs() > 1e-9
+    torch.testing.assert_close(dw[smooth], k.deriv(u)[smooth], rtol=0, atol=1e-9)
