@@ -6,7 +6,6 @@ never got built has no ``record["reducer"]``; its names then come from the confi
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +69,8 @@ def curves_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Completeness:
-    """How much of the grid (datasets × reducers × classifiers × seeds seen) has records."""
+    """How much of the grid has records: per (dataset, classifier), the reducers run with
+    that pairing × every seed seen."""
 
     ok: int
     failed: int
@@ -97,11 +97,11 @@ class Completeness:
 
 
 def completeness(runs: pd.DataFrame) -> Completeness:
-    """Compare the records with the full grid of the swept values seen in them.
+    """Compare the records with the grid of the swept values seen in them.
 
-    The grid is the product of the distinct datasets, reducers, classifiers and seeds
-    in the records' configs: a sweep still running (or one whose jobs died before
-    writing) shows the missing cells.
+    For each (dataset, classifier) pairing: every reducer seen with it × every seed seen
+    in the sweep. A sweep still running (or one whose jobs died before writing) shows the
+    missing cells.
     """
     status = runs["status"] if "status" in runs else pd.Series(dtype=object)
     ok, failed = int((status == "ok").sum()), int((status == "failed").sum())
@@ -109,8 +109,14 @@ def completeness(runs: pd.DataFrame) -> Completeness:
     keys = [k for k in GRID_KEYS if k in runs]
     if runs.empty or len(keys) < len(GRID_KEYS):
         return Completeness(ok, failed, other, len(runs), pd.DataFrame(columns=GRID_KEYS))
-    values = [sorted(runs[k].dropna().unique().tolist(), key=str) for k in GRID_KEYS]
-    grid = pd.DataFrame(list(itertools.product(*values)), columns=GRID_KEYS)
+    # Per dataset and classifier: every reducer run with that pairing × every seed. A
+    # sweep that pairs only some reducers with a classifier (PCA with the MLP) is complete.
+    grids = []
+    for (dataset, classifier), block in runs.groupby(["dataset", "classifier"], dropna=True):
+        reducers = sorted(block["reducer"].dropna().unique().tolist(), key=str)
+        seeds = sorted(runs["seed"].dropna().unique().tolist(), key=str)
+        grids += [(dataset, r, classifier, s) for r in reducers for s in seeds]
+    grid = pd.DataFrame(grids, columns=["dataset", "reducer", "classifier", "seed"])[GRID_KEYS]
     present = runs[GRID_KEYS].dropna().drop_duplicates()
     merged = grid.merge(present, on=GRID_KEYS, how="left", indicator=True)
     missing = merged[merged["_merge"] == "left_only"][GRID_KEYS].reset_index(drop=True)

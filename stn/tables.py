@@ -20,14 +20,17 @@ from stn.stats import BASELINE
 TABLE_STEM = "summary"
 
 
+# The throughput columns a reader sees in markdown and LaTeX; the CSV keeps every one.
+SHOWN_THROUGHPUT = (
+    "tp_reducer_images_per_s",
+    "tp_ratios_reducer_vs_memory_floor",
+    "tp_train_step_images_per_s",
+)
+
+
 def throughput_columns(table: pd.DataFrame) -> list[str]:
-    """The ``tp_*`` columns worth showing: images/s medians and ratios (new figures and
-    ratio columns appear as other engineers add them)."""
-    return [
-        c
-        for c in table.columns
-        if c.startswith("tp_") and (c.endswith("_images_per_s") or "_ratio" in c)
-    ]
+    """The ``tp_*`` columns shown in the readable tables, in ``SHOWN_THROUGHPUT`` order."""
+    return [c for c in SHOWN_THROUGHPUT if c in table.columns]
 
 
 def column_label(column: str) -> str:
@@ -73,7 +76,7 @@ def display_frame(
     shown["std"] = table["accuracy_std"].map(lambda v: _number(100 * v, ".1f"))
     shown["n"] = table["n"].map(lambda v: _number(v, ".0f"))
     for column in throughput_columns(table):
-        spec = ",.0f" if column.endswith("_images_per_s") else ".2f"
+        spec = ",.0f" if column.endswith("_images_per_s") else ".3f"
         formatted = [_number(v, spec) for v in table[column]]
         shown[column_label(column)] = _marked(formatted, best_mask(table, column), bold)
     if "vs_baseline" in table:

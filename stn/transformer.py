@@ -311,7 +311,9 @@ class SpatialTransformer(Reducer):
                 "loc_head=heatmap predicts a zoom and a shift only: use transform=attention"
             )
         if loc_head_init == "blob" and loc_head != "heatmap":
-            raise ReducerConfigError("loc_head_init=blob initialises a heatmap: use loc_head=heatmap")
+            raise ReducerConfigError(
+                "loc_head_init=blob initialises a heatmap: use loc_head=heatmap"
+            )
         if loc_norm not in LOC_NORMS:
             raise ReducerConfigError(f"loc_norm {loc_norm!r} is not one of {', '.join(LOC_NORMS)}")
         if not 0 < init_scale < ZOOM_MAX:

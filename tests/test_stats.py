@@ -143,3 +143,14 @@ def test_differences_without_spread_are_described_not_tested():
     assert verdicts.loc["pool_avg", "vs_baseline"].startswith("better by the same amount")
     assert verdicts.loc["pool_max", "vs_baseline"] == "no difference (identical on every seed)"
     assert math.isnan(verdicts.loc["pool_avg", "p_value"])
+
+
+def test_a_reducer_paired_with_only_one_classifier_is_not_missing_from_the_other():
+    records = [make_record(r, s, 0.5) for r in ("pca", "resize_area") for s in (0, 1)]
+    records += [make_record("pca", s, 0.4, classifier="mlp") for s in (0, 1)]
+    grid = completeness(runs_frame(records))
+    assert grid.expected == 6
+    assert grid.missing.to_dict("records") == []
+    del records[-1]  # pca + mlp, seed 1
+    missing = completeness(runs_frame(records)).missing.to_dict("records")
+    assert missing == [{"dataset": "digits_96", "reducer": "pca", "classifier": "mlp", "seed": 1}]

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stn.data.canvas import CanvasSpec
+from stn.data.canvas import CanvasSpec, render_canvases
 from stn.data.embedded import load_embedded_digits
 from stn.data.stream import BatchStream
 from stn.models import build_classifier
@@ -201,3 +201,36 @@ def test_describe_records_every_recipe_option():
     assert facts["loc_head"] == "heatmap" and facts["loc_norm"] == "standardize"
     assert facts["loc_batch_norm"] is True and facts["loc_head_init"] == "small"
     assert (facts["init_scale"], facts["glimpses"], facts["zoom_schedule"]) == (0.3, 2, [0.3])
+
+
+def test_blob_prior_puts_the_first_glimpse_on_the_object():
+    """loc_head_init=blob: before any training the glimpse centre lies in the digit's box
+    on most cluttered canvases (the uniform zeros init always looks at the centre)."""
+    images = load_embedded_digits().images[:200]
+    canvases, boxes = render_canvases(images, np.arange(32), CanvasSpec(128, clutter=8), seed=0)
+
+    def hits(head_init: str) -> float:
+        reducer = build_reducer(
+            {
+                "kind": "stn",
+                "loc_head": "heatmap",
+                "loc_head_init": head_init,
+                "loc_norm": "standardize",
+                "init_scale": 0.35,
+            },
+            1,
+            (128, 128),
+        )
+        with torch.no_grad():
+            params = reducer.params(canvases)
+        centre = (params[:, 1:] + 1) / 2 * 128  # (x, y) in canvas pixels
+        inside = (centre >= boxes[:, :2]) & (centre < boxes[:, 2:])
+        return inside.all(1).float().mean().item()
+
+    assert hits("blob") >= 0.8
+    assert hits("zeros") <= 0.3
+
+
+def test_blob_prior_needs_the_heatmap_head():
+    with pytest.raises(ReducerConfigError, match="loc_head=heatmap"):
+        build_reducer({"kind": "stn", "loc_head_init": "blob"}, 1, (128, 128))
