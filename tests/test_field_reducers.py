@@ -152,6 +152,7 @@ def test_report_labels_the_oracle():
             "dataset": ["d", "d"],
             "reducer": ["oracle_crop", "pca"],
             "classifier": ["cnn", "cnn"],
+            "seed": [0, 0],
             "oracle": [True, False],
             "test_accuracy": [0.9, 0.5],
             "tp_reducer_images_per_s": [1.0, 2.0],
