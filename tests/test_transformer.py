@@ -134,7 +134,7 @@ def _train_on_small_cluttered_canvases(lr_multiplier: float):
     strict=False,
     reason="issue 4, not reached yet: with these settings the zoom ends at 1.006 after 4 "
     "epochs; in other probes it shrank but accuracy stayed below the frozen network "
-    "(docs/issue4.md)",
+    "(docs/stn.md)",
 )
 def test_stn_learns_to_attend_on_small_cluttered_canvases():
     """Issue 3: after a short run the STN zooms in and beats itself frozen at the identity.
