@@ -24,8 +24,9 @@ from stn.sampling import affine_grid, grid_sample, sample_axis_aligned
 # family → number of parameters the localisation net predicts
 TRANSFORMS = {"affine": 6, "attention": 3}
 HEAD_INITS = ("zeros", "small", "blob")
-# Softmax sharpness of the blob prior: ink mass at the object is ~0.3-0.6 of a standardised
-# unit in the pooled map, a fragment's ~0.1, so ×20 puts most weight on the object's cells.
+# Default softmax sharpness of the blob prior: ink mass at the object is ~0.3-0.6 of a
+# standardised unit in the pooled map, a fragment's ~0.1, so ×20 puts most weight on the
+# object's cells (denser clutter wants more: see ``blob_sharpness``).
 BLOB_SHARPNESS = 20.0
 LOC_HEADS = ("regression", "heatmap")
 LOC_NORMS = ("none", "standardize")
@@ -128,6 +129,7 @@ class HeatmapLocalisation(nn.Module):
         channels: Sequence[int] = (16, 32),
         head_init: str = "zeros",
         batch_norm: bool = False,
+        blob_sharpness: float = BLOB_SHARPNESS,
     ) -> None:
         super().__init__()
         _check_head_init(head_init)
@@ -146,7 +148,7 @@ class HeatmapLocalisation(nn.Module):
             self.heatmap.bias.zero_()
             self.zoom.bias.zero_()
         if head_init == "blob":
-            init_blob_prior(self.features, self.heatmap)
+            init_blob_prior(self.features, self.heatmap, blob_sharpness)
         # The zoom is bounded to (0, 2): an unbounded one flipped or zoomed out of the
         # canvas within a few steps in probes; the logit offset puts step 0 at init_scale.
         self.zoom_offset = math.log(init_scale / (ZOOM_MAX - init_scale))
@@ -168,12 +170,14 @@ class HeatmapLocalisation(nn.Module):
         return torch.stack([scale, tx, ty], dim=1)
 
 
-def init_blob_prior(features: nn.Sequential, heatmap: nn.Conv2d) -> None:
+def init_blob_prior(
+    features: nn.Sequential, heatmap: nn.Conv2d, sharpness: float = BLOB_SHARPNESS
+) -> None:
     """Start a heatmap head as a detector of the largest mass of bright pixels.
 
     Channel 0 of the first stage averages every input channel over its window; channel 0
     of each later stage averages the previous stage's channel 0; the heatmap reads channel
-    0 alone, sharpened by ``BLOB_SHARPNESS``. At step 0 the soft-argmax therefore points at
+    0 alone, sharpened by ``sharpness``. At step 0 the soft-argmax therefore points at
     the densest ink at the object's scale (on cluttered canvases: the object, not the
     fragments), so the classifier sees the object from the first step and the glimpse
     has a gradient to follow. The other channels keep their random initialisation.
@@ -187,7 +191,7 @@ def init_blob_prior(features: nn.Sequential, heatmap: nn.Conv2d) -> None:
             window.fill_(1.0 / window.numel())
         heatmap.weight.zero_()
         heatmap.bias.zero_()
-        heatmap.weight[0, 0] = BLOB_SHARPNESS
+        heatmap.weight[0, 0] = sharpness
 
 
 def theta_from_params(params: Tensor, transform: str) -> Tensor:
@@ -246,6 +250,8 @@ class SpatialTransformer(Reducer):
         antialias: widen the kernel by the local sampling step (``stn.sampling``).
         loc_size: side of the low-resolution copy the localisation net sees.
         loc_channels, loc_hidden, loc_batch_norm, loc_head_init: localisation net.
+        blob_sharpness: with ``loc_head_init="blob"``, the heatmap's start weight on the
+            ink-mass channel (softmax sharpness; larger = less pull from runner-up blobs).
         loc_head: ``regression`` (conv–fc–linear head, the STN paper) or ``heatmap``
             (soft-argmax over a translation-equivariant heatmap; attention only).
         loc_norm: ``none`` or ``standardize`` (zero mean, unit variance per low-res copy,
@@ -258,6 +264,9 @@ class SpatialTransformer(Reducer):
             Meanwhile only the shift is learned, on glimpses that already magnify; set
             ``init_scale`` to the last entry for a smooth handover. ``on_epoch_start``
             applies it.
+        glimpse_size: fix the attention window to this many input pixels (along the shorter
+            side) for every epoch, whatever the canvas size: zoom = glimpse_size / min(H, W).
+            Only the position is learned. Set it from the objects' size (e.g. 1.5× it).
         loc_warmup_epochs: a curriculum: the localisation net stays frozen at its start
             transform for this many epochs, so the classifier learns on the plain view
             first (in probes, a localisation net that moved while the classifier was still
@@ -283,11 +292,13 @@ class SpatialTransformer(Reducer):
         loc_hidden: int = 64,
         loc_batch_norm: bool = False,
         loc_head_init: str = "zeros",
+        blob_sharpness: float = BLOB_SHARPNESS,
         loc_head: str = "regression",
         loc_norm: str = "none",
         init_scale: float = 1.0,
         glimpses: int = 1,
         zoom_schedule: Sequence[float] | None = None,
+        glimpse_size: int | None = None,
         loc_warmup_epochs: int = 0,
         lr_multiplier: float = 0.1,
         kernel_params: dict[str, float] | None = None,
@@ -314,6 +325,8 @@ class SpatialTransformer(Reducer):
             raise ReducerConfigError(
                 "loc_head_init=blob initialises a heatmap: use loc_head=heatmap"
             )
+        if blob_sharpness <= 0:
+            raise ReducerConfigError(f"blob_sharpness must be > 0, got {blob_sharpness}")
         if loc_norm not in LOC_NORMS:
             raise ReducerConfigError(f"loc_norm {loc_norm!r} is not one of {', '.join(LOC_NORMS)}")
         if not 0 < init_scale < ZOOM_MAX:
@@ -327,6 +340,18 @@ class SpatialTransformer(Reducer):
             )
         if any(not 0 < v for v in self.zoom_schedule):
             raise ReducerConfigError(f"zoom_schedule entries must be > 0, got {self.zoom_schedule}")
+        if glimpse_size is not None:
+            if transform != "attention":
+                raise ReducerConfigError(
+                    "glimpse_size fixes the attention zoom: use transform=attention"
+                )
+            if self.zoom_schedule:
+                raise ReducerConfigError(
+                    "glimpse_size fixes the zoom for every epoch: drop zoom_schedule or it"
+                )
+            if int(glimpse_size) < 1:
+                raise ReducerConfigError(f"glimpse_size must be >= 1 pixel, got {glimpse_size}")
+        self.glimpse_size = None if glimpse_size is None else int(glimpse_size)
         if loc_warmup_epochs < 0:
             raise ReducerConfigError(f"loc_warmup_epochs must be >= 0, got {loc_warmup_epochs}")
         self.loc_warmup_epochs = int(loc_warmup_epochs)
@@ -336,6 +361,7 @@ class SpatialTransformer(Reducer):
         self.loc_size = int(loc_size)
         self.loc_head = loc_head
         self.loc_head_init = loc_head_init
+        self.blob_sharpness = float(blob_sharpness)
         self.loc_batch_norm = bool(loc_batch_norm)
         self.loc_norm = loc_norm
         self.init_scale = float(init_scale)
@@ -347,7 +373,7 @@ class SpatialTransformer(Reducer):
             if loc_head == "heatmap":
                 return HeatmapLocalisation(
                     in_channels, self.loc_size, start_scale, loc_channels, loc_head_init,
-                    loc_batch_norm,
+                    loc_batch_norm, self.blob_sharpness,
                 )  # fmt: skip
             return LocalisationNet(
                 in_channels,
@@ -367,9 +393,11 @@ class SpatialTransformer(Reducer):
         """Curriculum hook (``stn.train.fit`` calls it): the fixed zoom of ``epoch`` (0-based)."""
         schedule = self.zoom_schedule
         self.fixed_zoom = schedule[epoch] if epoch < len(schedule) else None
-        # Frozen parameters get no gradient, so the optimiser leaves them as they are.
+        # Frozen parameters get no gradient, so the optimiser leaves them as they are, and
+        # a frozen localisation net (lr_multiplier 0) costs no backward pass at all.
+        trains = epoch >= self.loc_warmup_epochs and self.lr_multiplier > 0
         for parameter in self.parameters():
-            parameter.requires_grad_(epoch >= self.loc_warmup_epochs)
+            parameter.requires_grad_(trains)
 
     def low_resolution(self, x: Tensor) -> Tensor:
         """The ``(N, C, loc_size, loc_size)`` copy the localisation net sees (normalised
@@ -386,8 +414,12 @@ class SpatialTransformer(Reducer):
             region = self._sample(x, params, (self.loc_size, self.loc_size), "bilinear", True)
             region = standardize(region) if self.loc_norm == "standardize" else region
             params = compose_params(params, self.refinement(region), self.transform)
-        if self.fixed_zoom is not None:
-            params = torch.cat([torch.full_like(params[:, :1], self.fixed_zoom), params[:, 1:]], 1)
+        zoom = self.fixed_zoom
+        if self.glimpse_size is not None:
+            # The window spans at least glimpse_size input pixels along both axes.
+            zoom = self.glimpse_size / min(x.shape[-2:])
+        if zoom is not None:
+            params = torch.cat([torch.full_like(params[:, :1], zoom), params[:, 1:]], 1)
         if self.training and not torch.isfinite(params).all():
             raise NonFiniteTransformError(
                 f"{self.name}: the localisation net produced a non-finite transform; "
@@ -428,11 +460,13 @@ class SpatialTransformer(Reducer):
             "loc_size": self.loc_size,
             "loc_head": self.loc_head,
             "loc_head_init": self.loc_head_init,
+            "blob_sharpness": self.blob_sharpness,
             "loc_batch_norm": self.loc_batch_norm,
             "loc_norm": self.loc_norm,
             "init_scale": self.init_scale,
             "glimpses": self.glimpses,
             "zoom_schedule": list(self.zoom_schedule),
+            "glimpse_size": self.glimpse_size,
             "loc_warmup_epochs": self.loc_warmup_epochs,
             "lr_multiplier": self.lr_multiplier,
         }

@@ -234,3 +234,63 @@ def test_blob_prior_puts_the_first_glimpse_on_the_object():
 def test_blob_prior_needs_the_heatmap_head():
     with pytest.raises(ReducerConfigError, match="loc_head=heatmap"):
         build_reducer({"kind": "stn", "loc_head_init": "blob"}, 1, (128, 128))
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_glimpse_size_fixes_the_window_in_input_pixels_whatever_the_canvas(size):
+    reducer = stn(size, loc_head="heatmap", loc_head_init="blob", glimpse_size=16)
+    x = blob_canvas(size=size)
+    params = reducer.params(x)
+    torch.testing.assert_close(params[:, 0], torch.full((4,), 16 / size))
+    # The shift still follows the blob: the window moves, its size does not.
+    assert params[:, 1].unique().numel() == 4
+    reducer.on_epoch_start(5)  # no schedule ends it
+    assert torch.allclose(reducer.params(x)[:, 0], torch.tensor(16 / size))
+    assert reducer.describe()["glimpse_size"] == 16
+
+
+def test_glimpse_size_gives_the_shift_a_gradient_and_the_zoom_none():
+    reducer = stn(64, loc_head="heatmap", loc_head_init="blob", glimpse_size=16)
+    reducer(blob_canvas()).pow(2).sum().backward()
+    loc = reducer.localisation
+    assert loc.heatmap.weight.grad.abs().sum() > 0
+    assert loc.zoom.weight.grad is None or loc.zoom.weight.grad.abs().sum() == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"glimpse_size": 0}, ">= 1 pixel"),
+        ({"glimpse_size": 16, "transform": "affine"}, "transform=attention"),
+        ({"glimpse_size": 16, "zoom_schedule": [0.3]}, "drop zoom_schedule"),
+        ({"blob_sharpness": 0.0}, "blob_sharpness must be > 0"),
+    ],
+)
+def test_bad_glimpse_and_sharpness_options_say_what_is_wrong(options, message):
+    with pytest.raises(ReducerConfigError, match=message):
+        stn(64, **options)
+
+
+def test_blob_sharpness_concentrates_the_first_heatmap():
+    """A sharper prior puts more of the softmax weight on the brightest cell."""
+    x = blob_canvas()
+
+    def peak(sharpness: float) -> torch.Tensor:
+        reducer = stn(
+            64, loc_head="heatmap", loc_head_init="blob", blob_sharpness=sharpness
+        )
+        with torch.no_grad():
+            return reducer.localisation.attention_map(x).flatten(1).max(1).values
+
+    assert (peak(60.0) > peak(5.0)).all()
+
+
+def test_warm_up_freezes_the_localisation_then_lets_it_train_unless_its_lr_is_zero():
+    def trains_at(reducer, epoch: int) -> bool:
+        reducer.on_epoch_start(epoch)
+        return all(p.requires_grad for p in reducer.parameters())
+
+    warm = stn(loc_warmup_epochs=2, lr_multiplier=0.5)
+    assert [trains_at(warm, e) for e in range(3)] == [False, False, True]
+    frozen = stn(lr_multiplier=0.0)
+    assert [trains_at(frozen, e) for e in range(3)] == [False, False, False]
