@@ -257,7 +257,9 @@ def with_batch_backoff(run: Callable[[int], T], batch_size: int) -> tuple[T, int
 class ThroughputSettings:
     """How figures are taken (``throughput:`` in the config).
 
-    ``batch_size``: images per timed step (``None``: the batch given). ``comparable``
+    ``batch_size``: images per timed step (``None``: the batch given). ``rounds``: how
+    many times every figure and reference is taken, side by side, each round on a fresh
+    copy of the batch (see :func:`measure_pipeline`). ``comparable``
     is ``False`` (with ``reason``) when the figures were taken beside other runs, e.g.
     under a parallel launcher; they are recorded but flagged.
     """
@@ -267,6 +269,7 @@ class ThroughputSettings:
     min_seconds: float = 0.5
     max_repeats: int = 1000
     batch_size: int | None = None
+    rounds: int = 3
     comparable: bool = True
     reason: str | None = None
 
@@ -359,6 +362,28 @@ def figure_ratios(figures: dict[str, dict[str, Any]]) -> dict[str, float]:
     }
 
 
+def combine_rounds(
+    rounds: list[dict[str, dict[str, Any]]],
+) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
+    """Figures and ratios of several rounds taken side by side.
+
+    Each figure is the round with its median images/s (odd counts: an actual
+    measurement), with every round's rate in ``rounds_images_per_s``; each ratio is the
+    median over rounds of that round's ratio, so a figure is only ever divided by a
+    reference taken moments apart on the same copy of the batch.
+    """
+    figures: dict[str, dict[str, Any]] = {}
+    for name in rounds[0]:
+        taken = sorted((r[name] for r in rounds), key=lambda f: f["images_per_s"])
+        figures[name] = {
+            **taken[(len(taken) - 1) // 2],
+            "rounds_images_per_s": [r[name]["images_per_s"] for r in rounds],
+        }
+    per_round = [figure_ratios(r) for r in rounds]
+    ratios = {key: statistics.median(r[key] for r in per_round) for key in per_round[0]}
+    return figures, ratios
+
+
 def measure_pipeline(
     model: nn.Module,
     x: Tensor,
@@ -373,7 +398,9 @@ def measure_pipeline(
     ``x`` ``(N, C, H, W)``, ``y`` ``(N,)``, ``boxes`` ``(N, 4)`` or ``None`` (on any
     device). ``settings.batch_size`` images are timed per step (the batch is tiled when
     it is shorter); an out-of-memory error halves that batch until it fits, and the
-    batch actually used is recorded. Returns the figures (``reducer``, ``inference``,
+    batch actually used is recorded. References and figures are taken ``settings.rounds``
+    times in turn, each round on a fresh copy of the batch (:func:`combine_rounds`).
+    Returns the figures (``reducer``, ``inference``,
     ``train_step``, ``memory_floor``, ``interpolate_aa``), their ``ratios``, the
     ``batch`` (``size``, ``requested_size``, ``channels``, ``height``, ``width``),
     ``comparable`` (+ ``not_comparable_reason``), ``train_step_on`` and ``seconds``.
@@ -388,17 +415,27 @@ def measure_pipeline(
     boxes_all = None if boxes is None else boxes[index].to(device)
     model.to(device)
 
-    def take_all(batch: int) -> dict[str, dict[str, Any]]:
-        xb, yb = x_all[:batch], y_all[:batch]
+    def take_all(batch: int) -> list[dict[str, dict[str, Any]]]:
+        yb = y_all[:batch]
         bb = None if boxes_all is None else boxes_all[:batch]
-        refs = reference_figures(xb, output_size, settings)
-        return {**refs, **pipeline_figures(model, xb, yb, bb, settings)}
+        rounds = []
+        for _ in range(settings.rounds):
+            # A fresh copy per round: one allocation's alignment and cache state measured
+            # 1.5-2x apart between processes here, so no single copy speaks for all.
+            xb = x_all[:batch].clone()
+            refs = reference_figures(xb, output_size, settings)
+            rounds.append({**refs, **pipeline_figures(model, xb, yb, bb, settings)})
+        return rounds
 
-    figures, used = with_batch_backoff(take_all, requested)
+    if settings.rounds < 1:
+        raise ValueError(f"throughput.rounds must be >= 1, got {settings.rounds}")
+    rounds, used = with_batch_backoff(take_all, requested)
+    figures, ratios = combine_rounds(rounds)
     _, channels, height, width = x_all.shape
     return {
         **figures,
-        "ratios": figure_ratios(figures),
+        "ratios": ratios,
+        "rounds": settings.rounds,
         "batch": {
             "size": used,
             "requested_size": requested,

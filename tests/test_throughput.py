@@ -1,6 +1,7 @@
 """The timing method: statistics, CUDA synchronisation, out-of-memory back-off, and the
 figures, references and ratios of one run."""
 
+import dataclasses
 import time
 import types
 
@@ -16,6 +17,7 @@ from stn.models import build_classifier
 from stn.reducers import Resize, build_reducer
 from stn.throughput import (
     ThroughputSettings,
+    combine_rounds,
     is_out_of_memory,
     measure,
     measure_pipeline,
@@ -153,7 +155,7 @@ def test_pipeline_records_three_figures_two_references_and_their_ratios():
     model = _model()
     x, y = _batch()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    settings = ThroughputSettings(warmup=1, min_repeats=3, min_seconds=0.0, batch_size=20)
+    settings = ThroughputSettings(warmup=1, min_repeats=3, min_seconds=0.0, batch_size=20, rounds=1)
     out = measure_pipeline(model, x, y, None, "cpu", settings)
 
     for name in ("reducer", "inference", "train_step", "memory_floor", "interpolate_aa"):
@@ -216,3 +218,36 @@ def test_grey_images_repeat_into_channels_and_colour_images_are_refused():
     assert _with_channels(grey, None) is grey
     with pytest.raises(ValueError, match="only repeat 1-channel"):
         _with_channels(rgb, 2)
+
+
+def test_rounds_are_combined_side_by_side_median_figure_and_median_ratio():
+    def figure(rate):
+        return {"images_per_s": rate, "step_ms_median": 1e3 / rate}
+
+    rounds = [
+        {"reducer": figure(10.0), "memory_floor": figure(100.0)},  # ratio 0.10
+        {"reducer": figure(30.0), "memory_floor": figure(200.0)},  # ratio 0.15
+        {"reducer": figure(20.0), "memory_floor": figure(50.0)},  # ratio 0.40
+    ]
+    figures, ratios = combine_rounds(rounds)
+    assert figures["reducer"]["images_per_s"] == 20.0  # the median round, as measured
+    assert figures["reducer"]["rounds_images_per_s"] == [10.0, 30.0, 20.0]
+    assert figures["memory_floor"]["images_per_s"] == 100.0
+    # The median of each round's own ratio, not 20 / 100 from different rounds.
+    assert ratios == {"reducer_vs_memory_floor": pytest.approx(0.15)}
+
+
+def test_pipeline_takes_every_figure_once_per_round_on_a_fresh_copy():
+    model = _model()
+    x, y = _batch()
+    seen = []
+    forward = model.reducer.forward
+    model.reducer.forward = lambda batch: (seen.append(batch.data_ptr()), forward(batch))[1]
+    settings = ThroughputSettings(warmup=0, min_repeats=1, min_seconds=0.0, rounds=3)
+    out = measure_pipeline(model, x, y, None, "cpu", settings)
+    assert out["rounds"] == 3
+    for name in ("reducer", "inference", "train_step", "memory_floor", "interpolate_aa"):
+        assert len(out[name]["rounds_images_per_s"]) == 3
+    assert len(set(seen)) >= 2  # the rounds did not all read the same allocation
+    with pytest.raises(ValueError, match="rounds must be >= 1"):
+        measure_pipeline(model, x, y, None, "cpu", dataclasses.replace(settings, rounds=0))
