@@ -276,9 +276,7 @@ def test_blob_sharpness_concentrates_the_first_heatmap():
     x = blob_canvas()
 
     def peak(sharpness: float) -> torch.Tensor:
-        reducer = stn(
-            64, loc_head="heatmap", loc_head_init="blob", blob_sharpness=sharpness
-        )
+        reducer = stn(64, loc_head="heatmap", loc_head_init="blob", blob_sharpness=sharpness)
         with torch.no_grad():
             return reducer.localisation.attention_map(x).flatten(1).max(1).values
 
