@@ -7,8 +7,9 @@
 ops: each resize/pool reducer and the torch call it wraps (F.interpolate, F.avg_pool2d,
 ...) timed with the same method, alternating, in one process; prints images/s and the
 ratio reducer / direct (goal: >= 0.80).
-overhead: launches one throughput-only run (wandb offline) as a subprocess and prints
-its wall time minus the time spent measuring (goal: < 3 s).
+overhead: launches throughput-only runs (wandb offline): each in its own process, then
+a sweep of several in one process, and prints wall time minus the time spent measuring,
+per run (goal: < 3 s).
 agreement: per (device, input, reducer) the ratio to the memory floor in two sweep
 folders and their relative difference (goal: within 15 %), with the contention seen.
 """
@@ -107,56 +108,81 @@ def bench_ops(args: argparse.Namespace) -> int:
     return 0
 
 
+def _throughput_run(tmp: str, overrides: list[str]) -> tuple[float, list[dict], str]:
+    """Launch ``experiments.run`` (wandb offline, one thread) in its own process; returns
+    its wall time, the records it wrote and its stderr."""
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "WANDB_ERROR_REPORTING": "false",
+        "WANDB_DIR": tmp,
+        "WANDB_CACHE_DIR": tmp,
+        "OMP_NUM_THREADS": "1",
+    }
+    settings = [
+        "mode=throughput",
+        "logger=wandb",
+        "threads=1",
+        "dataset=digits_128",
+        f"results_dir={tmp}/run",
+        "throughput.warmup=1",
+        "throughput.min_repeats=2",
+        "throughput.min_seconds=0",
+        "throughput.rounds=1",
+        "throughput.batch_size=16",
+    ]
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.run", *settings, *overrides],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - started
+    records = [json.loads(f.read_text()) for f in Path(tmp, "run", "records").glob("*.json")]
+    return wall, records, proc.stderr if proc.returncode else ""
+
+
+def _measuring_seconds(record: dict) -> float:
+    """Seconds a run spent timing (the figures and the data path), not harness overhead."""
+    throughput = record["throughput"]
+    return throughput["seconds"] + throughput["data"]["window_s"]
+
+
 def bench_overhead(args: argparse.Namespace) -> int:
-    walls, overheads = [], []
+    overheads = []
     for attempt in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
-            env = {
-                **os.environ,
-                "WANDB_MODE": "offline",
-                "WANDB_ERROR_REPORTING": "false",
-                "WANDB_DIR": tmp,
-                "WANDB_CACHE_DIR": tmp,
-                "OMP_NUM_THREADS": "1",
-            }
-            overrides = [
-                "mode=throughput",
-                "logger=wandb",
-                "threads=1",
-                "dataset=digits_128",
-                f"results_dir={tmp}/run",
-                f"seed={attempt}",
-                "throughput.warmup=1",
-                "throughput.min_repeats=2",
-                "throughput.min_seconds=0",
-                "throughput.batch_size=16",
-            ]
-            started = time.perf_counter()
-            proc = subprocess.run(
-                [sys.executable, "-m", "experiments.run", *overrides],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            wall = time.perf_counter() - started
-            if proc.returncode:
-                print(proc.stderr[-3000:], file=sys.stderr)
-                return 1
-            (record_file,) = Path(tmp, "run", "records").glob("*.json")
-            record = json.loads(record_file.read_text())
-        measuring = record["throughput"]["seconds"]
-        walls.append(wall)
+            wall, records, failure = _throughput_run(tmp, [f"seed={attempt}"])
+        if failure:
+            print(failure[-3000:], file=sys.stderr)
+            return 1
+        (record,) = records
+        measuring = _measuring_seconds(record)
         overheads.append(wall - measuring)
         print(
-            f"run {attempt + 1}: wall {wall:.2f} s, measuring {measuring:.2f} s, "
+            f"own process {attempt + 1}: wall {wall:.2f} s, measuring {measuring:.2f} s, "
             f"in-job outside measuring {record['timing']['duration_s'] - measuring:.2f} s, "
             f"overhead {wall - measuring:.2f} s"
         )
     print(
-        f"median overhead per run (imports, config, data, wandb offline, record write): "
-        f"{statistics.median(overheads):.2f} s (goal < 3 s); median wall "
-        f"{statistics.median(walls):.2f} s"
+        f"median overhead of a run in its own process (imports, config, data, wandb "
+        f"offline, record write): {statistics.median(overheads):.2f} s"
+    )
+    seeds = ",".join(str(s) for s in range(args.sweep))
+    with tempfile.TemporaryDirectory() as tmp:
+        wall, records, failure = _throughput_run(tmp, ["-m", f"seed={seeds}"])
+    if failure or len(records) != args.sweep:
+        print(failure[-3000:] or f"expected {args.sweep} records", file=sys.stderr)
+        return 1
+    measuring = sum(_measuring_seconds(r) for r in records)
+    in_job = statistics.median(r["timing"]["duration_s"] - _measuring_seconds(r) for r in records)
+    print(
+        f"sweep of {args.sweep} runs in one process (basic launcher): wall {wall:.2f} s, "
+        f"measuring {measuring:.2f} s → overhead per run {(wall - measuring) / args.sweep:.2f} s "
+        f"(goal < 3 s; imports and Hydra start paid once); in-job outside measuring, "
+        f"median {in_job:.2f} s"
     )
     return 0
 
@@ -207,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     ops.add_argument("--rounds", type=int, default=3, help="alternating rounds per pair")
     ops.set_defaults(run=bench_ops)
     overhead = sub.add_parser("overhead", help="seconds per run outside measuring")
-    overhead.add_argument("--runs", type=int, default=3)
+    overhead.add_argument("--runs", type=int, default=3, help="runs in their own process")
+    overhead.add_argument("--sweep", type=int, default=6, help="runs in one sweep process")
     overhead.set_defaults(run=bench_overhead)
     agree = sub.add_parser("agreement", help="ratios to the memory floor in two sweeps")
     agree.add_argument("first", type=Path, help="a throughput sweep folder")

@@ -388,6 +388,10 @@ class SpatialTransformer(Reducer):
         self.localisation = localisation_net(self.init_scale)
         # The refinement starts at "no change", so two glimpses start where one does.
         self.refinement = localisation_net(1.0) if self.glimpses == 2 else None
+        if self.lr_multiplier == 0:
+            # Never trains: no gradient, no backward pass, whoever drives the training step.
+            # (A warm-up freezes it per epoch instead: the optimiser must still hold it.)
+            self.requires_grad_(False)
 
     def on_epoch_start(self, epoch: int) -> None:
         """Curriculum hook (``stn.train.fit`` calls it): the fixed zoom of ``epoch`` (0-based)."""

@@ -10,7 +10,7 @@ from stn.data.embedded import load_embedded_digits
 from stn.data.stream import BatchStream
 from stn.models import build_classifier
 from stn.reducers import ReducerConfigError, build_reducer
-from stn.train import ReducedClassifier, TrainSettings, fit
+from stn.train import ReducedClassifier, TrainSettings, fit, make_optimizer
 from stn.transformer import compose_params, theta_from_params
 
 
@@ -292,3 +292,12 @@ def test_warm_up_freezes_the_localisation_then_lets_it_train_unless_its_lr_is_ze
     assert [trains_at(warm, e) for e in range(3)] == [False, False, True]
     frozen = stn(lr_multiplier=0.0)
     assert [trains_at(frozen, e) for e in range(3)] == [False, False, False]
+
+
+def test_a_warmed_up_localisation_is_in_the_optimiser_and_a_zero_rate_one_is_not():
+    def reducer_groups(reducer) -> int:
+        model = ReducedClassifier(reducer, build_classifier("cnn", 1, 10, (48, 48)))
+        return len(make_optimizer(model, TrainSettings()).param_groups) - 1
+
+    assert reducer_groups(stn(loc_warmup_epochs=2, lr_multiplier=0.5)) == 1
+    assert reducer_groups(stn(lr_multiplier=0.0)) == 0
