@@ -148,6 +148,7 @@ STN_OPTIONS = (
     "kernel",
     "antialias",
     "loc_size",
+    "loc_downscale",
     "loc_channels",
     "loc_hidden",
     "loc_batch_norm",

@@ -249,6 +249,9 @@ class SpatialTransformer(Reducer):
         kernel: sampling kernel name (``stn.kernels.kernel_names()``).
         antialias: widen the kernel by the local sampling step (``stn.sampling``).
         loc_size: side of the low-resolution copy the localisation net sees.
+        loc_downscale: instead of a fixed ``loc_size``, shrink the input by this factor
+            (heatmap head only; the side is rounded to a multiple of ``2^stages``), so the
+            detector looks for objects of the same size in input pixels on any canvas.
         loc_channels, loc_hidden, loc_batch_norm, loc_head_init: localisation net.
         blob_sharpness: with ``loc_head_init="blob"``, the heatmap's start weight on the
             ink-mass channel (softmax sharpness; larger = less pull from runner-up blobs).
@@ -288,6 +291,7 @@ class SpatialTransformer(Reducer):
         kernel: str = "bilinear",
         antialias: bool = False,
         loc_size: int = 32,
+        loc_downscale: float | None = None,
         loc_channels: Sequence[int] = (16, 32),
         loc_hidden: int = 64,
         loc_batch_norm: bool = False,
@@ -359,6 +363,16 @@ class SpatialTransformer(Reducer):
         self.kernel = kernel
         self.antialias = antialias
         self.loc_size = int(loc_size)
+        if loc_downscale is not None:
+            if loc_head != "heatmap":
+                raise ReducerConfigError(
+                    "loc_downscale needs loc_head=heatmap (a regression head's input size "
+                    "is fixed by its linear layer): set loc_size instead"
+                )
+            if not loc_downscale >= 1:
+                raise ReducerConfigError(f"loc_downscale must be >= 1, got {loc_downscale}")
+        self.loc_downscale = None if loc_downscale is None else float(loc_downscale)
+        self._loc_multiple = 2 ** len(loc_channels)
         self.loc_head = loc_head
         self.loc_head_init = loc_head_init
         self.blob_sharpness = float(blob_sharpness)
@@ -403,11 +417,19 @@ class SpatialTransformer(Reducer):
         for parameter in self.parameters():
             parameter.requires_grad_(trains)
 
+    def low_resolution_side(self, input_hw: Sequence[int]) -> int:
+        """Side of the localisation net's copy of an input of ``input_hw`` pixels."""
+        if self.loc_downscale is None:
+            return self.loc_size
+        multiple = self._loc_multiple
+        return max(multiple, round(min(input_hw) / self.loc_downscale / multiple) * multiple)
+
     def low_resolution(self, x: Tensor) -> Tensor:
         """The ``(N, C, loc_size, loc_size)`` copy the localisation net sees (normalised
         per image when ``loc_norm="standardize"``)."""
-        if x.shape[-2:] != (self.loc_size, self.loc_size):
-            x = F.adaptive_avg_pool2d(x, self.loc_size)
+        side = self.low_resolution_side(x.shape[-2:])
+        if x.shape[-2:] != (side, side):
+            x = F.adaptive_avg_pool2d(x, side)
         return standardize(x) if self.loc_norm == "standardize" else x
 
     def params(self, x: Tensor) -> Tensor:
@@ -462,6 +484,7 @@ class SpatialTransformer(Reducer):
             "kernel": self.kernel,
             "antialias": self.antialias,
             "loc_size": self.loc_size,
+            "loc_downscale": self.loc_downscale,
             "loc_head": self.loc_head,
             "loc_head_init": self.loc_head_init,
             "blob_sharpness": self.blob_sharpness,

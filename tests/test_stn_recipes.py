@@ -301,3 +301,25 @@ def test_a_warmed_up_localisation_is_in_the_optimiser_and_a_zero_rate_one_is_not
 
     assert reducer_groups(stn(loc_warmup_epochs=2, lr_multiplier=0.5)) == 1
     assert reducer_groups(stn(lr_multiplier=0.0)) == 0
+
+
+@pytest.mark.parametrize(("canvas", "side"), [(276, 96), (128, 44), (60, 20)])
+def test_loc_downscale_gives_the_detector_the_same_pixel_scale_on_any_canvas(canvas, side):
+    reducer = stn(canvas, loc_head="heatmap", loc_downscale=2.875)
+    x = torch.rand(2, 1, canvas, canvas)
+    assert reducer.low_resolution(x).shape == (2, 1, side, side)
+    assert reducer.params(x).shape == (2, 3)
+    assert reducer.describe()["loc_downscale"] == 2.875
+    assert reducer.low_resolution_side((8, 8)) == 4  # never below one cell per stage
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"loc_downscale": 2.0}, "loc_head=heatmap"),
+        ({"loc_downscale": 0.5, "loc_head": "heatmap"}, "loc_downscale must be >= 1"),
+    ],
+)
+def test_bad_loc_downscale_says_what_to_do(options, message):
+    with pytest.raises(ReducerConfigError, match=message):
+        stn(64, **options)
