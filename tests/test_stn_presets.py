@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
@@ -43,13 +44,13 @@ def test_recipe_presets_build_and_record_their_options(preset):
         assert facts[key] == spec[key]
 
 
-@pytest.mark.parametrize("experiment", ["stn_recipes", "object_scale"])
+@pytest.mark.parametrize("experiment", ["stn_recipes", "object_scale", "stn_goal"])
 def test_sweep_presets_name_existing_reducers(experiment):
     cfg = composed(f"experiment={experiment}")
     assert cfg.hydra.mode.name == "MULTIRUN" and cfg.sweep == experiment
     reducers = sweep_values(cfg, "reducer")
     available = {p.stem for p in Path(CONF, "reducer").glob("*.yaml")}
-    assert set(reducers) <= available and "stn_heatmap" in reducers
+    assert set(reducers) <= available and {"stn_heatmap", "stn_blob"} & set(reducers)
     assert sweep_values(cfg, "seed") == [0, 1, 2]
 
 
@@ -68,3 +69,19 @@ def test_object_scale_sweep_expands_to_four_scales():
         [0.5, 0.5],
         [1.0, 1.0],
     ]
+
+
+@pytest.mark.parametrize(("canvas", "view"), [(276, 96), (128, 44)])
+def test_stn_blob_is_a_frozen_detector_with_a_44_pixel_glimpse_on_any_canvas(canvas, view):
+    spec = OmegaConf.to_container(composed("reducer=stn_blob").reducer)
+    reducer = build_reducer(spec, 1, (canvas, canvas))
+    x = torch.rand(2, 1, canvas, canvas)
+    assert reducer.low_resolution(x).shape[-1] == view
+    torch.testing.assert_close(reducer.params(x)[:, 0], torch.full((2,), 44 / canvas))
+    assert not any(p.requires_grad for p in reducer.parameters())
+
+
+def test_goal_sweep_pits_the_recipe_against_the_oracle_at_both_factors():
+    cfg = composed("experiment=stn_goal")
+    assert sweep_values(cfg, "reducer") == ["stn_blob", "oracle_crop"]
+    assert sweep_values(cfg, "dataset") == ["digits_276", "digits_128"]
