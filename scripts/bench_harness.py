@@ -110,7 +110,8 @@ def bench_ops(args: argparse.Namespace) -> int:
 
 def _throughput_run(tmp: str, overrides: list[str]) -> tuple[float, list[dict], str]:
     """Launch ``experiments.run`` (wandb offline, one thread) in its own process; returns
-    its wall time, the records it wrote and its stderr."""
+    its wall time, the records it wrote and its stderr. ``overrides`` go first, so they
+    may start with ``-m``."""
     env = {
         **os.environ,
         "WANDB_MODE": "offline",
@@ -133,7 +134,7 @@ def _throughput_run(tmp: str, overrides: list[str]) -> tuple[float, list[dict], 
     ]
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.run", *settings, *overrides],
+        [sys.executable, "-m", "experiments.run", *overrides, *settings],
         cwd=ROOT,
         env=env,
         capture_output=True,
