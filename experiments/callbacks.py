@@ -17,7 +17,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from experiments.outcomes import tally_outcomes
-from stn.report import write_report
 from stn.results import ResultsDirError, ensure_writable
 
 log = logging.getLogger(__name__)
@@ -39,6 +38,10 @@ class ReportAtSweepEnd(Callback):
         _stop_unless_writable(config.results_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        # Imported here: the report's stack (pandas, scipy, matplotlib) takes seconds to
+        # load, and a single run, which never reports, should not pay for it.
+        from stn.report import write_report
+
         results_dir = config.results_dir
         try:
             report = write_report(results_dir)

@@ -12,11 +12,12 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from stn.atomic import write_atomically
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA_VERSION = 1
 RECORDS_SUBDIR = "records"
@@ -201,4 +202,6 @@ def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
                     if isinstance(value, (int, float)) and not isinstance(value, bool):
                         row[f"tp_{figure}_{stat}"] = value
         rows.append(row)
+    import pandas as pd  # here, not at the top: every run writes records, few build frames
+
     return pd.DataFrame(rows)

@@ -53,7 +53,10 @@ class Measurement:
     us reset it, else ``process``) and the max allocated memory on CUDA.
     ``others_cpu_s`` is the CPU time other processes used during the timed window and
     ``others_cores`` the same as a number of busy cores (``None`` where /proc/stat is
-    missing or the window is shorter than its 10 ms ticks can resolve).
+    missing or the window is shorter than its 10 ms ticks can resolve). ``paired`` holds,
+    per reference timed beside every call, the median over calls of
+    ``reference time / step time``: the step's images/s over the reference's, taken
+    moments apart.
     """
 
     images_per_s: float
@@ -73,6 +76,7 @@ class Measurement:
     peak_memory_scope: str
     others_cpu_s: float | None
     others_cores: float | None
+    paired: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -160,12 +164,17 @@ def measure(
     max_repeats: int = 1000,
     dtype: torch.dtype | str | None = None,
     input_shape: tuple[int, ...] | list[int] | None = None,
+    references: dict[str, Callable[[], Any]] | None = None,
 ) -> Measurement:
     """Time ``step`` (one batch of ``batch_size`` images) after ``warmup`` calls.
 
     Repeats until both ``min_repeats`` calls and ``min_seconds`` have passed (at most
     ``max_repeats``), then reports the median and interquartile range. ``dtype`` and
     ``input_shape`` (``(N, C, H, W)`` of the batch) are recorded with the figure.
+    ``references``: callables on the same batch, each timed right before every call of
+    ``step``; their ratios to it land in ``paired``. On a shared machine the speed of
+    a core changed 2× from one tenth of a second to the next here, so only calls timed
+    side by side make a ratio that means the same in two runs.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -174,16 +183,26 @@ def measure(
             f"need 1 <= min_repeats <= max_repeats, got {min_repeats} and {max_repeats}"
         )
     device = torch.device(device)
+    references = dict(references or {})
     for _ in range(warmup):
+        for reference in references.values():
+            reference()
         step()
     synchronize(device)
     scope = _start_memory_window(device)
     busy_before, own_before = busy_cpu_seconds(), own_cpu_seconds()
     times: list[float] = []
+    reference_times: dict[str, list[float]] = {name: [] for name in references}
     started = time.perf_counter()
     while len(times) < max_repeats and (
         len(times) < min_repeats or time.perf_counter() - started < min_seconds
     ):
+        for name, reference in references.items():
+            synchronize(device)
+            t0 = time.perf_counter()
+            reference()
+            synchronize(device)
+            reference_times[name].append(time.perf_counter() - t0)
         synchronize(device)
         t0 = time.perf_counter()
         step()
@@ -216,6 +235,11 @@ def measure(
         peak_memory_scope=scope,
         others_cpu_s=others,
         others_cores=_cores(others, window),
+        paired={
+            name: statistics.median(r / t for r, t in zip(ref, times, strict=True))
+            for name, ref in reference_times.items()
+        }
+        or None,
     )
 
 
@@ -285,7 +309,9 @@ class ThroughputSettings:
 
 
 def _timer(settings: ThroughputSettings, x: Tensor, device: torch.device):
-    def time_it(step: Callable[[], Any]) -> Measurement:
+    def time_it(
+        step: Callable[[], Any], references: dict[str, Callable[[], Any]] | None = None
+    ) -> Measurement:
         return measure(
             step,
             batch_size=len(x),
@@ -296,9 +322,23 @@ def _timer(settings: ThroughputSettings, x: Tensor, device: torch.device):
             max_repeats=settings.max_repeats,
             dtype=x.dtype,
             input_shape=tuple(x.shape),
+            references=references,
         )
 
     return time_it
+
+
+def reference_steps(x: Tensor, output_size: tuple[int, int]) -> dict[str, Callable[[], Any]]:
+    """The references as callables on batch ``x`` ``(N, C, H, W)``: a plain read of every
+    input byte (``memory_floor``) and ``F.interpolate(bilinear, antialias=True)`` to
+    ``output_size`` (``interpolate_aa``)."""
+
+    def interpolate_aa() -> Tensor:
+        return F.interpolate(
+            x, size=output_size, mode="bilinear", align_corners=False, antialias=True
+        )
+
+    return {"memory_floor": lambda: x.sum(), "interpolate_aa": interpolate_aa}
 
 
 def reference_figures(
@@ -309,14 +349,12 @@ def reference_figures(
     antialias=True)`` to ``output_size`` (``interpolate_aa``)."""
     time_it = _timer(settings, x, x.device)
     with torch.no_grad():
-        floor = time_it(lambda: x.sum()).as_dict()
-        floor["gb_per_s"] = x.numel() * x.element_size() / (floor["step_ms_median"] * 1e-3) / 1e9
-        interp = time_it(
-            lambda: F.interpolate(
-                x, size=output_size, mode="bilinear", align_corners=False, antialias=True
-            )
-        ).as_dict()
-    return {"memory_floor": floor, "interpolate_aa": interp}
+        figures = {
+            name: time_it(step).as_dict() for name, step in reference_steps(x, output_size).items()
+        }
+    floor = figures["memory_floor"]
+    floor["gb_per_s"] = x.numel() * x.element_size() / (floor["step_ms_median"] * 1e-3) / 1e9
+    return figures
 
 
 def pipeline_figures(
@@ -325,14 +363,21 @@ def pipeline_figures(
     y: Tensor,
     boxes: Tensor | None,
     settings: ThroughputSettings,
+    output_size: tuple[int, int] = (48, 48),
 ) -> dict[str, dict[str, Any]]:
     """Reducer alone and end-to-end inference (``eval``, no gradients), and one training
     step (forward, cross-entropy, backward, Adam step) on a deep copy of ``model``, so
-    the model that was evaluated is never changed by measuring it.
+    the model that was evaluated is never changed by measuring it. Both references
+    (:func:`reference_steps`) are timed beside every call (``paired``).
 
     ``model`` has ``.reducer`` and is called as ``model(x, boxes)``.
     """
-    time_it = _timer(settings, x, x.device)
+    timer = _timer(settings, x, x.device)
+    references = reference_steps(x, output_size)
+
+    def time_it(step: Callable[[], Any]) -> Measurement:
+        return timer(step, references)
+
     was_training = model.training
     model.eval()
     with torch.no_grad():
@@ -353,9 +398,17 @@ def pipeline_figures(
 
 
 def figure_ratios(figures: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """``<figure>_vs_<reference>``: images/s of each figure over each reference's."""
+    """``<figure>_vs_<reference>``: images/s of each figure over each reference's; the
+    paired ratio (reference timed beside every call) where the figure has one."""
+
+    def ratio(name: str, ref: str) -> float:
+        paired = figures[name].get("paired") or {}
+        if ref in paired:
+            return paired[ref]
+        return figures[name]["images_per_s"] / figures[ref]["images_per_s"]
+
     return {
-        f"{name}_vs_{ref}": figures[name]["images_per_s"] / figures[ref]["images_per_s"]
+        f"{name}_vs_{ref}": ratio(name, ref)
         for name in FIGURES
         for ref in REFERENCES
         if name in figures and ref in figures
@@ -424,7 +477,7 @@ def measure_pipeline(
             # 1.5-2x apart between processes here, so no single copy speaks for all.
             xb = x_all[:batch].clone()
             refs = reference_figures(xb, output_size, settings)
-            rounds.append({**refs, **pipeline_figures(model, xb, yb, bb, settings)})
+            rounds.append({**refs, **pipeline_figures(model, xb, yb, bb, settings, output_size)})
         return rounds
 
     if settings.rounds < 1:

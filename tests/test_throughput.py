@@ -167,9 +167,10 @@ def test_pipeline_records_three_figures_two_references_and_their_ratios():
     ratios = out["ratios"]
     assert len(ratios) == 6
     for figure in ("reducer", "inference", "train_step"):
+        # Each figure's ratio is the one timed call by call beside the reference.
+        assert set(out[figure]["paired"]) == {"memory_floor", "interpolate_aa"}
         for ref in ("memory_floor", "interpolate_aa"):
-            expected = out[figure]["images_per_s"] / out[ref]["images_per_s"]
-            assert ratios[f"{figure}_vs_{ref}"] == pytest.approx(expected)
+            assert ratios[f"{figure}_vs_{ref}"] == out[figure]["paired"][ref]
     floor = out["memory_floor"]
     assert floor["gb_per_s"] == pytest.approx(20 * 64 * 64 * 4 / floor["step_ms_median"] / 1e6)
     assert out["comparable"] is True and out["not_comparable_reason"] is None
@@ -251,3 +252,33 @@ def test_pipeline_takes_every_figure_once_per_round_on_a_fresh_copy():
     assert len(set(seen)) >= 2  # the rounds did not all read the same allocation
     with pytest.raises(ValueError, match="rounds must be >= 1"):
         measure_pipeline(model, x, y, None, "cpu", dataclasses.replace(settings, rounds=0))
+
+
+def test_references_timed_beside_every_call_give_the_ratio_of_their_times(monkeypatch):
+    """A fake clock: each step takes 4 units, the reference 1, whatever else happens, so
+    the step's images/s are a quarter of the reference's in every pair."""
+    clock = [0.0]
+    monkeypatch.setattr(tp.time, "perf_counter", lambda: clock[0])
+
+    def advance(units):
+        return lambda: clock.__setitem__(0, clock[0] + units)
+
+    m = measure(
+        advance(4.0), batch_size=8, warmup=1, min_repeats=5, min_seconds=0.0,
+        references={"floor": advance(1.0)},
+    )  # fmt: skip
+    assert m.repeats == 5
+    assert m.paired == {"floor": pytest.approx(0.25)}
+    assert m.step_ms_median == pytest.approx(4000.0)  # the reference's time is not the step's
+    assert measure(advance(1.0), 1, warmup=0, min_repeats=2, min_seconds=0.0).paired is None
+
+
+def test_ratios_fall_back_to_images_per_s_without_a_paired_reference():
+    figures = {
+        "reducer": {"images_per_s": 10.0, "paired": {"memory_floor": 0.2}},
+        "memory_floor": {"images_per_s": 100.0},
+        "interpolate_aa": {"images_per_s": 40.0},
+    }
+    ratios = tp.figure_ratios(figures)
+    assert ratios["reducer_vs_memory_floor"] == 0.2  # paired wins
+    assert ratios["reducer_vs_interpolate_aa"] == pytest.approx(0.25)  # 10 / 40
