@@ -19,30 +19,34 @@ from stn.reducers import build_reducer
 from stn.throughput import measure
 from stn.train import ReducedClassifier, TrainSettings, make_optimizer
 
+# The stn_* presets' localisation net (conf/reducer/stn_bilinear.yaml).
+PRESET_LOC = {"loc_channels": [8, 16], "loc_hidden": 32}
+
 VARIANTS = {
     "resize_bilinear": {"kind": "resize", "mode": "bilinear"},
-    "stn_bilinear (attention)": {"kind": "stn", "transform": "attention"},
-    "stn_bilinear (affine)": {"kind": "stn", "transform": "affine"},
-    "stn_bilinear (attention, loc net 8/16, hidden 32)": {
-        "kind": "stn",
-        "loc_channels": [8, 16],
-        "loc_hidden": 32,
-    },
-    "stn_blob (frozen detector, 96² view, 44-px glimpse)": {
+    "stn_bilinear (attention)": {"kind": "stn", "transform": "attention", **PRESET_LOC},
+    "stn_bilinear (affine)": {"kind": "stn", "transform": "affine", **PRESET_LOC},
+    "stn_bilinear (attention, loc net 16/32, hidden 64)": {"kind": "stn"},
+    "stn_blob (frozen detector, 44-px glimpse)": {
         "kind": "stn",
         "loc_head": "heatmap",
         "loc_head_init": "blob",
         "loc_norm": "standardize",
-        "loc_size": 96,
+        "loc_downscale": 2.875,
         "loc_channels": [1, 1],
         "blob_sharpness": 60,
         "glimpse_size": 44,
         "lr_multiplier": 0.0,
     },
-    "stn_bicubic (attention)": {"kind": "stn", "kernel": "bicubic"},
-    "stn_lanczos3 (attention)": {"kind": "stn", "kernel": "lanczos3"},
-    "stn_bilinear_aa (attention)": {"kind": "stn", "antialias": True},
-    "stn_bilinear_aa (affine)": {"kind": "stn", "transform": "affine", "antialias": True},
+    "stn_bicubic (attention)": {"kind": "stn", "kernel": "bicubic", **PRESET_LOC},
+    "stn_lanczos3 (attention)": {"kind": "stn", "kernel": "lanczos3", **PRESET_LOC},
+    "stn_bilinear_aa (attention)": {"kind": "stn", "antialias": True, **PRESET_LOC},
+    "stn_bilinear_aa (affine)": {
+        "kind": "stn",
+        "transform": "affine",
+        "antialias": True,
+        **PRESET_LOC,
+    },
 }
 
 
