@@ -20,7 +20,6 @@ same process (a plain read of the batch, the memory floor; and
 from __future__ import annotations
 
 import copy
-import math
 import os
 import resource
 import statistics
@@ -42,14 +41,6 @@ T = TypeVar("T")
 
 FIGURES = ("reducer", "inference", "train_step")
 REFERENCES = ("memory_floor", "interpolate_aa")
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A reference timed beside a figure: ``step`` processes ``batches`` batches per call."""
-
-    step: Callable[[], Any]
-    batches: int = 1
 
 
 @dataclass(frozen=True)
@@ -173,15 +164,15 @@ def measure(
     max_repeats: int = 1000,
     dtype: torch.dtype | str | None = None,
     input_shape: tuple[int, ...] | list[int] | None = None,
-    references: dict[str, Reference] | None = None,
+    references: dict[str, Callable[[], Any]] | None = None,
 ) -> Measurement:
     """Time ``step`` (one batch of ``batch_size`` images) after ``warmup`` calls.
 
     Repeats until both ``min_repeats`` calls and ``min_seconds`` have passed (at most
     ``max_repeats``), then reports the median and interquartile range. ``dtype`` and
     ``input_shape`` (``(N, C, H, W)`` of the batch) are recorded with the figure.
-    ``references``: each timed right before every call of ``step``; their ratios to it
-    (per batch) land in ``paired``. On a shared machine the speed of
+    ``references``: callables on the same batch, each timed right before every call of
+    ``step``; their ratios to it land in ``paired``. On a shared machine the speed of
     a core changed 2× from one tenth of a second to the next here, so only calls timed
     side by side make a ratio that means the same in two runs.
     """
@@ -195,7 +186,7 @@ def measure(
     references = dict(references or {})
     for _ in range(warmup):
         for reference in references.values():
-            reference.step()
+            reference()
         step()
     synchronize(device)
     scope = _start_memory_window(device)
@@ -209,9 +200,9 @@ def measure(
         for name, reference in references.items():
             synchronize(device)
             t0 = time.perf_counter()
-            reference.step()
+            reference()
             synchronize(device)
-            reference_times[name].append((time.perf_counter() - t0) / reference.batches)
+            reference_times[name].append(time.perf_counter() - t0)
         synchronize(device)
         t0 = time.perf_counter()
         step()
@@ -292,9 +283,7 @@ class ThroughputSettings:
 
     ``batch_size``: images per timed step (``None``: the batch given). ``rounds``: how
     many times every figure and reference is taken, side by side, each round on a fresh
-    copy of the batch (see :func:`measure_pipeline`). ``floor_mb``: the memory floor
-    reads the batch tiled to at least this many MB, so it measures memory, not cache
-    (:func:`reference_steps`). ``comparable``
+    copy of the batch (see :func:`measure_pipeline`). ``comparable``
     is ``False`` (with ``reason``) when the figures were taken beside other runs, e.g.
     under a parallel launcher; they are recorded but flagged.
     """
@@ -305,7 +294,6 @@ class ThroughputSettings:
     max_repeats: int = 1000
     batch_size: int | None = None
     rounds: int = 3
-    floor_mb: float = 64.0
     comparable: bool = True
     reason: str | None = None
 
@@ -322,49 +310,35 @@ class ThroughputSettings:
 
 def _timer(settings: ThroughputSettings, x: Tensor, device: torch.device):
     def time_it(
-        step: Callable[[], Any],
-        references: dict[str, Reference] | None = None,
-        batches: int = 1,
+        step: Callable[[], Any], references: dict[str, Callable[[], Any]] | None = None
     ) -> Measurement:
         return measure(
             step,
-            batch_size=len(x) * batches,
+            batch_size=len(x),
             device=device,
             warmup=settings.warmup,
             min_repeats=settings.min_repeats,
             min_seconds=settings.min_seconds,
             max_repeats=settings.max_repeats,
             dtype=x.dtype,
-            input_shape=(len(x) * batches, *x.shape[1:]),
+            input_shape=tuple(x.shape),
             references=references,
         )
 
     return time_it
 
 
-def reference_steps(
-    x: Tensor, output_size: tuple[int, int], floor_mb: float = 64.0
-) -> dict[str, Reference]:
-    """The references on batch ``x`` ``(N, C, H, W)``.
-
-    ``memory_floor``: a plain read (``sum``) of the batch tiled to at least ``floor_mb``
-    MB (twice this machine's 32 MB L3 by default), timed per batch: the cost of reading
-    the input from memory. A batch of a few MB read alone sits partly in cache, and its
-    time moved ±15 % between processes here against ±4 % for the tiled read.
-    ``interpolate_aa``: ``F.interpolate(bilinear, antialias=True)`` to ``output_size``.
-    """
-    copies = max(1, math.ceil(floor_mb * 2**20 / (x.numel() * x.element_size())))
-    tiled = x.repeat(copies, *([1] * (x.dim() - 1))) if copies > 1 else x
+def reference_steps(x: Tensor, output_size: tuple[int, int]) -> dict[str, Callable[[], Any]]:
+    """The references as callables on batch ``x`` ``(N, C, H, W)``: a plain read of every
+    input byte (``memory_floor``) and ``F.interpolate(bilinear, antialias=True)`` to
+    ``output_size`` (``interpolate_aa``)."""
 
     def interpolate_aa() -> Tensor:
         return F.interpolate(
             x, size=output_size, mode="bilinear", align_corners=False, antialias=True
         )
 
-    return {
-        "memory_floor": Reference(lambda: tiled.sum(), copies),
-        "interpolate_aa": Reference(interpolate_aa),
-    }
+    return {"memory_floor": lambda: x.sum(), "interpolate_aa": interpolate_aa}
 
 
 def reference_figures(
@@ -374,16 +348,12 @@ def reference_figures(
     byte (``memory_floor``, with ``gb_per_s``) and ``F.interpolate(bilinear,
     antialias=True)`` to ``output_size`` (``interpolate_aa``)."""
     time_it = _timer(settings, x, x.device)
-    references = reference_steps(x, output_size, settings.floor_mb)
     with torch.no_grad():
         figures = {
-            name: time_it(ref.step, batches=ref.batches).as_dict()
-            for name, ref in references.items()
+            name: time_it(step).as_dict() for name, step in reference_steps(x, output_size).items()
         }
     floor = figures["memory_floor"]
-    floor["batches_per_read"] = references["memory_floor"].batches
-    bytes_read = x.numel() * x.element_size() * references["memory_floor"].batches
-    floor["gb_per_s"] = bytes_read / (floor["step_ms_median"] * 1e-3) / 1e9
+    floor["gb_per_s"] = x.numel() * x.element_size() / (floor["step_ms_median"] * 1e-3) / 1e9
     return figures
 
 
@@ -403,7 +373,7 @@ def pipeline_figures(
     ``model`` has ``.reducer`` and is called as ``model(x, boxes)``.
     """
     timer = _timer(settings, x, x.device)
-    references = reference_steps(x, output_size, settings.floor_mb)
+    references = reference_steps(x, output_size)
 
     def time_it(step: Callable[[], Any]) -> Measurement:
         return timer(step, references)

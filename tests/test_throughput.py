@@ -2,7 +2,6 @@
 figures, references and ratios of one run."""
 
 import dataclasses
-import math
 import time
 import types
 
@@ -17,7 +16,6 @@ from stn.data.prepare import _with_channels
 from stn.models import build_classifier
 from stn.reducers import Resize, build_reducer
 from stn.throughput import (
-    Reference,
     ThroughputSettings,
     combine_rounds,
     is_out_of_memory,
@@ -160,14 +158,9 @@ def test_pipeline_records_three_figures_two_references_and_their_ratios():
     settings = ThroughputSettings(warmup=1, min_repeats=3, min_seconds=0.0, batch_size=20, rounds=1)
     out = measure_pipeline(model, x, y, None, "cpu", settings)
 
-    for name in ("reducer", "inference", "train_step", "interpolate_aa"):
+    for name in ("reducer", "inference", "train_step", "memory_floor", "interpolate_aa"):
         assert out[name]["images_per_s"] > 0 and out[name]["batch_size"] == 20
         assert out[name]["input_shape"] == [20, 1, 64, 64]
-    # The floor reads the batch tiled past the cache: 64 MB of 20 × 16 KB images.
-    copies = out["memory_floor"]["batches_per_read"]
-    assert copies == math.ceil(64 * 2**20 / (20 * 64 * 64 * 4)) and copies > 1
-    assert out["memory_floor"]["batch_size"] == 20 * copies
-    assert out["memory_floor"]["input_shape"] == [20 * copies, 1, 64, 64]
     assert out["batch"] == {
         "size": 20, "requested_size": 20, "channels": 1, "height": 64, "width": 64
     }  # fmt: skip
@@ -179,8 +172,7 @@ def test_pipeline_records_three_figures_two_references_and_their_ratios():
         for ref in ("memory_floor", "interpolate_aa"):
             assert ratios[f"{figure}_vs_{ref}"] == out[figure]["paired"][ref]
     floor = out["memory_floor"]
-    bytes_read = 20 * copies * 64 * 64 * 4
-    assert floor["gb_per_s"] == pytest.approx(bytes_read / floor["step_ms_median"] / 1e6)
+    assert floor["gb_per_s"] == pytest.approx(20 * 64 * 64 * 4 / floor["step_ms_median"] / 1e6)
     assert out["comparable"] is True and out["not_comparable_reason"] is None
     # The training step ran on a copy: the evaluated model is unchanged.
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
@@ -200,9 +192,7 @@ def test_pipeline_backs_off_on_out_of_memory_and_records_the_batch():
     settings = ThroughputSettings(warmup=1, min_repeats=2, min_seconds=0.0, batch_size=64)
     out = measure_pipeline(model, x, y, None, "cpu", settings)
     assert out["batch"]["size"] == 8 and out["batch"]["requested_size"] == 64
-    assert out["reducer"]["batch_size"] == 8
-    floor = out["memory_floor"]
-    assert floor["batch_size"] == 8 * floor["batches_per_read"]  # the floor tiles that batch
+    assert out["reducer"]["batch_size"] == out["memory_floor"]["batch_size"] == 8
 
 
 def test_settings_from_config_name_unknown_keys():
@@ -275,11 +265,10 @@ def test_references_timed_beside_every_call_give_the_ratio_of_their_times(monkey
 
     m = measure(
         advance(4.0), batch_size=8, warmup=1, min_repeats=5, min_seconds=0.0,
-        references={"floor": Reference(advance(1.0)), "tiled": Reference(advance(6.0), 3)},
+        references={"floor": advance(1.0)},
     )  # fmt: skip
     assert m.repeats == 5
-    # "tiled" reads 3 batches per call: 2 units per batch against the step's 4.
-    assert m.paired == {"floor": pytest.approx(0.25), "tiled": pytest.approx(0.5)}
+    assert m.paired == {"floor": pytest.approx(0.25)}
     assert m.step_ms_median == pytest.approx(4000.0)  # the reference's time is not the step's
     assert measure(advance(1.0), 1, warmup=0, min_repeats=2, min_seconds=0.0).paired is None
 
