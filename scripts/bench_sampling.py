@@ -4,7 +4,8 @@ Measures forward and forward+backward (gradients w.r.t. input and θ) images/s o
 ``stn.sampling`` (general affine path and the axis-aligned fast path) beside
 ``F.grid_sample`` (bilinear, bicubic) and
 ``F.interpolate(antialias=True)`` in the same run, and prints one markdown table per
-input shape with ratios to native bilinear. Example::
+input shape with time ratios to native bilinear and bicubic, each native timed right
+before every call of the method (paired; median of the per-call ratios). Example::
 
     python scripts/bench_sampling.py --batch 128 --threads 1 --quick
 """
@@ -93,7 +94,9 @@ def methods(kernels: list[str], aa_kernels: list[str], size: int) -> dict[str, S
     return out
 
 
-def bench(step: Step, x: torch.Tensor, theta: torch.Tensor, backward: bool, args) -> float:
+def runner(step: Step, x: Tensor, theta: Tensor, backward: bool) -> Callable[[], None]:
+    """One call of ``step``: forward only (no grad), or forward + backward to x and θ."""
+
     def run() -> None:
         if backward:
             xi = x.detach().requires_grad_()
@@ -103,9 +106,20 @@ def bench(step: Step, x: torch.Tensor, theta: torch.Tensor, backward: bool, args
             with torch.no_grad():
                 step(x, theta)
 
-    return measure(
-        run, x.shape[0], warmup=args.warmup, min_repeats=args.repeats, min_seconds=args.seconds
-    ).images_per_s
+    return run
+
+
+def bench(
+    step: Step, x: Tensor, theta: Tensor, backward: bool, args, natives: dict[str, Step]
+) -> tuple[float, dict[str, float]]:
+    """images/s of ``step`` and its time ÷ each native's, the natives timed right before
+    every call (paired: a core's speed here changes 2× within seconds)."""
+    m = measure(
+        runner(step, x, theta, backward), x.shape[0], warmup=args.warmup,
+        min_repeats=args.repeats, min_seconds=args.seconds,
+        references={k: runner(f, x, theta, backward) for k, f in natives.items()},
+    )  # fmt: skip
+    return m.images_per_s, {k: 1 / r for k, r in (m.paired or {}).items()}
 
 
 def main() -> None:
@@ -150,15 +164,22 @@ def main() -> None:
             cpu0, busy0 = os.times(), busy_cpu_seconds()
             wall0 = time.perf_counter()
             print(f"### {size}→{args.out}, C={c}\n")
-            print("| method | fwd img/s | fwd+bwd img/s | fwd ÷ bilinear | fwd+bwd ÷ bilinear |")
-            print("|---|---:|---:|---:|---:|", flush=True)
-            base: tuple[float, float] | None = None
-            for name, step in methods(args.kernels, aa_kernels, args.out).items():
-                f = bench(step, x, theta, False, args)
-                fb = bench(step, x, theta, True, args)
-                base = base or (f, fb)  # the first row is native bilinear
+            print(
+                "| method | fwd img/s | fwd+bwd img/s | fwd time ÷ native bilinear | "
+                "fwd+bwd time ÷ native bilinear | fwd+bwd time ÷ native bicubic |"
+            )
+            print("|---|---:|---:|---:|---:|---:|", flush=True)
+            rows = methods(args.kernels, aa_kernels, args.out)
+            natives = {
+                "bilinear": rows["F.grid_sample bilinear"],
+                "bicubic": rows["F.grid_sample bicubic"],
+            }
+            for name, step in rows.items():
+                f, f_vs = bench(step, x, theta, False, args, natives)
+                fb, fb_vs = bench(step, x, theta, True, args, natives)
                 print(
-                    f"| {name} | {f:,.0f} | {fb:,.0f} | {f / base[0]:.2f} | {fb / base[1]:.2f} |",
+                    f"| {name} | {f:,.0f} | {fb:,.0f} | {f_vs['bilinear']:.2f}× | "
+                    f"{fb_vs['bilinear']:.2f}× | {fb_vs['bicubic']:.2f}× |",
                     flush=True,
                 )
             wall = time.perf_counter() - wall0
