@@ -473,8 +473,8 @@ def measure_pipeline(
         bb = None if boxes_all is None else boxes_all[:batch]
         rounds = []
         for _ in range(settings.rounds):
-            # A fresh copy per round: one allocation's alignment and cache state measured
-            # 1.5-2x apart between processes here, so no single copy speaks for all.
+            # Rounds spread the figures over time and over allocations (a fresh copy each):
+            # one window of one copy can catch the host in a slow or a fast state.
             xb = x_all[:batch].clone()
             refs = reference_figures(xb, output_size, settings)
             rounds.append({**refs, **pipeline_figures(model, xb, yb, bb, settings, output_size)})
