@@ -4,51 +4,53 @@ Measures forward + backward + optimiser step of (reducer → CNN) on one batch o
 canvases, for ``resize_bilinear`` and STN variants, in the same process, and prints
 images/s with the ratio of each step time to the resize step timed right before it.
 
-    python scripts/bench_stn_step.py --size 128 --batch 64 --threads 1
+    python -m scripts.bench_stn_step --size 128 --batch 64 --threads 1
+
+Each row is a reducer preset from ``conf/reducer/`` (a few with one option changed).
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from stn.models import build_classifier
 from stn.reducers import build_reducer
 from stn.throughput import measure
 from stn.train import ReducedClassifier, TrainSettings, make_optimizer
 
-# The stn_* presets' localisation net (conf/reducer/stn_bilinear.yaml).
-PRESET_LOC = {"loc_channels": [8, 16], "loc_hidden": 32}
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
-VARIANTS = {
-    "resize_bilinear": {"kind": "resize", "mode": "bilinear"},
-    "stn_bilinear (attention)": {"kind": "stn", "transform": "attention", **PRESET_LOC},
-    "stn_bilinear (affine)": {"kind": "stn", "transform": "affine", **PRESET_LOC},
-    "stn_bilinear (attention, loc net 16/32, hidden 64)": {"kind": "stn"},
-    "stn_blob (frozen detector, 44-px glimpse)": {
-        "kind": "stn",
-        "loc_head": "heatmap",
-        "loc_head_init": "blob",
-        "loc_norm": "standardize",
-        "loc_downscale": 2.875,
-        "loc_channels": [1, 1],
-        "blob_sharpness": 60,
-        "glimpse_size": 44,
-        "lr_multiplier": 0.0,
-    },
-    "stn_bicubic (attention)": {"kind": "stn", "kernel": "bicubic", **PRESET_LOC},
-    "stn_lanczos3 (attention)": {"kind": "stn", "kernel": "lanczos3", **PRESET_LOC},
-    "stn_bilinear_aa (attention)": {"kind": "stn", "antialias": True, **PRESET_LOC},
-    "stn_bilinear_aa (affine)": {
-        "kind": "stn",
-        "transform": "affine",
-        "antialias": True,
-        **PRESET_LOC,
-    },
-}
+
+def preset(name: str, **changes: Any) -> dict[str, Any]:
+    """Reducer preset ``conf/reducer/<name>.yaml`` as Hydra composes it, with ``changes``:
+    the rows measure what the sweeps run, not a copy of it."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[f"reducer={name}"])
+    return {**OmegaConf.to_container(cfg.reducer, resolve=True), **changes}
+
+
+def variants() -> dict[str, dict[str, Any]]:
+    return {
+        "resize_bilinear": preset("resize_bilinear"),
+        "stn_bilinear (attention)": preset("stn_bilinear"),
+        "stn_bilinear (affine)": preset("stn_bilinear", transform="affine"),
+        "stn_bilinear (attention, loc net 16/32, hidden 64)": preset(
+            "stn_bilinear", loc_channels=[16, 32], loc_hidden=64
+        ),
+        "stn_blob (frozen detector, 44-px glimpse)": preset("stn_blob"),
+        "stn_bicubic (attention)": preset("stn_bicubic"),
+        "stn_lanczos3 (attention)": preset("stn_lanczos3"),
+        "stn_bilinear_aa (attention)": preset("stn_bilinear_aa"),
+        "stn_bilinear_aa (affine)": preset("stn_bilinear_aa", transform="affine"),
+    }
 
 
 def train_step(spec: dict, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
@@ -79,11 +81,12 @@ def main() -> None:
     y = torch.randint(0, 10, (args.batch,))
     # The resize step is timed right before every step of each variant (paired): the speed
     # of a core here changes 2x within seconds, so rows timed one after another disagree.
-    resize = train_step(VARIANTS["resize_bilinear"], x, y)
+    rows = variants()
+    resize = train_step(rows["resize_bilinear"], x, y)
     print(f"training step, {args.size}→48, batch {args.batch}, {args.threads} thread(s), CPU\n")
     print("| reducer | images/s | step time vs resize_bilinear (paired, median) |")
     print("|---|---:|---:|")
-    for name, spec in VARIANTS.items():
+    for name, spec in rows.items():
         m = measure(
             train_step(spec, x, y), len(x), warmup=3, min_repeats=10,
             min_seconds=args.min_seconds, references={"resize": resize},
