@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.launcher import throughput_conditions
 from experiments.outcomes import JobOutcome
 from experiments.tracking import open_tracker
+from stn import native
 from stn.data.prepare import DatasetSpec, prepare_data
 from stn.environment import describe_determinism, describe_environment, resolve_device
 from stn.example_files import examples_path
@@ -161,6 +162,8 @@ def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: 
     record["throughput"] = measure_pipeline(
         model, batch.x, batch.y, batch.boxes, device, tp, output_size
     )
+    # After training and timing: whether the general sampler ran compiled (stn/native.py).
+    record["environment"]["compiled_sampler"] = native.loaded_status()
     data_path = measure_data_path(data.train, batch_size, tp)
     record["throughput"]["data"] = data_path
     record["throughput"]["ratios"]["data_vs_train_step"] = (

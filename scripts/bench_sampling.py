@@ -1,7 +1,8 @@
 """Throughput of every sampling kernel, anti-aliased or not, against PyTorch's natives.
 
 Measures forward and forward+backward (gradients w.r.t. input and θ) images/s of
-``stn.sampling`` (general affine path and the axis-aligned fast path) beside
+``stn.sampling`` (general affine path, compiled and torch, and the axis-aligned fast
+path) beside
 ``F.grid_sample`` (bilinear, bicubic) and
 ``F.interpolate(antialias=True)`` in the same run, and prints one markdown table per
 input shape with time ratios to native bilinear and bicubic, each native timed right
@@ -29,6 +30,7 @@ from torch import Tensor
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stn.kernels import Kernel, get_kernel, kernel_names  # noqa: E402
+from stn.native import NativeSampler, native_sampler, native_sampler_status  # noqa: E402
 from stn.sampling import _grid_sample_general, affine_grid, sample_axis_aligned  # noqa: E402
 from stn.throughput import measure  # noqa: E402
 
@@ -54,8 +56,15 @@ def _resize(x: Tensor, th: Tensor, mode: str, hw: tuple[int, int]) -> Tensor:
     return F.interpolate(x, size=hw, mode=mode, antialias=True)
 
 
-def _general(x: Tensor, th: Tensor, kern: Kernel, aa: bool, hw: tuple[int, int]) -> Tensor:
-    return _grid_sample_general(x, affine_grid(th, hw), kern, aa, "zeros", False)
+def _general(
+    x: Tensor,
+    th: Tensor,
+    kern: Kernel,
+    aa: bool,
+    hw: tuple[int, int],
+    sampler: NativeSampler | None,
+) -> Tensor:
+    return _grid_sample_general(x, affine_grid(th, hw), kern, aa, "zeros", False, sampler)
 
 
 def _axis(x: Tensor, th: Tensor, kern: Kernel, aa: bool, hw: tuple[int, int]) -> Tensor:
@@ -73,11 +82,16 @@ def busy_cpu_seconds() -> float | None:
     return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def methods(kernels: list[str], aa_kernels: list[str], size: int) -> dict[str, Step]:
+def methods(
+    kernels: list[str], aa_kernels: list[str], size: int, sampler: NativeSampler | None
+) -> dict[str, Step]:
     """name -> f(input, θ) -> output; each builds its grid from θ inside, as an STN would.
 
-    The axis-aligned rows use θ's diagonal and translation only (the rotation is dropped).
+    General rows run compiled (``sampler``, what ``grid_sample`` uses on CPU) and, for
+    comparison, the torch path. The axis-aligned rows use θ's diagonal and translation
+    only (the rotation is dropped).
     """
+    general = {"torch": None} if sampler is None else {"compiled": sampler, "torch": None}
     hw = (size, size)
     out: dict[str, Step] = {
         "F.grid_sample bilinear": partial(_native, mode="bilinear", hw=hw),
@@ -88,7 +102,10 @@ def methods(kernels: list[str], aa_kernels: list[str], size: int) -> dict[str, S
     for aa, names in ((False, kernels), (True, aa_kernels)):
         tag = " aa" if aa else ""
         for k in names:
-            out[f"general {k}{tag}"] = partial(_general, kern=get_kernel(k), aa=aa, hw=hw)
+            for path, samp in general.items():
+                out[f"general {k}{tag} ({path})"] = partial(
+                    _general, kern=get_kernel(k), aa=aa, hw=hw, sampler=samp
+                )
         for k in names:
             out[f"axis-aligned {k}{tag}"] = partial(_axis, kern=get_kernel(k), aa=aa, hw=hw)
     return out
@@ -156,7 +173,9 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, {args.threads} thread(s), batch {args.batch}, float32\n"
+        f"compiled sampler: {native_sampler_status()}\n"
     )
+    sampler = native_sampler()
     for size in args.sizes:
         for c in args.channels:
             x = torch.rand(args.batch, c, size, size, generator=gen)
@@ -169,7 +188,7 @@ def main() -> None:
                 "fwd+bwd time ÷ native bilinear | fwd+bwd time ÷ native bicubic |"
             )
             print("|---|---:|---:|---:|---:|---:|", flush=True)
-            rows = methods(args.kernels, aa_kernels, args.out)
+            rows = methods(args.kernels, aa_kernels, args.out, sampler)
             natives = {
                 "bilinear": rows["F.grid_sample bilinear"],
                 "bicubic": rows["F.grid_sample bicubic"],

@@ -45,6 +45,10 @@ class Kernel:
             for ``d`` ``(*)`` in ``[radius − 1, radius)`` (the offset of a sample from its
             window's first tap), or ``None``. Evaluating all taps from one offset per sample
             is several times cheaper than ``T`` calls of ``fn`` and ``deriv``.
+        formula: the closed form and its parameters (``("keys", (a,))``, ``("lanczos",
+            (lobes,))``, ``("gaussian", (sigma, value at the radius))``, ``("tent", ())``,
+            ...) for the compiled sampler (``stn/csrc/sampler.cpp``), which evaluates the
+            same formulas; ``None`` for kernels it does not know (they use the torch path).
     """
 
     name: str
@@ -54,6 +58,7 @@ class Kernel:
     deriv: KernelFn | None = None
     partition_of_unity: bool = False
     window: WindowFn | None = None
+    formula: tuple[str, tuple[float, ...]] | None = None
 
     def __call__(self, d: Tensor) -> Tensor:
         return self.fn(d)
@@ -116,13 +121,24 @@ def _keys_cubic_deriv(d: Tensor, a: float) -> Tensor:
     return dx * torch.sign(d)
 
 
+# Below this |d| the Lanczos derivative's closed form cancels to noise (its three terms
+# are each ~πd and sum to ~d³); its Taylor term is exact there to ~1e-12.
+_LANCZOS_TAYLOR = 1e-4
+
+
+def _lanczos_slope_near_zero(d: Tensor, lobes: int) -> Tensor:
+    """k'(d) ≈ −π²/3 · (1 + 1/n²) · d, the first Taylor term of sinc(d)·sinc(d/n)."""
+    return -(math.pi**2 / 3) * (1 + 1 / lobes**2) * d
+
+
 def _lanczos_deriv(d: Tensor, lobes: int) -> Tensor:
     # d/dd of n·sin(πd)·sin(πd/n) / (πd)²; its limit at d = 0 is 0.
     pd = math.pi * torch.where(d == 0, 1.0, d)
     s1, s2 = torch.sin(pd), torch.sin(pd / lobes)
     c1, c2 = torch.cos(pd), torch.cos(pd / lobes)
     value = math.pi * (lobes * c1 * s2 + s1 * c2 - 2 * lobes * s1 * s2 / pd) / (pd * pd)
-    return torch.where((d.abs() < lobes) & (d != 0), value, 0.0)
+    value = torch.where(d.abs() < _LANCZOS_TAYLOR, _lanczos_slope_near_zero(d, lobes), value)
+    return torch.where(d.abs() < lobes, value, 0.0)
 
 
 def _gaussian_deriv(d: Tensor, sigma: float, radius: float) -> Tensor:
@@ -190,42 +206,54 @@ def _lanczos_window(lobes: int) -> WindowFn:
         pu = math.pi * torch.where(centre, 1.0, u)
         value = n * s1 * s2 / (pu * pu)
         slope = math.pi * (n * c1 * s2 + s1 * c2 - 2 * value * pu) / (pu * pu)
-        return torch.where(centre, 1.0, value), torch.where(centre, 0.0, slope)
+        slope = torch.where(u.abs() < _LANCZOS_TAYLOR, _lanczos_slope_near_zero(u, n), slope)
+        return torch.where(centre, 1.0, value), slope
 
     return window
 
 
 def _make_nearest() -> Kernel:
     window = _polynomial_window(_nearest, 0.5, 0)
-    return Kernel("nearest", 0.5, _nearest, True, _zero_deriv, True, window)
+    return Kernel("nearest", 0.5, _nearest, True, _zero_deriv, True, window, ("nearest", ()))
 
 
 def _make_box() -> Kernel:
-    return Kernel("box", 0.5, _box, True, _zero_deriv, True, _polynomial_window(_box, 0.5, 0))
+    window = _polynomial_window(_box, 0.5, 0)
+    return Kernel("box", 0.5, _box, True, _zero_deriv, True, window, ("box", ()))
 
 
 def _make_bilinear() -> Kernel:
     window = _polynomial_window(_tent, 1.0, 1)
-    return Kernel("bilinear", 1.0, _tent, True, _tent_deriv, True, window)
+    return Kernel("bilinear", 1.0, _tent, True, _tent_deriv, True, window, ("tent", ()))
 
 
 def _make_bicubic(a: float = -0.75) -> Kernel:
     name = "bicubic" if a == -0.75 else f"bicubic(a={a})"
     fn, deriv = partial(_keys_cubic, a=a), partial(_keys_cubic_deriv, a=a)
-    return Kernel(name, 2.0, fn, True, deriv, True, _polynomial_window(fn, 2.0, 3))
+    window = _polynomial_window(fn, 2.0, 3)
+    return Kernel(name, 2.0, fn, True, deriv, True, window, ("keys", (a,)))
 
 
 def _make_bicubic_pil() -> Kernel:
     a = -0.5
     fn, deriv = partial(_keys_cubic, a=a), partial(_keys_cubic_deriv, a=a)
-    return Kernel("bicubic_pil", 2.0, fn, True, deriv, True, _polynomial_window(fn, 2.0, 3))
+    window = _polynomial_window(fn, 2.0, 3)
+    return Kernel("bicubic_pil", 2.0, fn, True, deriv, True, window, ("keys", (a,)))
 
 
 def _make_lanczos(lobes: int) -> Callable[[], Kernel]:
     def make() -> Kernel:
         fn, deriv = partial(_lanczos, lobes=lobes), partial(_lanczos_deriv, lobes=lobes)
         window = _lanczos_window(lobes)
-        return Kernel(f"lanczos{lobes}", float(lobes), fn, True, deriv=deriv, window=window)
+        return Kernel(
+            f"lanczos{lobes}",
+            float(lobes),
+            fn,
+            True,
+            deriv=deriv,
+            window=window,
+            formula=("lanczos", (float(lobes),)),
+        )
 
     return make
 
@@ -240,7 +268,15 @@ def _make_gaussian(sigma: float = 0.5, truncate: float = 3.0) -> Kernel:
     radius = max(truncate * sigma, 1.0)
     fn = partial(_gaussian, sigma=float(sigma), radius=radius)
     deriv = partial(_gaussian_deriv, sigma=float(sigma), radius=radius)
-    return Kernel(f"gaussian(sigma={sigma:g})", radius, fn, interpolating=False, deriv=deriv)
+    edge = math.exp(-0.5 * (radius / sigma) ** 2)
+    return Kernel(
+        f"gaussian(sigma={sigma:g})",
+        radius,
+        fn,
+        interpolating=False,
+        deriv=deriv,
+        formula=("gaussian", (float(sigma), edge)),
+    )
 
 
 # name -> factory(**params). The one piece of module state; filled here and never mutated.

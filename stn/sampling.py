@@ -23,9 +23,13 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from stn import native
 from stn.kernels import Kernel, get_kernel, support_taps
 
 PADDING_MODES = ("zeros", "border")
+# "auto": F.grid_sample where it has the kernel, else the compiled sampler where it runs
+# (CPU, float32/64, stn/native.py), else the torch path; the others force one path.
+BACKENDS = ("auto", "native", "torch")
 
 # PyTorch kernels that F.grid_sample implements natively: (name, its mode).
 _NATIVE = {"nearest": "nearest", "bilinear": "bilinear", "bicubic": "bicubic"}
@@ -335,8 +339,13 @@ def _grid_sample_general(
     antialias: bool,
     padding_mode: str,
     align_corners: bool,
+    sampler: native.NativeSampler | None = None,
 ) -> Tensor:
-    """Vectorised separable sampler for any kernel; see :func:`grid_sample`."""
+    """Vectorised separable sampler for any kernel; see :func:`grid_sample`.
+
+    ``sampler``: the compiled sampler (:func:`stn.native.native_sampler`) to run the
+    windows with, or ``None`` for the torch path. Both compute the same weights.
+    """
     n, c, h, w = input.shape
     ho, wo = grid.shape[1], grid.shape[2]
     x = _unnormalize(grid[..., 0], w, align_corners)  # (N, Ho, Wo) input pixels
@@ -351,6 +360,11 @@ def _grid_sample_general(
         sy = _stretch(_finite_difference(y, 2) ** 2 + _finite_difference(y, 1) ** 2)
         tx = support_taps(kern.radius * float(sx.detach().max()))
         ty = support_taps(kern.radius * float(sy.detach().max()))
+    if sampler is not None:
+        normalize = antialias or not kern.partition_of_unity  # as _window's rule
+        spec = native.make_spec(kern.formula, kern.radius, (tx, ty), normalize, padding_mode)
+        flat = [None if t is None else t.reshape(n, -1) for t in (x, y, sx, sy)]
+        return native.NativeSample.apply(input, *flat, spec, sampler).view(n, c, ho, wo)
     # Windows are moved inside the image rather than the image padded (a full copy, forward
     # and backward); only an image smaller than the window is padded, by a window each side.
     px, py = (tx if w < tx else 0), (ty if h < ty else 0)
@@ -378,6 +392,7 @@ def grid_sample(
     antialias: bool = False,
     padding_mode: str = "zeros",
     align_corners: bool = False,
+    backend: str = "auto",
     **kernel_params: float,
 ) -> Tensor:
     r"""Sample ``input`` at ``grid`` with any separable kernel, optionally anti-aliased.
@@ -405,6 +420,11 @@ def grid_sample(
         padding_mode: ``"zeros"`` (taps outside the input read 0) or ``"border"`` (they read
             the nearest edge pixel). ``"reflection"`` is not supported.
         align_corners: as in :func:`torch.nn.functional.grid_sample`.
+        backend: ``"auto"`` (default): ``F.grid_sample`` for the kernels it has without
+            anti-aliasing, else the compiled sampler (:mod:`stn.native`; CPU float32/64)
+            where it could be built, else the torch path. ``"native"`` or ``"torch"``
+            force that general path (``"native"`` fails with the reason where it cannot
+            run).
         **kernel_params: parameters of parametrised kernels, e.g. ``sigma=0.5`` for
             ``gaussian``.
 
@@ -429,8 +449,10 @@ def grid_sample(
     _check_input("grid_sample", input)
     _check_grid(input, grid)
     _check_padding("grid_sample", padding_mode)
+    if backend not in BACKENDS:
+        raise ValueError(f"grid_sample: unknown backend {backend!r}; expected one of {BACKENDS}")
     kern = get_kernel(kernel, **kernel_params)
-    if not antialias and isinstance(kernel, str) and kern.name in _NATIVE:
+    if backend == "auto" and not antialias and isinstance(kernel, str) and kern.name in _NATIVE:
         return F.grid_sample(
             input,
             grid,
@@ -438,7 +460,30 @@ def grid_sample(
             padding_mode=padding_mode,
             align_corners=align_corners,
         )
-    return _grid_sample_general(input, grid, kern, antialias, padding_mode, align_corners)
+    sampler = _compiled_sampler(backend, input, kern)
+    return _grid_sample_general(input, grid, kern, antialias, padding_mode, align_corners, sampler)
+
+
+def _compiled_sampler(backend: str, input: Tensor, kern: Kernel) -> native.NativeSampler | None:
+    """The compiled sampler if ``backend`` wants it and it can take ``input`` and ``kern``."""
+    if backend == "torch":
+        return None
+    fits = native.supports(input, kern.formula)
+    if backend == "auto":
+        return native.native_sampler() if fits else None
+    if not fits:
+        raise ValueError(
+            f"grid_sample: backend='native' takes CPU float32/float64 input and the built-in "
+            f"kernels; got {input.device.type} {input.dtype} with kernel {kern.name!r}. "
+            "Use backend='auto' or 'torch'."
+        )
+    sampler = native.native_sampler()
+    if sampler is None:
+        raise RuntimeError(
+            f"grid_sample: backend='native' but the compiled sampler is "
+            f"{native.native_sampler_status()}. Use backend='auto' or 'torch'."
+        )
+    return sampler
 
 
 def affine_grid(theta: Tensor, output_size: Sequence[int], align_corners: bool = False) -> Tensor:

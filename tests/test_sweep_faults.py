@@ -187,6 +187,16 @@ def test_the_same_seed_twice_in_one_process_gives_identical_metrics_on_cpu(tmp_p
     assert a["determinism"]["deterministic_algorithms"] is False
 
 
+def test_record_says_whether_the_general_sampler_ran_compiled(tmp_path):
+    # An affine STN with Lanczos-3 runs the general path: compiled on CPU (stn/native.py).
+    out = tmp_path / "affine"
+    overrides = ("reducer=stn_affine", "reducer.kernel=lanczos3", f"results_dir={out}")
+    done = run_job(compose_run(tmp_path, *overrides))
+    record = read_record(out / "records" / f"{done.run_id}.json")
+    assert done.status == "ok"
+    assert record["environment"]["compiled_sampler"].startswith("compiled (")
+
+
 def test_out_of_memory_fails_one_run_and_the_next_run_in_the_process_is_ok(tmp_path, monkeypatch):
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
