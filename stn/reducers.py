@@ -30,12 +30,18 @@ class ReducerConfigError(ValueError):
 
 
 class Reducer(nn.Module):
-    """Base class: ``(N, C, H, W) → (N, C, *output_size)``."""
+    """Base class: ``(N, C, H, W) → (N·K, C, *output_size)``, ``K = candidates``.
+
+    ``candidates`` is 1 for every reducer but an STN that offers several glimpses per
+    image (image-major); :class:`stn.train.ReducedClassifier` pools the classifier's
+    logits over them.
+    """
 
     kind: str = "reducer"
     learned: bool = False
     needs_fit: bool = False
     uses_boxes: bool = False
+    candidates: int = 1
 
     def __init__(self, name: str, output_size: Size) -> None:
         super().__init__()
@@ -160,6 +166,7 @@ STN_OPTIONS = (
     "glimpses",
     "zoom_schedule",
     "glimpse_size",
+    "candidates",
     "loc_warmup_epochs",
     "lr_multiplier",
     "kernel_params",

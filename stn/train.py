@@ -39,7 +39,12 @@ class TrainSettings:
 
 
 class ReducedClassifier(nn.Module):
-    """``reducer`` then ``classifier``: ``(N, C, H, W) → (N, num_classes)`` logits."""
+    """``reducer`` then ``classifier``: ``(N, C, H, W) → (N, num_classes)`` logits.
+
+    A reducer with ``candidates`` K > 1 gives K glimpses per image; each class keeps its
+    largest logit over them (multiple-instance max-pooling): an image is read as the
+    class its most convincing glimpse shows.
+    """
 
     def __init__(self, reducer: Reducer, classifier: nn.Module) -> None:
         super().__init__()
@@ -47,7 +52,10 @@ class ReducedClassifier(nn.Module):
         self.classifier = classifier
 
     def forward(self, x: Tensor, boxes: Tensor | None = None) -> Tensor:
-        return self.classifier(reduce_batch(self.reducer, x, boxes))
+        logits = self.classifier(reduce_batch(self.reducer, x, boxes))
+        if self.reducer.candidates > 1:
+            logits = logits.view(x.shape[0], self.reducer.candidates, -1).amax(1)
+        return logits
 
 
 def seed_everything(seed: int) -> None:

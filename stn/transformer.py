@@ -159,6 +159,32 @@ class HeatmapLocalisation(nn.Module):
         n, _, h, w = logits.shape
         return logits.view(n, h * w).softmax(1).view(n, h, w)
 
+    def peaks(self, x: Tensor, k: int, radius: int) -> Tensor:
+        """``(N, k, 2)`` translations ``(t_x, t_y)`` of the ``k`` strongest separate peaks.
+
+        Greedy non-maximum suppression on the heatmap: each peak is the strongest cell
+        left, placed at the soft-argmax of the ``(2·radius + 1)²`` cells around it
+        (sub-cell and differentiable, as :meth:`forward`); those cells are then taken
+        out. Which cell wins is a hard choice: no gradient moves a peak across the map.
+        """
+        logits = self.heatmap(self.features(x))[:, 0]  # (N, h, w)
+        n, h, w = logits.shape
+        rows = torch.arange(h, device=x.device).view(1, h, 1)
+        cols = torch.arange(w, device=x.device).view(1, 1, w)
+        free = logits.detach()
+        found = []
+        for _ in range(k):
+            best = free.reshape(n, -1).argmax(1)
+            near = ((rows - (best // w).view(n, 1, 1)).abs() <= radius) & (
+                (cols - (best % w).view(n, 1, 1)).abs() <= radius
+            )
+            weights = logits.masked_fill(~near, -math.inf).view(n, -1).softmax(1).view(n, h, w)
+            tx = (weights.sum(1) * cell_centres(w, weights)).sum(1)
+            ty = (weights.sum(2) * cell_centres(h, weights)).sum(1)
+            found.append(torch.stack([tx, ty], 1))
+            free = free.masked_fill(near, -math.inf)
+        return torch.stack(found, 1)
+
     def forward(self, x: Tensor) -> Tensor:
         features = self.features(x)
         n, _, h, w = features.shape
@@ -270,6 +296,12 @@ class SpatialTransformer(Reducer):
         glimpse_size: fix the attention window to this many input pixels (along the shorter
             side) for every epoch, whatever the canvas size: zoom = glimpse_size / min(H, W).
             Only the position is learned. Set it from the objects' size (e.g. 1.5× it).
+        candidates: 1, or K > 1 glimpses per image at the heatmap's K strongest separate
+            peaks (heatmap head with ``glimpse_size``): ``forward`` returns
+            ``(N·K, C, h, w)``, image-major, and :class:`stn.train.ReducedClassifier`
+            keeps each class's largest logit over an image's K glimpses (multiple-instance
+            max-pooling), so the classifier, not the detector, decides which glimpse holds
+            the object. Costs K classifier passes per image.
         loc_warmup_epochs: a curriculum: the localisation net stays frozen at its start
             transform for this many epochs, so the classifier learns on the plain view
             first (in probes, a localisation net that moved while the classifier was still
@@ -303,6 +335,7 @@ class SpatialTransformer(Reducer):
         glimpses: int = 1,
         zoom_schedule: Sequence[float] | None = None,
         glimpse_size: int | None = None,
+        candidates: int = 1,
         loc_warmup_epochs: int = 0,
         lr_multiplier: float = 0.1,
         kernel_params: dict[str, float] | None = None,
@@ -356,6 +389,14 @@ class SpatialTransformer(Reducer):
             if int(glimpse_size) < 1:
                 raise ReducerConfigError(f"glimpse_size must be >= 1 pixel, got {glimpse_size}")
         self.glimpse_size = None if glimpse_size is None else int(glimpse_size)
+        if int(candidates) < 1:
+            raise ReducerConfigError(f"candidates must be >= 1, got {candidates}")
+        if candidates > 1 and (loc_head != "heatmap" or glimpse_size is None or glimpses != 1):
+            raise ReducerConfigError(
+                "candidates > 1 places fixed-size glimpses at the heatmap's peaks: use "
+                "loc_head=heatmap, transform=attention, a glimpse_size and glimpses=1"
+            )
+        self.candidates = int(candidates)
         if loc_warmup_epochs < 0:
             raise ReducerConfigError(f"loc_warmup_epochs must be >= 0, got {loc_warmup_epochs}")
         self.loc_warmup_epochs = int(loc_warmup_epochs)
@@ -469,12 +510,30 @@ class SpatialTransformer(Reducer):
         """Sample ``x`` ``(N, C, H, W)`` on the grid of ``params`` ``(N, k)``."""
         return self._sample(x, params, self.output_size, self.kernel, self.antialias)
 
+    def candidate_params(self, x: Tensor) -> Tensor:
+        """``(N, K, 3)`` attention parameters of the ``K = candidates`` glimpses of each
+        image, strongest heatmap peak first (suppression radius: half a glimpse)."""
+        side = self.low_resolution_side(x.shape[-2:])
+        cells = side // self._loc_multiple
+        radius = max(1, round(self.glimpse_size / 2 / (min(x.shape[-2:]) / cells)))
+        shifts = self.localisation.peaks(self.low_resolution(x), self.candidates, radius)
+        zoom = torch.full_like(shifts[..., :1], self.glimpse_size / min(x.shape[-2:]))
+        return torch.cat([zoom, shifts], 2)
+
     def forward_with_theta(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``(N, C, h, w)`` output and the affine ``θ`` ``(N, 2, 3)`` it sampled with."""
-        params = self.params(x)
+        """``(N, C, h, w)`` output and the affine ``θ`` ``(N, 2, 3)`` it sampled with
+        (with several ``candidates``: the strongest peak's glimpse)."""
+        if self.candidates > 1:
+            params = self.candidate_params(x)[:, 0]
+        else:
+            params = self.params(x)
         return self.sample(x, params), theta_from_params(params, self.transform)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.candidates > 1:
+            params = self.candidate_params(x)  # (N, K, 3)
+            repeated = x.repeat_interleave(self.candidates, 0)
+            return self.sample(repeated, params.reshape(-1, params.shape[-1]))
         return self.sample(x, self.params(x))
 
     def describe(self) -> dict[str, Any]:
@@ -494,6 +553,7 @@ class SpatialTransformer(Reducer):
             "glimpses": self.glimpses,
             "zoom_schedule": list(self.zoom_schedule),
             "glimpse_size": self.glimpse_size,
+            "candidates": self.candidates,
             "loc_warmup_epochs": self.loc_warmup_epochs,
             "lr_multiplier": self.lr_multiplier,
         }

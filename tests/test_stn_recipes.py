@@ -323,3 +323,75 @@ def test_loc_downscale_gives_the_detector_the_same_pixel_scale_on_any_canvas(can
 def test_bad_loc_downscale_says_what_to_do(options, message):
     with pytest.raises(ReducerConfigError, match=message):
         stn(64, **options)
+
+
+def three_blob_canvas(size: int = 96) -> torch.Tensor:
+    """Two images of three bright squares of sides 14, 10 and 6 (ink mass decreasing),
+    at different places per image, on dim noise: ``(2, 1, size, size)``."""
+    x = 0.05 * torch.rand(2, 1, size, size, generator=torch.Generator().manual_seed(1))
+    places = [[(8, 10), (60, 14), (40, 70)], [(66, 64), (10, 70), (12, 8)]]
+    for i, corners in enumerate(places):
+        for (y0, x0), side in zip(corners, (14, 10, 6), strict=True):
+            x[i, :, y0 : y0 + side, x0 : x0 + side] = 1.0
+    return x
+
+
+def candidate_stn(size: int = 96, k: int = 3):
+    return stn(
+        size, loc_head="heatmap", loc_head_init="blob", loc_norm="standardize",
+        loc_size=64, loc_channels=[1, 1], glimpse_size=24, candidates=k, lr_multiplier=0.0,
+    )  # fmt: skip
+
+
+def test_candidates_put_one_glimpse_on_each_blob_strongest_first():
+    x = three_blob_canvas()
+    reducer = candidate_stn()
+    with torch.no_grad():
+        params = reducer.candidate_params(x)  # (2, 3, 3)
+    assert params.shape == (2, 3, 3)
+    torch.testing.assert_close(params[..., 0], torch.full((2, 3), 24 / 96))
+    centres = (params[..., 1:] + 1) / 2 * 96  # (x, y) in pixels
+    blobs = torch.tensor(
+        [[(17, 15), (19, 65), (73, 43)], [(71, 73), (75, 15), (11, 15)]], dtype=torch.float32
+    )  # (x, y) centres of the 14-, 10- and 6-px squares
+    assert (centres - blobs).abs().max() < 8
+
+
+def test_candidates_output_k_glimpses_per_image_image_major():
+    x = three_blob_canvas()
+    reducer = candidate_stn()
+    with torch.no_grad():
+        out = reducer(x)
+        first, theta = reducer.forward_with_theta(x)
+    assert out.shape == (6, 1, 48, 48) and theta.shape == (2, 2, 3)
+    torch.testing.assert_close(out[0::3], first)  # glimpse 0 of each image: the top peak
+    assert not torch.allclose(out[0], out[1])  # the others look elsewhere
+    assert reducer.describe()["candidates"] == 3
+
+
+def test_classifier_keeps_each_class_best_logit_over_the_candidates():
+    x = three_blob_canvas()
+    reducer = candidate_stn()
+    classifier = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48 * 48, 10))
+    model = ReducedClassifier(reducer, classifier)
+    with torch.no_grad():
+        logits = model(x)
+        per_glimpse = classifier(reducer(x)).view(2, 3, 10)
+    assert logits.shape == (2, 10)
+    torch.testing.assert_close(logits, per_glimpse.amax(1))
+    # The pooled logits train the classifier through the winning glimpses.
+    model(x).logsumexp(1).sum().backward()
+    assert classifier[1].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"candidates": 0}, "candidates must be >= 1"),
+        ({"candidates": 2, "loc_head": "heatmap"}, "glimpse_size"),
+        ({"candidates": 2, "glimpse_size": 16}, "loc_head=heatmap"),
+    ],
+)
+def test_bad_candidates_say_what_is_needed(options, message):
+    with pytest.raises(ReducerConfigError, match=message):
+        stn(64, **options)
