@@ -16,6 +16,7 @@ kernel's support.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -358,8 +359,13 @@ def _grid_sample_general(
         # the plain downscale factor, and it is invariant under rotation of the output grid.
         sx = _stretch(_finite_difference(x, 2) ** 2 + _finite_difference(x, 1) ** 2)
         sy = _stretch(_finite_difference(y, 2) ** 2 + _finite_difference(y, 1) ** 2)
-        tx = support_taps(kern.radius * float(sx.detach().max()))
-        ty = support_taps(kern.radius * float(sy.detach().max()))
+        widest = [float(sx.detach().max()), float(sy.detach().max())]
+        if not all(math.isfinite(v) for v in widest):
+            raise ValueError(
+                "grid_sample: antialias=True sizes each window from the grid's spacing, "
+                "but the grid holds NaN or infinite values; pass a finite grid"
+            )
+        tx, ty = (support_taps(kern.radius * v) for v in widest)
     if sampler is not None:
         normalize = antialias or not kern.partition_of_unity  # as _window's rule
         spec = native.make_spec(kern.formula, kern.radius, (tx, ty), normalize, padding_mode)

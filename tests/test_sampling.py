@@ -307,6 +307,11 @@ def test_errors_say_what_is_wrong():
         grid_sample(inp, grid, padding_mode="reflection")
     with pytest.raises(TypeError, match="floating-point input"):
         grid_sample(inp.long(), grid)
+    for backend in ("native", "torch"):
+        with pytest.raises(ValueError, match="NaN or infinite values; pass a finite grid"):
+            bad = grid.clone()
+            bad[1, 2, 2, 0] = math.nan
+            grid_sample(inp, bad, "lanczos3", antialias=True, backend=backend)
     with pytest.raises(ValueError, match=r"expected theta of shape \(N, 2, 3\)"):
         affine_grid(torch.zeros(2, 3, 3), (4, 4))
     with pytest.raises(ValueError, match="expected output_size"):
