@@ -18,6 +18,7 @@ import ctypes
 import functools
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -28,7 +29,11 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 SOURCE = Path(__file__).with_name("csrc") / "sampler.cpp"
-_FLAGS = ["-O3", "-shared", "-fPIC", "-pthread", "-std=c++17"]
+# -fno-math-errno: nothing reads errno, and it lets floor/sqrt inline. On x86-64, the
+# 2009-era baseline (SSE4.2) inlines floor as one instruction (~8 % on Lanczos windows).
+_FLAGS = ["-O3", "-fno-math-errno", "-shared", "-fPIC", "-pthread", "-std=c++17"]
+if platform.machine().lower() in ("x86_64", "amd64"):
+    _FLAGS.insert(1, "-march=x86-64-v2")
 _ABI_VERSION = 1
 # Closed forms the compiled sampler knows (stn/csrc/sampler.cpp's Kind).
 _KINDS = {"nearest": 0, "box": 1, "tent": 2, "keys": 3, "lanczos": 4, "gaussian": 5}

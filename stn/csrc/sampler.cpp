@@ -145,13 +145,14 @@ inline int64_t axis_weights(const Spec& k, const R* lanczos_cs, R p, const R* st
       const R cj = lanczos_cs[2 * (j + T)], sj = lanczos_cs[2 * (j + T) + 1];
       const R s1 = parity * sr, s2 = sn * cj + cn * sj;
       const R pu = static_cast<R>(kPi) * u;
-      const R value = n * s1 * s2 / (pu * pu);
+      const R inv = 1 / (pu * pu);  // one division per tap, shared by value and slope
+      const R value = n * s1 * s2 * inv;
       w[t] = value;
       if (D) {
         const R c1 = parity * cr, c2 = cn * cj - sn * sj;
         dp[t] = std::fabs(u) < R(kLanczosTaylor)
                     ? lanczos_slope_near_zero(u, n)
-                    : static_cast<R>(kPi) * (n * c1 * s2 + s1 * c2 - 2 * value * pu) / (pu * pu);
+                    : static_cast<R>(kPi) * (n * c1 * s2 + s1 * c2 - 2 * value * pu) * inv;
       }
     }
   } else if (!stretch) {
