@@ -7,8 +7,9 @@ plain C ABI, so it builds with the system C++ compiler in seconds (no ninja, no
 pybind), once per source version, into a cache folder:
 ``$STN_BENCH_CACHE`` or ``$XDG_CACHE_HOME/stn-bench`` or ``~/.cache/stn-bench``.
 
-Where it cannot be built (no compiler, read-only cache), :func:`native_sampler` returns
-``None`` with the reason in :func:`native_sampler_status`, and sampling runs the torch path.
+A read-only cache folder falls back to the temp folder. Where it cannot be built at all
+(no compiler), :func:`native_sampler` returns ``None`` with the reason in
+:func:`native_sampler_status`, and sampling runs the torch path.
 CPU tensors of float32/float64 only; CUDA tensors always use the torch path.
 """
 
@@ -130,12 +131,21 @@ class NativeSampler:
         self.path = path
 
 
+def _build_somewhere() -> Path:
+    """:func:`build` into the cache folder, or the temp folder where that is read-only."""
+    try:
+        return build()
+    except PermissionError:
+        user = os.getuid() if hasattr(os, "getuid") else "user"
+        return build(folder=Path(tempfile.gettempdir()) / f"stn-bench-{user}")
+
+
 @functools.cache
 def _load() -> tuple[NativeSampler | None, str]:
     if os.environ.get("STN_BENCH_NATIVE", "1") == "0":
         return None, "disabled by STN_BENCH_NATIVE=0"
     try:
-        sampler = NativeSampler(build())
+        sampler = NativeSampler(_build_somewhere())
     except (OSError, RuntimeError, subprocess.SubprocessError) as err:
         return None, f"unavailable: {err}"
     return sampler, f"compiled ({sampler.path})"

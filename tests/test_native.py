@@ -170,5 +170,21 @@ def test_disabled_or_unbuildable_sampler_falls_back_to_torch(monkeypatch, tmp_pa
         native._load.cache_clear()
 
 
+def test_read_only_cache_falls_back_to_the_temp_folder(monkeypatch, tmp_path):
+    calls = []
+
+    def build(source=native.SOURCE, folder=None):
+        calls.append(folder)
+        if folder is None:
+            raise PermissionError("[Errno 13] Permission denied: '/home/ro/.cache/stn-bench'")
+        return tmp_path / "built.so"
+
+    monkeypatch.setattr(native, "build", build)
+    monkeypatch.setattr(native.tempfile, "gettempdir", lambda: str(tmp_path))
+    assert native._build_somewhere() == tmp_path / "built.so"
+    assert calls[0] is None and calls[1].parent == tmp_path
+    assert calls[1].name.startswith("stn-bench-")
+
+
 def test_source_ships_with_the_package():
     assert native.SOURCE.exists() and native.SOURCE.parent == Path(native.__file__).parent / "csrc"
