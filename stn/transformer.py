@@ -109,6 +109,15 @@ def cell_centres(n: int, like: Tensor) -> Tensor:
     return (torch.arange(n, dtype=like.dtype, device=like.device) * 2 + 1) / n - 1
 
 
+def soft_argmax(weights: Tensor) -> Tensor:
+    """``(N, h, w)`` softmax weights over cells → ``(N, 2)`` their mean cell centre
+    ``(t_x, t_y)`` in normalised coordinates."""
+    _, h, w = weights.shape
+    tx = (weights.sum(1) * cell_centres(w, weights)).sum(1)
+    ty = (weights.sum(2) * cell_centres(h, weights)).sum(1)
+    return torch.stack([tx, ty], 1)
+
+
 class HeatmapLocalisation(nn.Module):
     """``(N, C, s, s) → (N, 3)`` attention parameters ``(scale, t_x, t_y)`` without regression.
 
@@ -179,9 +188,7 @@ class HeatmapLocalisation(nn.Module):
                 (cols - (best % w).view(n, 1, 1)).abs() <= radius
             )
             weights = logits.masked_fill(~near, -math.inf).view(n, -1).softmax(1).view(n, h, w)
-            tx = (weights.sum(1) * cell_centres(w, weights)).sum(1)
-            ty = (weights.sum(2) * cell_centres(h, weights)).sum(1)
-            found.append(torch.stack([tx, ty], 1))
+            found.append(soft_argmax(weights))
             free = free.masked_fill(near, -math.inf)
         return torch.stack(found, 1)
 
@@ -189,11 +196,9 @@ class HeatmapLocalisation(nn.Module):
         features = self.features(x)
         n, _, h, w = features.shape
         weights = self.heatmap(features).view(n, h * w).softmax(1).view(n, h, w)
-        tx = (weights.sum(1) * cell_centres(w, weights)).sum(1)
-        ty = (weights.sum(2) * cell_centres(h, weights)).sum(1)
         zoom_logit = self.zoom(features.mean((2, 3))).squeeze(1) + self.zoom_offset
         scale = ZOOM_MAX * torch.sigmoid(zoom_logit)
-        return torch.stack([scale, tx, ty], dim=1)
+        return torch.cat([scale.unsqueeze(1), soft_argmax(weights)], dim=1)
 
 
 def init_blob_prior(
@@ -532,8 +537,10 @@ class SpatialTransformer(Reducer):
     def forward(self, x: Tensor) -> Tensor:
         if self.candidates > 1:
             params = self.candidate_params(x)  # (N, K, 3)
-            repeated = x.repeat_interleave(self.candidates, 0)
-            return self.sample(repeated, params.reshape(-1, params.shape[-1]))
+            # One sampling call per candidate on the same input (no K-fold copy of the
+            # full-size batch), stacked image-major: (N, K, C, h, w) → (N·K, C, h, w).
+            glimpses = [self.sample(x, params[:, k]) for k in range(self.candidates)]
+            return torch.stack(glimpses, 1).flatten(0, 1)
         return self.sample(x, self.params(x))
 
     def describe(self) -> dict[str, Any]:

@@ -229,14 +229,16 @@ template <typename T, int K, bool Backward>
 void run_images(const Problem<T>& P, int64_t n_begin, int64_t n_end) {
   const Spec& k = *P.spec;
   const int tx = k.tx, ty = k.ty;
-  std::vector<T> cs_x, cs_y;  // Lanczos: cos, sin of πj/n for j = -T..T
-  for (auto [cs, taps] : {std::pair{&cs_x, tx}, std::pair{&cs_y, ty}}) {
-    if (K != LANCZOS) break;
-    for (int j = -taps; j <= taps; ++j) {
-      cs->push_back(static_cast<T>(std::cos(kPi * j / k.p0)));
-      cs->push_back(static_cast<T>(std::sin(kPi * j / k.p0)));
+  // Lanczos only: cos, sin of πj/n for j = -T..T, interleaved.
+  const auto angle_table = [&k](int taps) {
+    std::vector<T> cs;
+    for (int j = -taps; K == LANCZOS && j <= taps; ++j) {
+      cs.push_back(static_cast<T>(std::cos(kPi * j / k.p0)));
+      cs.push_back(static_cast<T>(std::sin(kPi * j / k.p0)));
     }
-  }
+    return cs;
+  };
+  const std::vector<T> cs_x = angle_table(tx), cs_y = angle_table(ty);
   std::vector<T> buf(4 * tx + 4 * ty);
   T *wx = buf.data(), *dpx = wx + tx, *dsx = dpx + tx, *gx = dsx + tx;
   T *wy = gx + tx, *dpy = wy + ty, *dsy = dpy + ty, *gy = dsy + ty;
