@@ -29,6 +29,9 @@ class ReducerConfigError(ValueError):
     """A reducer preset that cannot be built; the message names the fix."""
 
 
+REDUCER_OPTIMIZERS = ("adam", "sgd")  # what may train a learned reducer (stn.train)
+
+
 class Reducer(nn.Module):
     """Base class: ``(N, C, H, W) → (N·K, C, *output_size)``, ``K = candidates``.
 
@@ -42,6 +45,7 @@ class Reducer(nn.Module):
     needs_fit: bool = False
     uses_boxes: bool = False
     candidates: int = 1
+    optimizer: str = "adam"  # one of REDUCER_OPTIMIZERS
 
     def __init__(self, name: str, output_size: Size) -> None:
         super().__init__()
@@ -169,6 +173,7 @@ STN_OPTIONS = (
     "candidates",
     "loc_warmup_epochs",
     "lr_multiplier",
+    "optimizer",
     "kernel_params",
 )
 

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from stn.data.stream import Batch, BatchStream
-from stn.reducers import Reducer, reduce_batch
+from stn.reducers import REDUCER_OPTIMIZERS, Reducer, reduce_batch
 
 
 class NonFiniteLossError(RuntimeError):
@@ -65,17 +65,57 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(model: ReducedClassifier, settings: TrainSettings) -> torch.optim.Optimizer:
-    """Adam with the reducer's parameters at ``lr × reducer.lr_multiplier``.
+SGD_MOMENTUM = 0.9  # the STN paper's localisation nets trained with momentum SGD
+
+
+class JointOptimizer:
+    """Several optimisers stepped as one: the classifier's Adam and a reducer's own."""
+
+    def __init__(self, *optimizers: torch.optim.Optimizer) -> None:
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [group for optimizer in self.optimizers for group in optimizer.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for optimizer in self.optimizers:
+            optimizer.step()
+
+
+def make_optimizer(
+    model: ReducedClassifier, settings: TrainSettings
+) -> torch.optim.Optimizer | JointOptimizer:
+    """Adam for the classifier; the reducer's parameters at ``lr × reducer.lr_multiplier``
+    with the reducer's ``optimizer``: Adam (one optimiser) or SGD with momentum 0.9.
 
     The STN paper trains its localisation network at a tenth of the base rate; any
     learned reducer can ask for its own multiple through ``lr_multiplier``.
     """
     groups = [{"params": list(model.classifier.parameters()), "lr": settings.lr}]
     reducer_params = [p for p in model.reducer.parameters() if p.requires_grad]
+    reducer_lr = settings.lr * float(getattr(model.reducer, "lr_multiplier", 1.0))
+    kind = str(getattr(model.reducer, "optimizer", "adam"))
+    if kind not in REDUCER_OPTIMIZERS:
+        raise ValueError(
+            f"reducer optimizer {kind!r} is not one of {', '.join(REDUCER_OPTIMIZERS)}"
+        )
+    if reducer_params and kind == "sgd":
+        return JointOptimizer(
+            torch.optim.Adam(groups, weight_decay=settings.weight_decay),
+            torch.optim.SGD(
+                reducer_params,
+                lr=reducer_lr,
+                momentum=SGD_MOMENTUM,
+                weight_decay=settings.weight_decay,
+            ),
+        )
     if reducer_params:
-        multiplier = float(getattr(model.reducer, "lr_multiplier", 1.0))
-        groups.append({"params": reducer_params, "lr": settings.lr * multiplier})
+        groups.append({"params": reducer_params, "lr": reducer_lr})
     return torch.optim.Adam(groups, weight_decay=settings.weight_decay)
 
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stn.kernels import get_kernel
-from stn.reducers import Reducer, ReducerConfigError, Size
+from stn.reducers import REDUCER_OPTIMIZERS, Reducer, ReducerConfigError, Size
 from stn.sampling import affine_grid, grid_sample, sample_axis_aligned
 
 # family → number of parameters the localisation net predicts
@@ -313,6 +313,8 @@ class SpatialTransformer(Reducer):
             on its 2.30-loss plateau kept it there).
         lr_multiplier: the localisation net trains at ``lr × lr_multiplier`` (the STN
             paper used 0.1).
+        optimizer: what trains the localisation net: ``adam`` (as the classifier) or
+            ``sgd`` (momentum 0.9, the STN paper's choice), at ``lr × lr_multiplier``.
         kernel_params: e.g. ``{"sigma": 0.5}`` for the gaussian kernel.
     """
 
@@ -343,6 +345,7 @@ class SpatialTransformer(Reducer):
         candidates: int = 1,
         loc_warmup_epochs: int = 0,
         lr_multiplier: float = 0.1,
+        optimizer: str = "adam",
         kernel_params: dict[str, float] | None = None,
     ) -> None:
         super().__init__(name, output_size)
@@ -357,6 +360,11 @@ class SpatialTransformer(Reducer):
             raise ReducerConfigError(str(err)) from err
         if lr_multiplier < 0:
             raise ReducerConfigError(f"lr_multiplier must be >= 0, got {lr_multiplier}")
+        if optimizer not in REDUCER_OPTIMIZERS:
+            raise ReducerConfigError(
+                f"optimizer {optimizer!r} is not one of {', '.join(REDUCER_OPTIMIZERS)}"
+            )
+        self.optimizer = optimizer
         if loc_head not in LOC_HEADS:
             raise ReducerConfigError(f"loc_head {loc_head!r} is not one of {', '.join(LOC_HEADS)}")
         if loc_head == "heatmap" and transform != "attention":
@@ -563,4 +571,5 @@ class SpatialTransformer(Reducer):
             "candidates": self.candidates,
             "loc_warmup_epochs": self.loc_warmup_epochs,
             "lr_multiplier": self.lr_multiplier,
+            "optimizer": self.optimizer,
         }

@@ -32,6 +32,7 @@ RECIPES = [
     "stn_heatmap_zoomed",
     "stn_coarse_to_fine",
     "stn_regression_tuned",
+    "stn_bilinear_sgd",
 ]
 
 
@@ -43,6 +44,8 @@ def test_recipe_presets_build_and_record_their_options(preset):
     assert facts["name"] == preset and facts["learned"] is True
     for key in ("loc_size", "lr_multiplier", "antialias"):
         assert facts[key] == spec[key]
+    if preset != "saliency_sampler":  # every stn_* preset says what trains its localisation
+        assert facts["optimizer"] == spec["optimizer"]
 
 
 @pytest.mark.parametrize("experiment", ["stn_recipes", "object_scale", "stn_goal"])

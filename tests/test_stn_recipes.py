@@ -303,6 +303,36 @@ def test_a_warmed_up_localisation_is_in_the_optimiser_and_a_zero_rate_one_is_not
     assert reducer_groups(stn(lr_multiplier=0.0)) == 0
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_the_localisation_net_steps_with_its_own_optimiser(optimizer):
+    # First steps differ by kind: SGD moves by −lr·g (its momentum buffer starts at g),
+    # Adam by −lr·g/(|g| + eps). The classifier takes Adam's step either way.
+    reducer = stn(optimizer=optimizer, lr_multiplier=0.5, loc_head_init="small")
+    model = ReducedClassifier(reducer, build_classifier("cnn", 1, 10, (48, 48)))
+    optimizer_ = make_optimizer(model, TrainSettings(lr=0.01))
+    assert reducer.describe()["optimizer"] == optimizer
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = F.cross_entropy(model(blob_canvas()), torch.tensor([1, 2, 3, 4]))
+    optimizer_.zero_grad()
+    loss.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    optimizer_.step()
+    loc = {id(p) for p in reducer.parameters()}
+    for param, start, grad in zip(model.parameters(), before, grads, strict=True):
+        moved = param.detach() - start
+        rate = 0.005 if id(param) in loc else 0.01
+        if id(param) in loc and optimizer == "sgd":
+            torch.testing.assert_close(moved, -rate * grad)
+        else:
+            adam_first_step = -rate * grad / (grad.abs() + 1e-8)
+            torch.testing.assert_close(moved, adam_first_step, atol=1e-6, rtol=1e-4)
+
+
+def test_an_unknown_localisation_optimiser_names_the_valid_ones():
+    with pytest.raises(ReducerConfigError, match="adam, sgd"):
+        stn(optimizer="rmsprop")
+
+
 @pytest.mark.parametrize(("canvas", "side"), [(276, 96), (128, 44), (60, 20)])
 def test_loc_downscale_gives_the_detector_the_same_pixel_scale_on_any_canvas(canvas, side):
     reducer = stn(canvas, loc_head="heatmap", loc_downscale=2.875)
