@@ -51,8 +51,9 @@ def saliency_grid(saliency: Tensor, positions: tuple[Tensor, Tensor], sigma: flo
 
     def extend(coords: Tensor) -> Tensor:
         step = coords[1] - coords[0] if len(coords) > 1 else coords.new_tensor(1.0)
-        before = coords[0] - step * torch.arange(radius, 0, -1, dtype=coords.dtype)
-        after = coords[-1] + step * torch.arange(1, radius + 1, dtype=coords.dtype)
+        offsets = torch.arange(1, radius + 1, dtype=coords.dtype, device=coords.device)
+        before = coords[0] - step * offsets.flip(0)
+        after = coords[-1] + step * offsets
         return torch.cat([before, coords, after])
 
     px, py = extend(xs), extend(ys)
@@ -147,9 +148,9 @@ class SaliencySampler(Reducer):
         h, w = self.output_size
         # Coarse positions run from the first to the last output pixel centre, so an
         # align_corners=True upsampling lands exactly on the output pixel centres.
-        ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, self.grid_size, dtype=x.dtype)
-        xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, self.grid_size, dtype=x.dtype)
-        coarse = saliency_grid(self.saliency(x), (ys.to(x.device), xs.to(x.device)), self.sigma)
+        ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, self.grid_size, dtype=x.dtype, device=x.device)
+        xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, self.grid_size, dtype=x.dtype, device=x.device)
+        coarse = saliency_grid(self.saliency(x), (ys, xs), self.sigma)
         fine = F.interpolate(
             coarse.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=True
         )

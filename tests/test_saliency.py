@@ -88,3 +88,11 @@ def test_describe_records_the_settings():
     facts = sampler(sigma=2.0, grid_size=21).describe()
     assert facts["kind"] == "saliency" and facts["learned"] is True
     assert (facts["sigma"], facts["grid_size"]) == (2.0, 21)
+
+
+def test_the_sampling_grid_is_built_on_the_input_device():
+    # The meta device stands in for a GPU: a tensor made on the CPU inside the grid
+    # (it failed every saliency_sampler run on CUDA once) raises a device mismatch.
+    reducer = sampler().to("meta")
+    grid = reducer.grid(torch.empty(2, 1, 64, 64, device="meta"))
+    assert grid.device.type == "meta" and grid.shape == (2, 48, 48, 2)
