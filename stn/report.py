@@ -62,6 +62,9 @@ class Report:
     throughput_markdown: str = ""
 
 
+THROUGHPUT_ONLY = "Throughput only (`mode=throughput`): no run trained, so no accuracy table."
+
+
 def comparison_table(runs: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
     """Accuracy statistics over seeds, median throughput and the baseline comparison."""
     if "oracle" in runs:
@@ -86,24 +89,28 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
         _write_figures(sweep_dir, records, table) if with_figures else ({}, {})
     )
     markdown = to_markdown(table)
+    throughput_only = table.empty and not runs.empty and (runs.get("mode") == "throughput").all()
     summary = grid.line()
     if skipped:
         summary += f", {len(skipped)} unreadable record file(s) skipped"
 
     lines = [f"# Sweep report: {sweep_dir.name}", "", f"**{summary}.**", ""]
     lines += _config_section(records)
-    lines += ["## Results", "", markdown, ""]
-    lines += [
-        f"Test accuracy: mean over seeds ± half-width of the 95 % Student-t confidence "
-        f"interval; std and n over seeds; throughput: median over seeds. "
-        f"Best value per column in bold (per dataset and classifier). "
-        f"`vs {BASELINE}`: {SIGNIFICANCE_TEST}.",
-        "",
-        "Also as "
-        + ", ".join(f"[{k}]({p.relative_to(sweep_dir)})" for k, p in table_paths.items())
-        + " (the CSV has every column, unrounded).",
-        "",
-    ]
+    if throughput_only:
+        lines += ["## Results", "", THROUGHPUT_ONLY, ""]
+    else:
+        lines += ["## Results", "", markdown, ""]
+        lines += [
+            f"Test accuracy: mean over seeds ± half-width of the 95 % Student-t confidence "
+            f"interval; std and n over seeds; throughput: median over seeds. "
+            f"Best value per column in bold (per dataset and classifier). "
+            f"`vs {BASELINE}`: {SIGNIFICANCE_TEST}.",
+            "",
+            "Also as "
+            + ", ".join(f"[{k}]({p.relative_to(sweep_dir)})" for k, p in table_paths.items())
+            + " (the CSV has every column, unrounded).",
+            "",
+        ]
     if speed_markdown:
         lines += ["## Throughput", "", THROUGHPUT_NOTE, "", speed_markdown, ""]
     if figure_paths:

@@ -168,7 +168,8 @@ def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per record with the columns tables and plots need.
 
     Columns: run_id, sweep, status, error, dataset, reducer, reducer_kind, learned,
-    reducer_params, oracle, classifier, seed, test_accuracy, test_loss, train_seconds, and
+    reducer_params, oracle, classifier, seed, mode (train/throughput), test_accuracy,
+    test_loss, train_seconds, and
     every ``throughput.<figure>.<stat>`` number flattened as ``tp_<figure>_<stat>``,
     ``tp_device`` and ``tp_comparable`` (``False``: taken beside other runs).
     """
@@ -189,6 +190,7 @@ def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "oracle": bool(r.get("reducer", {}).get("oracle", False)),
             "classifier": r.get("classifier", {}).get("name"),
             "seed": cfg.get("seed"),
+            "mode": cfg.get("mode", "train"),
             "test_accuracy": r.get("metrics", {}).get("test_accuracy"),
             "test_loss": r.get("metrics", {}).get("test_loss"),
             "train_seconds": r.get("metrics", {}).get("train_seconds"),

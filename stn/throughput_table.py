@@ -93,7 +93,10 @@ def format_throughput_markdown(table: pd.DataFrame) -> str:
 
 
 def trained_runs(frame: pd.DataFrame) -> pd.DataFrame:
-    """Drop throughput-only runs (ok but no accuracy) from the accuracy table."""
+    """Drop throughput-only runs (ok but no accuracy, or failed in mode=throughput: they
+    were never to have one) from the accuracy table."""
+    if "mode" in frame:
+        frame = frame[frame["mode"] != "throughput"]
     if "test_accuracy" not in frame:
         return frame
     return frame[(frame["status"] != "ok") | frame["test_accuracy"].notna()]
