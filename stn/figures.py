@@ -165,7 +165,8 @@ def plot_sampling_regions(
     boxes: np.ndarray | None = None,
 ) -> Path:
     """Each STN's learned sampling region (quadrilateral of θ ``(k, 2, 3)``) drawn on the
-    inputs ``(k, C, H, W)``, one row per STN; the true object box dashed when known."""
+    inputs ``(k, C, H, W)``, one row per STN, cut at each picture's edge; the true object
+    box dashed when known."""
     columns = len(inputs)
     height, width = inputs.shape[-2:]
     tile = max(height, width)
@@ -178,9 +179,11 @@ def plot_sampling_regions(
             origin = np.array([c * (tile + _GAP), r * (tile + _GAP)])
             # input pixel coords (edges at -0.5) → mosaic coords (same convention)
             corners = (sampling_quadrilateral(theta[c], height, width) + 0.5) * scale - 0.5
-            ax.add_patch(
-                Polygon(corners + origin, closed=True, fill=False, edgecolor="red", lw=1.5)
-            )
+            region = Polygon(corners + origin, closed=True, fill=False, edgecolor="red", lw=1.5)
+            ax.add_patch(region)
+            # A window larger than the canvas or off it is cut at its own picture's edge,
+            # not drawn across its neighbours.
+            region.set_clip_path(Rectangle(origin - 0.5, tile, tile, transform=ax.transData))
             if boxes is not None and c < len(boxes):
                 x0, y0, x1, y1 = np.asarray(boxes[c], dtype=float)
                 ax.add_patch(

@@ -163,3 +163,13 @@ def test_figures_are_pngs_of_the_expected_size(table, records, tmp_path):
     # the region's outline is drawn in red on the black input
     pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
     assert ((pixels[..., 0] > 200) & (pixels[..., 1] < 80)).any()
+
+
+def test_a_region_larger_than_the_canvas_is_not_drawn_over_its_neighbours(tmp_path):
+    inputs = np.zeros((3, 1, 96, 96), np.uint8)
+    # Three times the canvas, centred: every outline lies outside its own picture and,
+    # uncut, would cross the pictures beside it.
+    thetas = {"stn": np.tile(3 * np.eye(2, 3), (3, 1, 1))}
+    path = figures.plot_sampling_regions(inputs, thetas, tmp_path / "r.png")
+    pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    assert not ((pixels[..., 0] > 200) & (pixels[..., 1] < 80)).any()
