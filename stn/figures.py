@@ -121,21 +121,31 @@ def plot_kernel_accuracy(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     return _save(figure, path)
 
 
+def line_styles(n: int) -> list[tuple[str, str]]:
+    """``n`` distinct (colour, line style) pairs: ten colours, then the same ten dashed,
+    dotted, …, so a sweep of more than ten reducers keeps every line apart."""
+    styles = ("-", "--", ":", "-.")
+    return [(f"C{i % 10}", styles[(i // 10) % len(styles)]) for i in range(n)]
+
+
 def plot_learning_curves(curves: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Test accuracy and training loss per epoch, one line per reducer (mean over seeds)."""
     figure = Figure(figsize=PLOT_SIZE, dpi=DPI)
     FigureCanvasAgg(figure)
     accuracy_ax, loss_ax = figure.subplots(1, 2)
-    for reducer, rows in curves.groupby("reducer", sort=True):
+    groups = list(curves.groupby("reducer", sort=True))
+    for (reducer, rows), (color, style) in zip(groups, line_styles(len(groups)), strict=True):
         mean = rows.groupby("epoch")[["test_accuracy", "train_loss"]].mean(numeric_only=True)
-        accuracy_ax.plot(mean.index, 100 * mean["test_accuracy"], marker=".", label=str(reducer))
-        loss_ax.plot(mean.index, mean["train_loss"], marker=".", label=str(reducer))
+        look = {"marker": ".", "color": color, "linestyle": style, "label": str(reducer)}
+        accuracy_ax.plot(mean.index, 100 * mean["test_accuracy"], **look)
+        loss_ax.plot(mean.index, mean["train_loss"], **look)
     accuracy_ax.set(xlabel="epoch", ylabel="test accuracy, %", title="held-out accuracy")
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="training loss")
     for ax in (accuracy_ax, loss_ax):
         ax.grid(True, alpha=0.3)
-    accuracy_ax.legend(fontsize=7)
-    figure.subplots_adjust(wspace=0.3)
+    # Beside the plots, not on them: a dozen reducers' legend hides the curves.
+    figure.legend(*accuracy_ax.get_legend_handles_labels(), loc="center right", fontsize=6)
+    figure.subplots_adjust(left=0.08, right=0.76, wspace=0.3)
     return _save(figure, path)
 
 

@@ -173,3 +173,8 @@ def test_a_region_larger_than_the_canvas_is_not_drawn_over_its_neighbours(tmp_pa
     path = figures.plot_sampling_regions(inputs, thetas, tmp_path / "r.png")
     pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
     assert not ((pixels[..., 0] > 200) & (pixels[..., 1] < 80)).any()
+
+
+def test_learning_curves_keep_up_to_forty_reducers_apart():
+    looks = figures.line_styles(40)
+    assert len(set(looks)) == 40 and looks[0] != looks[10] and looks[0][0] == looks[10][0]
