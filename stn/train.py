@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from stn.data.stream import Batch, BatchStream
-from stn.reducers import REDUCER_OPTIMIZERS, Reducer, reduce_batch
+from stn.reducers import Reducer, reduce_batch
 
 
 class NonFiniteLossError(RuntimeError):
@@ -99,12 +99,8 @@ def make_optimizer(
     groups = [{"params": list(model.classifier.parameters()), "lr": settings.lr}]
     reducer_params = [p for p in model.reducer.parameters() if p.requires_grad]
     reducer_lr = settings.lr * float(getattr(model.reducer, "lr_multiplier", 1.0))
-    kind = str(getattr(model.reducer, "optimizer", "adam"))
-    if kind not in REDUCER_OPTIMIZERS:
-        raise ValueError(
-            f"reducer optimizer {kind!r} is not one of {', '.join(REDUCER_OPTIMIZERS)}"
-        )
-    if reducer_params and kind == "sgd":
+    # The reducer validated its ``optimizer`` (one of stn.reducers.REDUCER_OPTIMIZERS).
+    if reducer_params and getattr(model.reducer, "optimizer", "adam") == "sgd":
         return JointOptimizer(
             torch.optim.Adam(groups, weight_decay=settings.weight_decay),
             torch.optim.SGD(
