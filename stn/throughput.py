@@ -15,6 +15,8 @@ check on a shared machine: near 0 means the figure was taken on a quiet machine)
 inference, training step) beside two references measured on the same batch in the
 same process (a plain read of the batch, the memory floor; and
 ``F.interpolate(bilinear, antialias=True)``) and stores each figure as a ratio to both.
+Every timed call starts from memory (cache flushed) with glibc keeping freed memory, so
+the figures measure the code rather than what ran before it (:mod:`stn.timing_hygiene`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from torch import Tensor, nn
 
 from stn.data.stream import Batch, BatchStream
 from stn.reducers import reduce_batch
+from stn.timing_hygiene import cache_flusher, keep_freed_memory
 
 T = TypeVar("T")
 
@@ -77,6 +80,8 @@ class Measurement:
     others_cpu_s: float | None
     others_cores: float | None
     paired: dict[str, float] | None = None
+    page_faults: int | None = None
+    cache_flushed: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,6 +106,10 @@ def busy_cpu_seconds() -> float | None:
     ticks = [int(v) for v in fields[1:9]]
     busy = sum(ticks) - ticks[3] - ticks[4]
     return busy / os.sysconf("SC_CLK_TCK")
+
+
+def minor_page_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def own_cpu_seconds() -> float:
@@ -165,6 +174,7 @@ def measure(
     dtype: torch.dtype | str | None = None,
     input_shape: tuple[int, ...] | list[int] | None = None,
     references: dict[str, Callable[[], Any]] | None = None,
+    flush: Callable[[], Any] | None = None,
 ) -> Measurement:
     """Time ``step`` (one batch of ``batch_size`` images) after ``warmup`` calls.
 
@@ -174,7 +184,9 @@ def measure(
     ``references``: callables on the same batch, each timed right before every call of
     ``step``; their ratios to it land in ``paired``. On a shared machine the speed of
     a core changed 2× from one tenth of a second to the next here, so only calls timed
-    side by side make a ratio that means the same in two runs.
+    side by side make a ratio that means the same in two runs. ``flush`` (untimed) runs
+    before every timed call, references included (see
+    :func:`stn.timing_hygiene.cache_flusher`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -184,6 +196,16 @@ def measure(
         )
     device = torch.device(device)
     references = dict(references or {})
+
+    def timed(call: Callable[[], Any]) -> float:
+        if flush is not None:
+            flush()
+        synchronize(device)
+        t0 = time.perf_counter()
+        call()
+        synchronize(device)
+        return time.perf_counter() - t0
+
     for _ in range(warmup):
         for reference in references.values():
             reference()
@@ -191,6 +213,7 @@ def measure(
     synchronize(device)
     scope = _start_memory_window(device)
     busy_before, own_before = busy_cpu_seconds(), own_cpu_seconds()
+    faults_before = minor_page_faults()
     times: list[float] = []
     reference_times: dict[str, list[float]] = {name: [] for name in references}
     started = time.perf_counter()
@@ -198,17 +221,10 @@ def measure(
         len(times) < min_repeats or time.perf_counter() - started < min_seconds
     ):
         for name, reference in references.items():
-            synchronize(device)
-            t0 = time.perf_counter()
-            reference()
-            synchronize(device)
-            reference_times[name].append(time.perf_counter() - t0)
-        synchronize(device)
-        t0 = time.perf_counter()
-        step()
-        synchronize(device)
-        times.append(time.perf_counter() - t0)
+            reference_times[name].append(timed(reference))
+        times.append(timed(step))
     window = time.perf_counter() - started
+    faults = minor_page_faults() - faults_before
     busy_after, own_after = busy_cpu_seconds(), own_cpu_seconds()
     others = None
     if busy_before is not None and busy_after is not None:
@@ -240,6 +256,8 @@ def measure(
             for name, ref in reference_times.items()
         }
         or None,
+        page_faults=None if device.type == "cuda" else faults,
+        cache_flushed=flush is not None,
     )
 
 
@@ -283,7 +301,10 @@ class ThroughputSettings:
 
     ``batch_size``: images per timed step (``None``: the batch given). ``rounds``: how
     many times every figure and reference is taken, side by side, each round on a fresh
-    copy of the batch (see :func:`measure_pipeline`). ``comparable``
+    copy of the batch (see :func:`measure_pipeline`). ``flush_cache``: read a buffer
+    twice the cache's size before every timed call, so every figure starts from memory;
+    ``keep_freed_memory``: glibc keeps freed memory while timing, so no call pays for
+    page faults another did not (both in :mod:`stn.timing_hygiene`). ``comparable``
     is ``False`` (with ``reason``) when the figures were taken beside other runs, e.g.
     under a parallel launcher; they are recorded but flagged.
     """
@@ -294,6 +315,8 @@ class ThroughputSettings:
     max_repeats: int = 1000
     batch_size: int | None = None
     rounds: int = 3
+    flush_cache: bool = True
+    keep_freed_memory: bool = True
     comparable: bool = True
     reason: str | None = None
 
@@ -308,7 +331,12 @@ class ThroughputSettings:
         return cls(**{**section, **extra})
 
 
-def _timer(settings: ThroughputSettings, x: Tensor, device: torch.device):
+def _timer(
+    settings: ThroughputSettings,
+    x: Tensor,
+    device: torch.device,
+    flush: Callable[[], Any] | None = None,
+):
     def time_it(
         step: Callable[[], Any], references: dict[str, Callable[[], Any]] | None = None
     ) -> Measurement:
@@ -323,6 +351,7 @@ def _timer(settings: ThroughputSettings, x: Tensor, device: torch.device):
             dtype=x.dtype,
             input_shape=tuple(x.shape),
             references=references,
+            flush=flush,
         )
 
     return time_it
@@ -342,12 +371,16 @@ def reference_steps(x: Tensor, output_size: tuple[int, int]) -> dict[str, Callab
 
 
 def reference_figures(
-    x: Tensor, output_size: tuple[int, int], settings: ThroughputSettings
+    x: Tensor,
+    output_size: tuple[int, int],
+    settings: ThroughputSettings,
+    flush: Callable[[], Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The two references on batch ``x`` ``(N, C, H, W)``: a plain read of every input
     byte (``memory_floor``, with ``gb_per_s``) and ``F.interpolate(bilinear,
-    antialias=True)`` to ``output_size`` (``interpolate_aa``)."""
-    time_it = _timer(settings, x, x.device)
+    antialias=True)`` to ``output_size`` (``interpolate_aa``); ``flush`` before each
+    timed call."""
+    time_it = _timer(settings, x, x.device, flush)
     with torch.no_grad():
         figures = {
             name: time_it(step).as_dict() for name, step in reference_steps(x, output_size).items()
@@ -364,15 +397,17 @@ def pipeline_figures(
     boxes: Tensor | None,
     settings: ThroughputSettings,
     output_size: tuple[int, int] = (48, 48),
+    flush: Callable[[], Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Reducer alone and end-to-end inference (``eval``, no gradients), and one training
     step (forward, cross-entropy, backward, Adam step) on a deep copy of ``model``, so
     the model that was evaluated is never changed by measuring it. Both references
-    (:func:`reference_steps`) are timed beside every call (``paired``).
+    (:func:`reference_steps`) are timed beside every call (``paired``); ``flush`` runs
+    before each timed call.
 
     ``model`` has ``.reducer`` and is called as ``model(x, boxes)``.
     """
-    timer = _timer(settings, x, x.device)
+    timer = _timer(settings, x, x.device, flush)
     references = reference_steps(x, output_size)
 
     def time_it(step: Callable[[], Any]) -> Measurement:
@@ -452,10 +487,12 @@ def measure_pipeline(
     device). ``settings.batch_size`` images are timed per step (the batch is tiled when
     it is shorter); an out-of-memory error halves that batch until it fits, and the
     batch actually used is recorded. References and figures are taken ``settings.rounds``
-    times in turn, each round on a fresh copy of the batch (:func:`combine_rounds`).
-    Returns the figures (``reducer``, ``inference``,
-    ``train_step``, ``memory_floor``, ``interpolate_aa``), their ``ratios``, the
-    ``batch`` (``size``, ``requested_size``, ``channels``, ``height``, ``width``),
+    times in turn, each round on a fresh copy of the batch (:func:`combine_rounds`),
+    under the conditions ``settings`` asks for (cache flushed before each timed call,
+    freed memory kept; what was done is the record's ``conditions``). Returns the figures
+    (``reducer``, ``inference``, ``train_step``, ``memory_floor``, ``interpolate_aa``),
+    their ``ratios``, the ``batch`` (``size``, ``requested_size``, ``channels``,
+    ``height``, ``width``), ``conditions`` (``cache_flush_bytes``, ``allocator``),
     ``comparable`` (+ ``not_comparable_reason``), ``train_step_on`` and ``seconds``.
     """
     device = torch.device(device)
@@ -467,6 +504,7 @@ def measure_pipeline(
     x_all, y_all = x[index].to(device), y[index].to(device)
     boxes_all = None if boxes is None else boxes[index].to(device)
     model.to(device)
+    flush = cache_flusher(device) if settings.flush_cache else None
 
     def take_all(batch: int) -> list[dict[str, dict[str, Any]]]:
         yb = y_all[:batch]
@@ -476,13 +514,19 @@ def measure_pipeline(
             # Rounds spread the figures over time and over allocations (a fresh copy each):
             # one window of one copy can catch the host in a slow or a fast state.
             xb = x_all[:batch].clone()
-            refs = reference_figures(xb, output_size, settings)
-            rounds.append({**refs, **pipeline_figures(model, xb, yb, bb, settings, output_size)})
+            refs = reference_figures(xb, output_size, settings, flush)
+            figures = pipeline_figures(model, xb, yb, bb, settings, output_size, flush)
+            rounds.append({**refs, **figures})
         return rounds
 
     if settings.rounds < 1:
         raise ValueError(f"throughput.rounds must be >= 1, got {settings.rounds}")
-    rounds, used = with_batch_backoff(take_all, requested)
+    if settings.keep_freed_memory:
+        with keep_freed_memory() as allocator:
+            rounds, used = with_batch_backoff(take_all, requested)
+    else:
+        allocator = "unchanged: throughput.keep_freed_memory=false"
+        rounds, used = with_batch_backoff(take_all, requested)
     figures, ratios = combine_rounds(rounds)
     _, channels, height, width = x_all.shape
     return {
@@ -495,6 +539,10 @@ def measure_pipeline(
             "channels": int(channels),
             "height": int(height),
             "width": int(width),
+        },
+        "conditions": {
+            "cache_flush_bytes": None if flush is None else flush.size_bytes,
+            "allocator": allocator,
         },
         "comparable": settings.comparable,
         "not_comparable_reason": settings.reason,

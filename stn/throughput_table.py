@@ -20,9 +20,11 @@ THROUGHPUT_KEYS = ["device", "channels", "height", "width", "reducer"]
 THROUGHPUT_NOTE = (
     "Images/s are medians over timed steps after warm-up; the ratios compare the reducer "
     "with a plain read of the same batch (memory floor) and with F.interpolate(bilinear, "
-    "antialias=True), both measured in the same process just before it. *others' cores*: "
-    "CPU other processes used while timing (near 0: a quiet machine). *comparable: no*: "
-    "taken under a parallel launcher beside other runs."
+    "antialias=True), both measured in the same process just before it; every timed call "
+    "starts from memory (the cache is flushed first; `throughput.flush_cache`). Each row "
+    "is the median over its *runs* (seeds: separate passes of the sweep). *others' "
+    "cores*: CPU other processes used while timing (near 0: a quiet machine). "
+    "*comparable: no*: taken under a parallel launcher beside other runs."
 )
 
 
@@ -86,6 +88,7 @@ def format_throughput_markdown(table: pd.DataFrame) -> str:
             "floor GB/s": table["floor_gb_s"].map(number(".1f")),
             "threads": table["threads"].map(number(".0f")),
             "others' cores": table["others_cores"].map(number(".2f")),
+            "runs": table["n"],
             "comparable": table["comparable"].map(lambda v: "yes" if v else "**no**"),
         }
     )

@@ -2,6 +2,8 @@
 accuracy, its report shows the speed table, and a parallel launcher marks the figures
 not comparable (tests/test_sweep.py checks the basic launcher's records)."""
 
+import re
+
 import torch
 
 from stn.results import load_records
@@ -13,6 +15,7 @@ def test_throughput_sweep_under_a_parallel_launcher(tmp_path):
     proc = run_app(
         "experiment=throughput",
         f"results_dir={out}",
+        "seed=0,1",  # repeats: the experiment lists seed first, so it varies slowest
         "reducer=pool_adaptive,pool_avg",  # pool_avg cannot reach 48 from 128: it fails
         "dataset=digits_128",
         "dataset.channels=3",
@@ -30,7 +33,10 @@ def test_throughput_sweep_under_a_parallel_launcher(tmp_path):
     assert proc.returncode == 1, proc.stderr[-3000:]  # one run failed; the sweep went on
     records, _ = load_records(out)
     # cuda_if_present: no record at all on a machine without a GPU.
-    assert len(records) == (4 if torch.cuda.is_available() else 2)
+    assert len(records) == (8 if torch.cuda.is_available() else 4)
+    # One pass over every cell per seed: repeats of a cell are a pass apart in time.
+    in_order = sorted(records, key=lambda r: r["timing"]["started_at"])
+    assert [r["config"]["seed"] for r in in_order] == sorted(r["config"]["seed"] for r in records)
     failed = [r for r in records if r["status"] != "ok"]
     assert {r["config"]["reducer"]["name"] for r in failed} == {"pool_avg"}
     record = next(
@@ -43,10 +49,12 @@ def test_throughput_sweep_under_a_parallel_launcher(tmp_path):
     assert tp["batch"]["channels"] == 3 and tp["batch"]["height"] == 128
     assert tp["ratios"]["reducer_vs_memory_floor"] > 0
     assert tp["comparable"] is False and "JoblibLauncher" in tp["not_comparable_reason"]
+    assert tp["conditions"]["cache_flush_bytes"] > 0 and tp["reducer"]["cache_flushed"]
     report = (out / "report.md").read_text()
     # No accuracy table row for the failed run (there was never to be an accuracy); the
     # failure is listed with the problems.
     assert "Throughput only (`mode=throughput`)" in report
     assert "| nan" not in report and "## Throughput" in report
     assert "pool_avg cannot reach 48 from 128" in report
-    assert "| cpu      | 3×128×128 | pool_adaptive |" in report and "**no**" in report
+    # One row for the cell: the median of the two seeds' runs, not comparable.
+    assert re.search(r"\| cpu +\| 3×128×128 \| pool_adaptive \|.*\| +2 \| \*\*no\*\* +\|", report)

@@ -1,0 +1,98 @@
+"""Measuring conditions: the cache flush before every timed call and glibc keeping freed
+memory while timing (stn/timing_hygiene.py)."""
+
+import resource
+
+import pytest
+import torch
+
+from stn.throughput import ThroughputSettings, measure, measure_pipeline
+from stn.timing_hygiene import (
+    FALLBACK_CACHE_BYTES,
+    cache_bytes,
+    cache_flusher,
+    keep_freed_memory,
+    last_level_cache_bytes,
+)
+from tests.test_throughput import _batch, _model
+
+BIG = 64 * 2**20  # above glibc's largest mmap threshold (32 MB): always mmapped by default
+
+
+def fake_cache(root, *levels):
+    for i, (level, size) in enumerate(levels):
+        index = root / f"index{i}"
+        index.mkdir()
+        (index / "level").write_text(f"{level}\n")
+        (index / "size").write_text(f"{size}\n")
+    return root
+
+
+def test_last_level_cache_is_the_highest_level_in_sysfs(tmp_path):
+    root = fake_cache(tmp_path, (1, "32K"), (1, "32K"), (3, "32768K"), (2, "1M"))
+    assert last_level_cache_bytes(root) == 32 * 2**20
+    assert last_level_cache_bytes(tmp_path / "missing") is None
+
+
+def test_flush_reads_twice_the_cache_unless_told():
+    assert cache_flusher("cpu").size_bytes == 2 * cache_bytes(torch.device("cpu"))
+    assert cache_flusher("cpu", size_bytes=4096).size_bytes == 4096
+    assert FALLBACK_CACHE_BYTES >= 32 * 2**20
+    with pytest.raises(ValueError, match="at least 4 bytes"):
+        cache_flusher("cpu", size_bytes=2)
+
+
+def test_flush_runs_before_every_timed_call_but_not_in_warm_up():
+    log = []
+    m = measure(lambda: log.append("step"), 1, warmup=1, min_repeats=2, min_seconds=0.0,
+                references={"ref": lambda: log.append("ref")},
+                flush=lambda: log.append("flush"))  # fmt: skip
+    assert log == ["ref", "step"] + ["flush", "ref", "flush", "step"] * 2
+    assert m.cache_flushed and m.repeats == 2
+    assert not measure(lambda: None, 1, warmup=0, min_repeats=1, min_seconds=0.0).cache_flushed
+
+
+def faults_of(make):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    make()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def touch_big() -> None:
+    t = torch.ones(BIG // 4)  # written: every page is faulted in
+    del t
+
+
+def test_kept_freed_memory_is_reused_without_page_faults():
+    # Without it, glibc hands a 64 MB block back to the kernel when it is freed and
+    # the next one faults every page in again.
+    touch_big()
+    assert faults_of(touch_big) > BIG // 4096 // 2
+    with keep_freed_memory() as allocator:
+        assert allocator == "glibc: freed memory kept"
+        touch_big()
+        assert faults_of(touch_big) < BIG // 4096 // 10
+    touch_big()  # defaults are back: freed blocks are returned again
+    assert faults_of(touch_big) > BIG // 4096 // 2
+
+
+def test_page_faults_are_counted_in_the_timed_window():
+    m = measure(touch_big, 1, warmup=1, min_repeats=3, min_seconds=0.0)
+    assert m.page_faults >= 3 * BIG // 4096 // 2
+
+
+def test_pipeline_records_its_conditions():
+    model, (x, y) = _model(), _batch()
+    quick = ThroughputSettings(warmup=0, min_repeats=1, min_seconds=0.0, rounds=1)
+    out = measure_pipeline(model, x, y, None, "cpu", quick)
+    assert out["conditions"]["cache_flush_bytes"] == cache_flusher("cpu").size_bytes
+    assert out["conditions"]["allocator"] == "glibc: freed memory kept"
+    assert all(out[name]["cache_flushed"] for name in ("reducer", "memory_floor"))
+    plain = ThroughputSettings(warmup=0, min_repeats=1, min_seconds=0.0, rounds=1,
+                               flush_cache=False, keep_freed_memory=False)  # fmt: skip
+    out = measure_pipeline(model, x, y, None, "cpu", plain)
+    assert out["conditions"] == {
+        "cache_flush_bytes": None,
+        "allocator": "unchanged: throughput.keep_freed_memory=false",
+    }
+    assert not out["reducer"]["cache_flushed"]
