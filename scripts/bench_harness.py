@@ -10,8 +10,10 @@ ratio reducer / direct (goal: >= 0.80).
 overhead: launches throughput-only runs (wandb offline): each in its own process, then
 a sweep of several in one process, and prints wall time minus the time spent measuring,
 per run (goal: < 3 s).
-agreement: per (device, input, reducer) the ratio to the memory floor in two sweep
-folders and their relative difference (goal: within 15 %), with the contention seen.
+agreement: per (device, input, batch, reducer) the ratio to the memory floor in two
+sweep folders and their relative difference (goal: within 15 %), with the contention
+seen; the same count for the ratio to interpolate_aa; and, per folder with several
+passes (seeds), how much a cell's ratio varies between passes.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from stn.reducers import build_reducer
 from stn.report import throughput_table
 from stn.results import load_records, records_to_frame
 from stn.throughput import measure
+from stn.throughput_table import THROUGHPUT_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -188,34 +191,66 @@ def bench_overhead(args: argparse.Namespace) -> int:
     return 0
 
 
+CELL_COLUMNS = ["tp_device", "tp_batch_channels", "tp_batch_height", "tp_batch_width",
+                "tp_batch_size", "reducer"]  # fmt: skip
+
+
+def pass_scatter(frame: pd.DataFrame) -> tuple[float, int] | None:
+    """Median over cells of the coefficient of variation (std / mean) of the ratio to the
+    floor across a cell's runs (the sweep's passes), and the median runs per such cell;
+    ``None`` when no cell ran twice."""
+    ratio = "tp_ratios_reducer_vs_memory_floor"
+    ok = frame[(frame["status"] == "ok") & frame[ratio].notna()]
+    cells = ok.groupby(CELL_COLUMNS, dropna=False)[ratio]
+    runs = cells.size()
+    if runs.max() < 2:
+        return None
+    repeated = runs >= 2
+    variation = (cells.std() / cells.mean())[repeated]
+    return float(variation.median()), int(runs[repeated].median())
+
+
 def bench_agreement(args: argparse.Namespace) -> int:
     tables = []
     for folder in (args.first, args.second):
         records, _ = load_records(folder)
-        table = throughput_table(records_to_frame(records))
+        frame = records_to_frame(records)
+        table = throughput_table(frame)
         if table.empty:
             print(f"error: {folder} has no ok throughput records", file=sys.stderr)
             return 2
         tables.append(table)
-    keys = ["device", "channels", "height", "width", "reducer"]
+        scatter = pass_scatter(frame)
+        if scatter is not None:
+            print(
+                f"{folder}: between passes a cell's ratio to the floor varies by "
+                f"{scatter[0]:.1%} (median coefficient of variation, {scatter[1]} runs per cell)"
+            )
+    keys = THROUGHPUT_KEYS
     both = tables[0].merge(tables[1], on=keys, suffixes=("_1", "_2"))
-    both["difference"] = (both["reducer_vs_floor_2"] / both["reducer_vs_floor_1"] - 1).abs()
+    for ratio in ("reducer_vs_floor", "reducer_vs_interp_aa"):
+        both[f"{ratio}_diff"] = (both[f"{ratio}_2"] / both[f"{ratio}_1"] - 1).abs()
     shown = both[
         keys
         + [
             "reducer_vs_floor_1",
             "reducer_vs_floor_2",
-            "difference",
+            "reducer_vs_floor_diff",
             "others_cores_1",
             "others_cores_2",
         ]
     ]
     print(shown.round(3).to_markdown(index=False))
-    within = int((both["difference"] <= args.tolerance).sum())
-    print(
-        f"{within}/{len(both)} within {args.tolerance:.0%}; median difference "
-        f"{both['difference'].median():.1%}, worst {both['difference'].max():.1%}"
-    )
+    for ratio, label in (
+        ("reducer_vs_floor", "ratio to the memory floor"),
+        ("reducer_vs_interp_aa", "ratio to interpolate_aa"),
+    ):
+        difference = both[f"{ratio}_diff"]
+        within = int((difference <= args.tolerance).sum())
+        print(
+            f"{label}: {within}/{len(both)} within {args.tolerance:.0%}; median difference "
+            f"{difference.median():.1%}, worst {difference.max():.1%}"
+        )
     return 0
 
 

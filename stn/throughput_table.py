@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 
 THROUGHPUT_COLUMNS = {
-    "batch": "tp_batch_size",
     "reducer_img_s": "tp_reducer_images_per_s",
     "inference_img_s": "tp_inference_images_per_s",
     "train_img_s": "tp_train_step_images_per_s",
@@ -14,7 +13,9 @@ THROUGHPUT_COLUMNS = {
     "floor_gb_s": "tp_memory_floor_gb_per_s",
     "threads": "tp_reducer_threads",
 }
-THROUGHPUT_KEYS = ["device", "channels", "height", "width", "reducer"]
+# A row is a cell: runs that differ only in seed (the sweep's passes) share it; a sweep
+# over batch sizes gets a row per batch instead of a median across them.
+THROUGHPUT_KEYS = ["device", "channels", "height", "width", "batch", "reducer"]
 
 
 THROUGHPUT_NOTE = (
@@ -29,7 +30,7 @@ THROUGHPUT_NOTE = (
 
 
 def throughput_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (device, input shape, reducer) over ok runs that have figures: median
+    """One row per (device, input shape, batch, reducer) over ok runs that have figures: median
     images/s of the three figures, the reducer's ratios to the memory floor and to
     ``F.interpolate(bilinear, antialias)`` measured beside it, the floor's GB/s, the
     busiest contention seen (``others_cores``: cores other processes kept busy while
@@ -47,6 +48,7 @@ def throughput_table(frame: pd.DataFrame) -> pd.DataFrame:
             "channels": ok.get("tp_batch_channels"),
             "height": ok.get("tp_batch_height"),
             "width": ok.get("tp_batch_width"),
+            "batch": ok.get("tp_batch_size"),
             "reducer": ok["reducer"],
             **{name: ok.get(col) for name, col in THROUGHPUT_COLUMNS.items()},
             "others_cores": contention.max(axis=1) if not contention.empty else None,

@@ -6,8 +6,8 @@ from stn.report import format_throughput_markdown, throughput_table, write_repor
 from stn.results import new_record, records_to_frame, write_record
 
 
-def _record(reducer, seed, reducer_img_s, floor_img_s, comparable=True, accuracy=None):
-    record = new_record({"reducer": reducer, "seed": seed}, "t")
+def _record(reducer, seed, reducer_img_s, floor_img_s, comparable=True, accuracy=None, batch=64):
+    record = new_record({"reducer": reducer, "seed": seed, "batch": batch}, "t")
     figure = {"images_per_s": reducer_img_s, "device": "cpu", "threads": 1, "others_cores": 0.1}
     record.update(
         status="ok",
@@ -21,7 +21,7 @@ def _record(reducer, seed, reducer_img_s, floor_img_s, comparable=True, accuracy
             "train_step": {**figure, "images_per_s": 20.0, "others_cores": 0.7},
             "memory_floor": {"images_per_s": floor_img_s, "gb_per_s": 3.0},
             "ratios": {"reducer_vs_memory_floor": reducer_img_s / floor_img_s},
-            "batch": {"size": 64, "channels": 3, "height": 128, "width": 128},
+            "batch": {"size": batch, "channels": 3, "height": 128, "width": 128},
             "comparable": comparable,
         },
     )
@@ -41,6 +41,14 @@ def test_one_row_per_reducer_with_median_ratio_and_worst_contention():
     assert "3×128×128" in text and "**no**" in text
 
 
+def test_runs_at_different_batch_sizes_are_rows_of_their_own():
+    records = [_record("a", s, 100.0, 1000.0) for s in range(2)]
+    records.append(_record("a", 0, 900.0, 1000.0, batch=1024))
+    table = throughput_table(records_to_frame(records))
+    assert sorted(zip(table["batch"], table["n"], strict=True)) == [(64, 2), (1024, 1)]
+    assert table.set_index("batch").loc[1024, "reducer_img_s"] == pytest.approx(900.0)
+
+
 def test_records_without_figures_give_an_empty_table():
     record = _record("a", 0, 1.0, 1.0, accuracy=0.5)
     record["throughput"] = {}
@@ -58,3 +66,20 @@ def test_a_run_that_failed_before_building_its_reducer_is_named_from_its_config(
     record = new_record({"reducer": {"name": "pool_avg"}, "seed": 0}, "t")
     record.update(status="failed", error="ReducerConfigError: cannot reach 48 from 276")
     assert records_to_frame([record])["reducer"].tolist() == ["pool_avg"]
+
+
+def test_agreement_compares_two_sweeps_and_the_scatter_between_passes(tmp_path, capsys):
+    from scripts.bench_harness import main
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for seed, rate in enumerate((100.0, 110.0, 90.0)):  # three passes of cell "a"
+        write_record(_record("a", seed, rate, 1000.0), first)
+    write_record(_record("a", 0, 130.0, 1000.0), second)  # median 0.100 → 0.130: 30 % off
+    write_record(_record("b", 0, 500.0, 1000.0), first)
+    write_record(_record("b", 0, 550.0, 1000.0), second)  # 10 % off
+    assert main(["agreement", str(first), str(second)]) == 0
+    out = capsys.readouterr().out
+    assert "ratio to the memory floor: 1/2 within 15%" in out
+    assert "worst 30.0%" in out
+    # std/mean of (0.10, 0.11, 0.09) is 10 %; b's single run has no scatter.
+    assert "varies by 10.0% (median coefficient of variation, 3 runs per cell)" in out
