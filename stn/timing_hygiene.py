@@ -35,7 +35,10 @@ FALLBACK_CACHE_BYTES = 64 * 2**20
 # glibc mallopt parameters (malloc.h) and their documented defaults.
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
 DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
-KEEP_TRIM_THRESHOLD = 2**30  # int argument: 1 GiB of free heap top is kept, not trimmed
+# mallopt takes an int but glibc stores the threshold as size_t: -1 is SIZE_MAX, never
+# trim. A bound such as 1 GiB let learned_resizer's 2 GB of temporaries at 276² be
+# trimmed and faulted in again (1.5M faults per window).
+KEEP_TRIM_THRESHOLD = -1
 
 
 def _size_bytes(text: str) -> int:

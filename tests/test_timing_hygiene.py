@@ -34,6 +34,16 @@ def test_last_level_cache_is_the_highest_level_in_sysfs(tmp_path):
     assert last_level_cache_bytes(tmp_path / "missing") is None
 
 
+def test_on_cuda_the_cache_to_overrun_is_the_devices_l2(monkeypatch):
+    class Properties:
+        L2_cache_size = 50 * 2**20
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: Properties())
+    assert cache_bytes(torch.device("cuda")) == 50 * 2**20
+    Properties.L2_cache_size = 0  # not reported: a size larger than current L2s
+    assert cache_bytes(torch.device("cuda")) == FALLBACK_CACHE_BYTES
+
+
 def test_flush_reads_twice_the_cache_unless_told():
     assert cache_flusher("cpu").size_bytes == 2 * cache_bytes(torch.device("cpu"))
     assert cache_flusher("cpu", size_bytes=4096).size_bytes == 4096
