@@ -113,7 +113,10 @@ def keep_freed_memory() -> Iterator[str]:
     if libc is None:
         yield "unchanged: the C library has no mallopt (not glibc)"
         return
-    libc.mallopt(M_MMAP_MAX, 0)
+    # glibc's mallopt returns 1 on success; other C libraries' stubs return 0.
+    if libc.mallopt(M_MMAP_MAX, 0) != 1:
+        yield "unchanged: mallopt refused (not glibc)"
+        return
     libc.mallopt(M_TRIM_THRESHOLD, KEEP_TRIM_THRESHOLD)
     try:
         yield "glibc: freed memory kept"

@@ -73,17 +73,42 @@ def touch_big() -> None:
     del t
 
 
-def test_kept_freed_memory_is_reused_without_page_faults():
-    # Without it, glibc hands a 64 MB block back to the kernel when it is freed and
-    # the next one faults every page in again.
-    touch_big()
-    assert faults_of(touch_big) > BIG // 4096 // 2
+class RecordingLibc:
+    def __init__(self, answer=1):
+        self.calls, self.answer = [], answer
+
+    def mallopt(self, parameter, value):
+        self.calls.append(("mallopt", parameter, value))
+        return self.answer
+
+    def malloc_trim(self, pad):
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
+def test_freed_memory_is_kept_inside_and_the_defaults_come_back_after(monkeypatch):
+    import stn.timing_hygiene as hygiene
+
+    libc = RecordingLibc()
+    monkeypatch.setattr(hygiene, "_glibc", lambda: libc)
     with keep_freed_memory() as allocator:
         assert allocator == "glibc: freed memory kept"
-        touch_big()
-        assert faults_of(touch_big) < BIG // 4096 // 10
-    touch_big()  # defaults are back: freed blocks are returned again
-    assert faults_of(touch_big) > BIG // 4096 // 2
+        assert libc.calls == [
+            ("mallopt", hygiene.M_MMAP_MAX, 0),
+            ("mallopt", hygiene.M_TRIM_THRESHOLD, -1),
+        ]
+    assert libc.calls[2:] == [
+        ("mallopt", hygiene.M_MMAP_MAX, hygiene.DEFAULT_MMAP_MAX),
+        ("mallopt", hygiene.M_TRIM_THRESHOLD, hygiene.DEFAULT_TRIM_THRESHOLD),
+        ("malloc_trim", 0),
+    ]
+    refusing = RecordingLibc(answer=0)  # a C library whose mallopt is a stub
+    monkeypatch.setattr(hygiene, "_glibc", lambda: refusing)
+    with keep_freed_memory() as allocator:
+        assert allocator == "unchanged: mallopt refused (not glibc)"
+    monkeypatch.setattr(hygiene, "_glibc", lambda: None)
+    with keep_freed_memory() as allocator:
+        assert allocator == "unchanged: the C library has no mallopt (not glibc)"
 
 
 def test_page_faults_are_counted_in_the_timed_window():
