@@ -3,6 +3,7 @@
     python -m scripts.bench_harness ops                  # reducer vs torch op, same process
     python -m scripts.bench_harness overhead             # seconds per run outside measuring
     python -m scripts.bench_harness agreement A B        # two throughput sweeps, same ratios?
+    python -m scripts.bench_harness floor-drift          # does the memory floor hold still?
 
 ops: each resize/pool reducer and the torch call it wraps (F.interpolate, F.avg_pool2d,
 ...) timed with the same method, alternating, in one process; prints images/s and the
@@ -14,6 +15,13 @@ agreement: per (device, input, batch, reducer) the ratio to the memory floor in 
 sweep folders and their relative difference (goal: within 15 %), with the contention
 seen; the same count for the ratio to interpolate_aa; and, per folder with several
 passes (seeds), how much a cell's ratio varies between passes.
+floor-drift: the two references exactly as a throughput run takes them (a plain read of
+a batch, and F.interpolate(antialias=True) to 48×48; cache flushed before every call,
+freed memory kept), timed in consecutive blocks of a few seconds in one process; prints
+each per block (with the CPU time the hypervisor stole meanwhile, /proc/stat), their
+ranges and the range of interpolate_aa's ratio to the floor. Where
+that ratio moves by more than a few percent from block to block, ratios to the floor in
+two sweeps cannot agree better than that: compare by the ratio to interpolate_aa.
 """
 
 from __future__ import annotations
@@ -36,8 +44,9 @@ import torch.nn.functional as F
 from stn.reducers import build_reducer
 from stn.report import throughput_table
 from stn.results import load_records, records_to_frame
-from stn.throughput import measure
+from stn.throughput import measure, reference_steps
 from stn.throughput_table import THROUGHPUT_KEYS
+from stn.timing_hygiene import cache_flusher, keep_freed_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -191,23 +200,14 @@ def bench_overhead(args: argparse.Namespace) -> int:
     return 0
 
 
-CELL_COLUMNS = ["tp_device", "tp_batch_channels", "tp_batch_height", "tp_batch_width",
-                "tp_batch_size", "reducer"]  # fmt: skip
-
-
-def pass_scatter(frame: pd.DataFrame) -> tuple[float, int] | None:
-    """Median over cells of the coefficient of variation (std / mean) of the ratio to the
-    floor across a cell's runs (the sweep's passes), and the median runs per such cell;
+def pass_scatter(table: pd.DataFrame) -> tuple[float, int] | None:
+    """Median over cells that ran more than once of their ratio to the floor's coefficient
+    of variation between runs (the sweep's passes), and their median number of runs;
     ``None`` when no cell ran twice."""
-    ratio = "tp_ratios_reducer_vs_memory_floor"
-    ok = frame[(frame["status"] == "ok") & frame[ratio].notna()]
-    cells = ok.groupby(CELL_COLUMNS, dropna=False)[ratio]
-    runs = cells.size()
-    if runs.max() < 2:
+    repeated = table[table["n"] >= 2]
+    if repeated.empty:
         return None
-    repeated = runs >= 2
-    variation = (cells.std() / cells.mean())[repeated]
-    return float(variation.median()), int(runs[repeated].median())
+    return float(repeated["reducer_vs_floor_cv"].median()), int(repeated["n"].median())
 
 
 def bench_agreement(args: argparse.Namespace) -> int:
@@ -220,7 +220,7 @@ def bench_agreement(args: argparse.Namespace) -> int:
             print(f"error: {folder} has no ok throughput records", file=sys.stderr)
             return 2
         tables.append(table)
-        scatter = pass_scatter(frame)
+        scatter = pass_scatter(table)
         if scatter is not None:
             print(
                 f"{folder}: between passes a cell's ratio to the floor varies by "
@@ -254,6 +254,67 @@ def bench_agreement(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spread(values: list[float], fmt: str) -> str:
+    low, high = min(values), max(values)
+    return f"{low:{fmt}}–{high:{fmt}} ({high / low - 1:.0%} apart)"
+
+
+def steal_seconds() -> float | None:
+    """CPU time the hypervisor gave to other guests while this one wanted it (/proc/stat
+    ``steal``, all CPUs), or ``None`` where there is no such count."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def bench_floor_drift(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    x = torch.rand(args.batch, args.channels, args.size, args.size, device=device)
+    references = reference_steps(x, (48, 48))
+    image_bytes = x[0].numel() * x.element_size()
+    print(f"a {tuple(x.shape)} batch on {device}, {args.threads} thread(s), 48×48 out:")
+    floor_img_s, interp_img_s = [], []
+    with keep_freed_memory() as allocator:
+        flush = cache_flusher(device)
+
+        def rate(step: Callable[[], object]) -> float:
+            half_block = args.block_seconds / 2
+            figure = measure(
+                step, len(x), device, min_seconds=half_block, max_repeats=10**7, flush=flush
+            )
+            return figure.images_per_s
+
+        for block in range(1, args.blocks + 1):
+            steal_before = steal_seconds()
+            floor_img_s.append(rate(references["memory_floor"]))
+            interp_img_s.append(rate(references["interpolate_aa"]))
+            steal_after = steal_seconds()
+            stolen = (
+                "n/a" if steal_before is None or steal_after is None
+                else f"{(steal_after - steal_before) * 1e3:.0f} ms"
+            )  # fmt: skip
+            block_gb_s = floor_img_s[-1] * image_bytes / 1e9
+            print(
+                f"block {block}: memory floor {block_gb_s:.2f} GB/s, "
+                f"interpolate_aa {interp_img_s[-1]:,.0f} img/s, stolen by the host {stolen}"
+            )
+    floor_gb_s = [rate * image_bytes / 1e9 for rate in floor_img_s]
+    ratios = [i / f for i, f in zip(interp_img_s, floor_img_s, strict=True)]
+    print(
+        f"over {args.blocks} blocks of {args.block_seconds:g} s (allocator: {allocator}):\n"
+        f"  memory floor GB/s: median {statistics.median(floor_gb_s):.2f}, "
+        f"range {_spread(floor_gb_s, '.2f')}\n"
+        f"  interpolate_aa img/s: median {statistics.median(interp_img_s):,.0f}, "
+        f"range {_spread(interp_img_s, ',.0f')}\n"
+        f"  interpolate_aa × memory floor: median {statistics.median(ratios):.3f}, "
+        f"range {_spread(ratios, '.3f')}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -277,6 +338,15 @@ def main(argv: list[str] | None = None) -> int:
     agree.add_argument("second", type=Path, help="the same sweep, repeated")
     agree.add_argument("--tolerance", type=float, default=0.15)
     agree.set_defaults(run=bench_agreement)
+    drift = sub.add_parser("floor-drift", help="the two references, block after block")
+    drift.add_argument("--blocks", type=int, default=9)
+    drift.add_argument("--block-seconds", type=float, default=10.0, help="half per reference")
+    drift.add_argument("--channels", type=int, default=3)
+    drift.add_argument("--size", type=int, default=128, help="input side (default 128)")
+    drift.add_argument("--batch", type=int, default=64)
+    drift.add_argument("--threads", type=int, default=1)
+    drift.add_argument("--device", default="cpu")
+    drift.set_defaults(run=bench_floor_drift)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -33,6 +33,7 @@ from stn.tables import to_markdown, write_tables
 from stn.throughput_table import (
     THROUGHPUT_NOTE,
     format_throughput_markdown,
+    spread_line,
     throughput_table,
     trained_runs,
 )
@@ -113,6 +114,8 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
         ]
     if speed_markdown:
         lines += ["## Throughput", "", THROUGHPUT_NOTE, "", speed_markdown, ""]
+        spread = spread_line(speed)
+        lines += [spread, ""] if spread else []
     if figure_paths:
         lines += ["## Figures", ""]
         for caption, path in figure_paths.items():

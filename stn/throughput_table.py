@@ -18,15 +18,32 @@ THROUGHPUT_COLUMNS = {
 THROUGHPUT_KEYS = ["device", "channels", "height", "width", "batch", "reducer"]
 
 
+def _coefficient_of_variation(values: pd.Series) -> float:
+    return values.std() / values.mean() if values.count() > 1 else float("nan")
+
+
+SPREAD_COLUMNS = {
+    "reducer_vs_floor_cv": ("reducer_vs_floor", _coefficient_of_variation),
+    "reducer_vs_interp_aa_cv": ("reducer_vs_interp_aa", _coefficient_of_variation),
+    "floor_gb_s_min": ("floor_gb_s", "min"),
+    "floor_gb_s_max": ("floor_gb_s", "max"),
+}
+
+
 THROUGHPUT_NOTE = (
     "Images/s are medians over timed steps after warm-up; the ratios compare the reducer "
     "with a plain read of the same batch (memory floor) and with F.interpolate(bilinear, "
     "antialias=True), both measured in the same process just before it; every timed call "
     "starts from memory (the cache is flushed first; `throughput.flush_cache`). Each row "
-    "is the median over its *runs* (seeds: separate passes of the sweep). *others' "
+    "is the median over its *runs* (seeds: separate passes of the sweep); *±* after a "
+    "ratio is how much it varied between those runs (coefficient of variation). *others' "
     "cores*: CPU other processes used while timing (near 0: a quiet machine). "
     "*comparable: no*: taken under a parallel launcher beside other runs."
 )
+
+# How far apart, in spreads between runs, two sweeps' medians of one cell fell on the
+# 2-core VM: worst 2.1× (5 passes, CV 9.8 %) and 2.8× (13 passes, CV 10.2 %).
+NOISE_SPREADS = 3
 
 
 def throughput_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -34,8 +51,15 @@ def throughput_table(frame: pd.DataFrame) -> pd.DataFrame:
     images/s of the three figures, the reducer's ratios to the memory floor and to
     ``F.interpolate(bilinear, antialias)`` measured beside it, the floor's GB/s, the
     busiest contention seen (``others_cores``: cores other processes kept busy while
-    timing) and whether every figure was ``comparable`` (basic launcher)."""
-    columns = THROUGHPUT_KEYS + list(THROUGHPUT_COLUMNS) + ["others_cores", "comparable", "n"]
+    timing) and whether every figure was ``comparable`` (basic launcher). ``*_cv``: the
+    ratios' coefficient of variation (std / mean) over the cell's runs, NaN for one run;
+    ``floor_gb_s_min``/``_max``: the floor's range over them."""
+    columns = (
+        THROUGHPUT_KEYS
+        + list(THROUGHPUT_COLUMNS)
+        + list(SPREAD_COLUMNS)
+        + ["others_cores", "comparable", "n"]
+    )
     if frame.empty or "tp_reducer_images_per_s" not in frame:
         return pd.DataFrame(columns=columns)
     ok = frame[(frame["status"] == "ok") & frame["tp_reducer_images_per_s"].notna()]
@@ -58,6 +82,7 @@ def throughput_table(frame: pd.DataFrame) -> pd.DataFrame:
     grouped = shown.groupby(THROUGHPUT_KEYS, dropna=False)
     table = grouped.agg(
         **{name: (name, "median") for name in THROUGHPUT_COLUMNS},
+        **SPREAD_COLUMNS,
         others_cores=("others_cores", "max"),
         comparable=("comparable", "all"),
         n=("reducer", "size"),
@@ -66,6 +91,38 @@ def throughput_table(frame: pd.DataFrame) -> pd.DataFrame:
         ["device", "channels", "height", "reducer_vs_floor"],
         ascending=[True, True, True, False],
         ignore_index=True,
+    )
+
+
+def _with_spread(values: pd.Series, spreads: pd.Series, fmt: str) -> list[str]:
+    """``0.181 ±9.8%``; the value alone where there is no spread (one run)."""
+    return [
+        "—" if pd.isna(v) else format(v, fmt) + ("" if pd.isna(cv) else f" ±{cv:.0%}")
+        for v, cv in zip(values, spreads, strict=True)
+    ]
+
+
+def spread_line(table: pd.DataFrame) -> str | None:
+    """How far to trust the table's ratios, from the spread between a cell's runs; ``None``
+    when no cell ran twice."""
+    if table.empty or table["reducer_vs_floor_cv"].isna().all():
+        return None
+    floor_cv = table["reducer_vs_floor_cv"].median()
+    interp_cv = table["reducer_vs_interp_aa_cv"].median()
+    line = (
+        f"Between runs of a cell the ratio to the memory floor varied by {floor_cv:.1%} "
+        f"(median over cells), the ratio to interpolate_aa by {interp_cv:.1%}"
+    )
+    if table["floor_gb_s_min"].notna().any():
+        line += (
+            f"; the floor itself read {table['floor_gb_s_min'].min():.1f}–"
+            f"{table['floor_gb_s_max'].max():.1f} GB/s"
+        )
+    return (
+        line + f". Ratios closer than about {NOISE_SPREADS}× their spread, here or between "
+        "two sweeps, may differ by noise alone: on a shared machine the floor follows the "
+        "host's memory traffic, which drifts from one minute to the next, and the ratio to "
+        "interpolate_aa is the steadier comparison (docs/throughput.md)."
     )
 
 
@@ -85,8 +142,12 @@ def format_throughput_markdown(table: pd.DataFrame) -> str:
             "reducer img/s": table["reducer_img_s"].map(number(",.0f")),
             "inference img/s": table["inference_img_s"].map(number(",.0f")),
             "train step img/s": table["train_img_s"].map(number(",.0f")),
-            "× memory floor": table["reducer_vs_floor"].map(number(".3f")),
-            "× interpolate aa": table["reducer_vs_interp_aa"].map(number(".2f")),
+            "× memory floor": _with_spread(
+                table["reducer_vs_floor"], table["reducer_vs_floor_cv"], ".3f"
+            ),
+            "× interpolate aa": _with_spread(
+                table["reducer_vs_interp_aa"], table["reducer_vs_interp_aa_cv"], ".2f"
+            ),
             "floor GB/s": table["floor_gb_s"].map(number(".1f")),
             "threads": table["threads"].map(number(".0f")),
             "others' cores": table["others_cores"].map(number(".2f")),

@@ -1,12 +1,27 @@
 """The throughput table copes with throughput-only records, old records and flags."""
 
+import re
+import statistics
+
+import pandas as pd
 import pytest
 
 from stn.report import format_throughput_markdown, throughput_table, write_report
-from stn.results import new_record, records_to_frame, write_record
+from stn.results import load_records, new_record, records_to_frame, write_record
+from stn.throughput_table import spread_line
 
 
-def _record(reducer, seed, reducer_img_s, floor_img_s, comparable=True, accuracy=None, batch=64):
+def _record(
+    reducer,
+    seed,
+    reducer_img_s,
+    floor_img_s,
+    comparable=True,
+    accuracy=None,
+    batch=64,
+    vs_interp=None,
+    floor_gb_s=3.0,
+):
     record = new_record({"reducer": reducer, "seed": seed, "batch": batch}, "t")
     figure = {"images_per_s": reducer_img_s, "device": "cpu", "threads": 1, "others_cores": 0.1}
     record.update(
@@ -19,8 +34,11 @@ def _record(reducer, seed, reducer_img_s, floor_img_s, comparable=True, accuracy
             "reducer": figure,
             "inference": {**figure, "images_per_s": 50.0},
             "train_step": {**figure, "images_per_s": 20.0, "others_cores": 0.7},
-            "memory_floor": {"images_per_s": floor_img_s, "gb_per_s": 3.0},
-            "ratios": {"reducer_vs_memory_floor": reducer_img_s / floor_img_s},
+            "memory_floor": {"images_per_s": floor_img_s, "gb_per_s": floor_gb_s},
+            "ratios": {
+                "reducer_vs_memory_floor": reducer_img_s / floor_img_s,
+                "reducer_vs_interpolate_aa": vs_interp,
+            },
             "batch": {"size": batch, "channels": 3, "height": 128, "width": 128},
             "comparable": comparable,
         },
@@ -39,6 +57,31 @@ def test_one_row_per_reducer_with_median_ratio_and_worst_contention():
     assert list(table["reducer"]) == ["b", "a"]  # best ratio to the floor first
     text = format_throughput_markdown(table)
     assert "3×128×128" in text and "**no**" in text
+
+
+def test_the_spread_between_runs_is_shown_beside_each_ratio_and_summed_up_under_the_table(
+    tmp_path,
+):
+    # Cell "a": ratios 0.09, 0.10, 0.11 to the floor (std/mean 10 %), 2.0 to interpolate_aa
+    # every time (0 %); the floor read 2.5 to 4.0 GB/s. Cell "b" ran once: no spread.
+    for seed, (rate, gb_s) in enumerate(((90.0, 2.5), (100.0, 3.0), (110.0, 4.0))):
+        write_record(_record("a", seed, rate, 1000.0, vs_interp=2.0, floor_gb_s=gb_s), tmp_path)
+    write_record(_record("b", 0, 500.0, 1000.0, vs_interp=1.0), tmp_path)
+    table = throughput_table(records_to_frame(load_records(tmp_path)[0])).set_index("reducer")
+    assert table.loc["a", "reducer_vs_floor_cv"] == pytest.approx(0.10)
+    assert table.loc["a", "reducer_vs_interp_aa_cv"] == pytest.approx(0.0)
+    assert (table.loc["a", "floor_gb_s_min"], table.loc["a", "floor_gb_s_max"]) == (2.5, 4.0)
+    assert pd.isna(table.loc["b", "reducer_vs_floor_cv"])
+    text = write_report(tmp_path, with_figures=False).path.read_text()
+    assert re.search(r"\| a +\|.*\| 0\.100 ±10% +\| 2\.00 ±0% +\|", text)
+    assert re.search(r"\| b +\|.*\| 0\.500 +\| 1\.00 +\|", text)
+    assert "the ratio to the memory floor varied by 10.0% (median over cells)" in text
+    assert "the floor itself read 2.5–4.0 GB/s" in text
+
+
+def test_no_spread_line_when_every_cell_ran_once():
+    table = throughput_table(records_to_frame([_record("a", 0, 100.0, 1000.0, vs_interp=1.0)]))
+    assert spread_line(table) is None
 
 
 def test_runs_at_different_batch_sizes_are_rows_of_their_own():
@@ -83,3 +126,27 @@ def test_agreement_compares_two_sweeps_and_the_scatter_between_passes(tmp_path, 
     assert "worst 30.0%" in out
     # std/mean of (0.10, 0.11, 0.09) is 10 %; b's single run has no scatter.
     assert "varies by 10.0% (median coefficient of variation, 3 runs per cell)" in out
+
+
+def test_floor_drift_prints_both_references_per_block_and_their_ranges(capsys):
+    from scripts.bench_harness import main
+
+    args = ["floor-drift", "--blocks", "3", "--block-seconds", "0.02", "--size", "96"]
+    assert main(args + ["--batch", "2", "--channels", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "(2, 1, 96, 96) batch on cpu" in out
+    blocks = re.findall(
+        r"^block \d: memory floor ([\d.]+) GB/s, interpolate_aa ([\d,]+) img/s, stolen by "
+        r"the host (\d+ ms|n/a)$",
+        out,
+        re.M,
+    )
+    floors = [float(f) for f, _, _ in blocks]
+    assert len(blocks) == 3 and all(f > 0 for f in floors)
+    summary = re.search(r"memory floor GB/s: median ([\d.]+), range ([\d.]+)–([\d.]+)", out)
+    median, low, high = (float(v) for v in summary.groups())
+    assert (low, high) == (min(floors), max(floors)) and low <= median <= high
+    image_bytes = 96 * 96 * 4
+    ratios = [float(i.replace(",", "")) * image_bytes / (float(f) * 1e9) for f, i, _ in blocks]
+    ratio = re.search(r"interpolate_aa × memory floor: median ([\d.]+)", out)
+    assert float(ratio.group(1)) == pytest.approx(statistics.median(ratios), rel=0.02)
