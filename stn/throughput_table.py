@@ -14,8 +14,9 @@ THROUGHPUT_COLUMNS = {
     "threads": "tp_reducer_threads",
 }
 # A row is a cell: runs that differ only in seed (the sweep's passes) share it; a sweep
-# over batch sizes gets a row per batch instead of a median across them.
-THROUGHPUT_KEYS = ["device", "channels", "height", "width", "batch", "reducer"]
+# over batch sizes gets a row per batch, and one over downstream networks a row per
+# network (inference and training step time it), instead of a median across them.
+THROUGHPUT_KEYS = ["device", "channels", "height", "width", "batch", "classifier", "reducer"]
 
 
 def _coefficient_of_variation(values: pd.Series) -> float:
@@ -47,8 +48,8 @@ NOISE_SPREADS = 3
 
 
 def throughput_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (device, input shape, batch, reducer) over ok runs that have figures: median
-    images/s of the three figures, the reducer's ratios to the memory floor and to
+    """One row per (device, input shape, batch, classifier, reducer) over ok runs that have
+    figures: median images/s of the three figures, the reducer's ratios to the memory floor and to
     ``F.interpolate(bilinear, antialias)`` measured beside it, the floor's GB/s, the
     busiest contention seen (``others_cores``: cores other processes kept busy while
     timing) and whether every figure was ``comparable`` (basic launcher). ``*_cv``: the
@@ -73,6 +74,7 @@ def throughput_table(frame: pd.DataFrame) -> pd.DataFrame:
             "height": ok.get("tp_batch_height"),
             "width": ok.get("tp_batch_width"),
             "batch": ok.get("tp_batch_size"),
+            "classifier": ok.get("classifier"),
             "reducer": ok["reducer"],
             **{name: ok.get(col) for name, col in THROUGHPUT_COLUMNS.items()},
             "others_cores": contention.max(axis=1) if not contention.empty else None,
@@ -88,8 +90,8 @@ def throughput_table(frame: pd.DataFrame) -> pd.DataFrame:
         n=("reducer", "size"),
     ).reset_index()
     return table.sort_values(
-        ["device", "channels", "height", "reducer_vs_floor"],
-        ascending=[True, True, True, False],
+        ["device", "channels", "height", "classifier", "reducer_vs_floor"],
+        ascending=[True, True, True, True, False],
         ignore_index=True,
     )
 
@@ -137,6 +139,7 @@ def format_throughput_markdown(table: pd.DataFrame) -> str:
                 "—" if pd.isna(c) else f"{int(c)}×{int(h)}×{int(w)}"
                 for c, h, w in zip(table["channels"], table["height"], table["width"], strict=True)
             ],
+            "classifier": table["classifier"],
             "reducer": table["reducer"],
             "batch": table["batch"].map(number(".0f")),
             "reducer img/s": table["reducer_img_s"].map(number(",.0f")),
@@ -155,6 +158,8 @@ def format_throughput_markdown(table: pd.DataFrame) -> str:
             "comparable": table["comparable"].map(lambda v: "yes" if v else "**no**"),
         }
     )
+    if table["classifier"].nunique(dropna=False) < 2:
+        shown = shown.drop(columns="classifier")
     return shown.to_markdown(index=False)
 
 

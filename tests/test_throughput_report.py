@@ -21,13 +21,14 @@ def _record(
     batch=64,
     vs_interp=None,
     floor_gb_s=3.0,
+    classifier="cnn",
 ):
     record = new_record({"reducer": reducer, "seed": seed, "batch": batch}, "t")
     figure = {"images_per_s": reducer_img_s, "device": "cpu", "threads": 1, "others_cores": 0.1}
     record.update(
         status="ok",
         reducer={"name": reducer},
-        classifier={"name": "cnn"},
+        classifier={"name": classifier},
         dataset={"name": "digits_128"},
         metrics={} if accuracy is None else {"test_accuracy": accuracy},
         throughput={
@@ -90,6 +91,15 @@ def test_runs_at_different_batch_sizes_are_rows_of_their_own():
     table = throughput_table(records_to_frame(records))
     assert sorted(zip(table["batch"], table["n"], strict=True)) == [(64, 2), (1024, 1)]
     assert table.set_index("batch").loc[1024, "reducer_img_s"] == pytest.approx(900.0)
+
+
+def test_runs_with_different_downstream_networks_are_rows_of_their_own():
+    records = [_record("a", 0, 100.0, 1000.0), _record("a", 1, 300.0, 1000.0, classifier="mlp")]
+    table = throughput_table(records_to_frame(records))
+    assert sorted(zip(table["classifier"], table["n"], strict=True)) == [("cnn", 1), ("mlp", 1)]
+    assert "| mlp " in format_throughput_markdown(table)
+    one_network = throughput_table(records_to_frame(records[:1]))
+    assert "cnn" not in format_throughput_markdown(one_network)  # no column to tell apart
 
 
 def test_records_without_figures_give_an_empty_table():
