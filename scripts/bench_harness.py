@@ -19,9 +19,9 @@ floor-drift: the two references exactly as a throughput run takes them (a plain 
 a batch, and F.interpolate(antialias=True) to 48×48; cache flushed before every call,
 freed memory kept), timed in consecutive blocks of a few seconds in one process; prints
 each per block (with the CPU time the hypervisor stole meanwhile, /proc/stat), their
-ranges and the range of interpolate_aa's ratio to the floor. Where
-that ratio moves by more than a few percent from block to block, ratios to the floor in
-two sweeps cannot agree better than that: compare by the ratio to interpolate_aa.
+ranges and the range of interpolate_aa's ratio to the floor. Where that ratio moves by
+more than a few percent from block to block, ratios to the floor in two sweeps cannot
+agree better than that: compare by the ratio to interpolate_aa.
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ def throughput_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _with_spread(values: pd.Series, spreads: pd.Series, fmt: str) -> list[str]:
-    """``0.181 ±9.8%``; the value alone where there is no spread (one run)."""
+    """``0.181 ±10%``; the value alone where there is no spread (one run)."""
     return [
         "—" if pd.isna(v) else format(v, fmt) + ("" if pd.isna(cv) else f" ±{cv:.0%}")
         for v, cv in zip(values, spreads, strict=True)
@@ -109,12 +109,13 @@ def spread_line(table: pd.DataFrame) -> str | None:
     when no cell ran twice."""
     if table.empty or table["reducer_vs_floor_cv"].isna().all():
         return None
-    floor_cv = table["reducer_vs_floor_cv"].median()
-    interp_cv = table["reducer_vs_interp_aa_cv"].median()
     line = (
-        f"Between runs of a cell the ratio to the memory floor varied by {floor_cv:.1%} "
-        f"(median over cells), the ratio to interpolate_aa by {interp_cv:.1%}"
+        "Between runs of a cell the ratio to the memory floor varied by "
+        f"{table['reducer_vs_floor_cv'].median():.1%} (median over cells)"
     )
+    interp_cv = table["reducer_vs_interp_aa_cv"].median()
+    if pd.notna(interp_cv):
+        line += f", the ratio to interpolate_aa by {interp_cv:.1%}"
     if table["floor_gb_s_min"].notna().any():
         line += (
             f"; the floor itself read {table['floor_gb_s_min'].min():.1f}–"

@@ -80,6 +80,12 @@ def test_the_spread_between_runs_is_shown_beside_each_ratio_and_summed_up_under_
     assert "the floor itself read 2.5–4.0 GB/s" in text
 
 
+def test_the_spread_line_leaves_out_a_ratio_no_record_has():
+    records = [_record("a", s, 100.0 + s, 1000.0) for s in range(2)]  # no interpolate_aa
+    line = spread_line(throughput_table(records_to_frame(records)))
+    assert "memory floor varied by" in line and "interpolate_aa by" not in line
+
+
 def test_no_spread_line_when_every_cell_ran_once():
     table = throughput_table(records_to_frame([_record("a", 0, 100.0, 1000.0, vs_interp=1.0)]))
     assert spread_line(table) is None
