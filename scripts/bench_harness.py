@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from stn.reducers import build_reducer
 from stn.report import throughput_table
 from stn.results import load_records, records_to_frame
-from stn.throughput import measure, reference_steps
+from stn.throughput import cpu_seconds_by_state, measure, reference_steps
 from stn.throughput_table import THROUGHPUT_KEYS
 from stn.timing_hygiene import cache_flusher, keep_freed_memory
 
@@ -259,16 +259,6 @@ def _spread(values: list[float], fmt: str) -> str:
     return f"{low:{fmt}}–{high:{fmt}} ({high / low - 1:.0%} apart)"
 
 
-def steal_seconds() -> float | None:
-    """CPU time the hypervisor gave to other guests while this one wanted it (/proc/stat
-    ``steal``, all CPUs), or ``None`` where there is no such count."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def bench_floor_drift(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -288,13 +278,13 @@ def bench_floor_drift(args: argparse.Namespace) -> int:
             return figure.images_per_s
 
         for block in range(1, args.blocks + 1):
-            steal_before = steal_seconds()
+            before = cpu_seconds_by_state()
             floor_img_s.append(rate(references["memory_floor"]))
             interp_img_s.append(rate(references["interpolate_aa"]))
-            steal_after = steal_seconds()
+            after = cpu_seconds_by_state()
             stolen = (
-                "n/a" if steal_before is None or steal_after is None
-                else f"{(steal_after - steal_before) * 1e3:.0f} ms"
+                "n/a" if before is None or after is None or "steal" not in after
+                else f"{(after['steal'] - before['steal']) * 1e3:.0f} ms"
             )  # fmt: skip
             block_gb_s = floor_img_s[-1] * image_bytes / 1e9
             print(

@@ -19,7 +19,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -27,32 +26,25 @@ import torch.nn.functional as F
 from stn.data.prepare import DatasetSpec, prepare_data
 from stn.models import build_classifier
 from stn.reducers import build_reducer
-from stn.throughput import measure
+from stn.throughput import busy_cpu_seconds, measure, own_cpu_seconds
 from stn.train import ReducedClassifier, TrainSettings, make_optimizer
 
 # The digits_128 / digits_276 presets' canvases.
 CLUTTER = {96: 6, 128: 8, 276: 37}
 
 
-def busy_cpu_seconds() -> float:
-    """CPU seconds every process on the machine has used (from /proc/stat)."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
 @contextmanager
 def others_cpu() -> Iterator[list[float]]:
-    """Yields a list that receives the CPU seconds other processes used in the block."""
+    """Yields a list that receives the CPU seconds other processes used in the block (NaN
+    where there is no /proc/stat)."""
     out: list[float] = []
     busy, own = busy_cpu_seconds(), own_cpu_seconds()
     yield out
-    out.append((busy_cpu_seconds() - busy) - (own_cpu_seconds() - own))
+    busy_after = busy_cpu_seconds()
+    if busy is None or busy_after is None:
+        out.append(float("nan"))
+    else:
+        out.append((busy_after - busy) - (own_cpu_seconds() - own))
 
 
 def canvases(size: int, batch_size: int = 64):

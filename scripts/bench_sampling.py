@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stn.kernels import Kernel, get_kernel, kernel_names  # noqa: E402
 from stn.native import NativeSampler, native_sampler, native_sampler_status  # noqa: E402
 from stn.sampling import _grid_sample_general, affine_grid, sample_axis_aligned  # noqa: E402
-from stn.throughput import measure  # noqa: E402
+from stn.throughput import busy_cpu_seconds, measure  # noqa: E402
 
 Step = Callable[[Tensor, Tensor], Tensor]
 
@@ -69,17 +69,6 @@ def _general(
 
 def _axis(x: Tensor, th: Tensor, kern: Kernel, aa: bool, hw: tuple[int, int]) -> Tensor:
     return sample_axis_aligned(x, th[:, [0, 1], [0, 1]], th[:, :, 2], hw, kern, aa)
-
-
-def busy_cpu_seconds() -> float | None:
-    """Machine-wide busy CPU seconds from /proc/stat (Linux), to spot contention."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except OSError:
-        return None
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def methods(

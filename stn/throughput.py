@@ -96,16 +96,27 @@ def synchronize(device: torch.device | str) -> None:
 # --- what else used the machine, and how much memory we used -------------------------
 
 
-def busy_cpu_seconds() -> float | None:
-    """CPU seconds all processes have spent busy since boot (/proc/stat), or ``None``."""
+CPU_STATES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def cpu_seconds_by_state() -> dict[str, float] | None:
+    """Seconds all CPUs have spent in each state since boot (/proc/stat's ``cpu`` line,
+    :data:`CPU_STATES`), or ``None`` where there is no /proc/stat."""
     try:
         fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
     except OSError:
         return None
-    # user nice system idle iowait irq softirq steal ...: busy = all but idle and iowait.
-    ticks = [int(v) for v in fields[1:9]]
-    busy = sum(ticks) - ticks[3] - ticks[4]
-    return busy / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return {state: int(v) / tick for state, v in zip(CPU_STATES, fields[1:], strict=False)}
+
+
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds all processes have spent busy since boot (every state but idle and
+    iowait; steal counts: the CPU was busy, just not for us), or ``None``."""
+    states = cpu_seconds_by_state()
+    if states is None:
+        return None
+    return sum(states.values()) - states["idle"] - states["iowait"]
 
 
 def minor_page_faults() -> int:

@@ -282,3 +282,15 @@ def test_ratios_fall_back_to_images_per_s_without_a_paired_reference():
     ratios = tp.figure_ratios(figures)
     assert ratios["reducer_vs_memory_floor"] == 0.2  # paired wins
     assert ratios["reducer_vs_interpolate_aa"] == pytest.approx(0.25)  # 10 / 40
+
+
+def test_busy_cpu_seconds_is_every_state_but_idle_and_iowait():
+    states = tp.cpu_seconds_by_state()
+    if states is None:
+        pytest.fail("this Linux test machine should have /proc/stat")
+    assert tuple(states) == tp.CPU_STATES and all(v >= 0 for v in states.values())
+    busy_then = sum(states.values()) - states["idle"] - states["iowait"]
+    busy_now = tp.busy_cpu_seconds()
+    # Counters only grow: read later, busy time is at least what it was, and the read
+    # between them is far shorter than a second.
+    assert busy_then <= busy_now < busy_then + 1.0
