@@ -214,8 +214,7 @@ def bench_agreement(args: argparse.Namespace) -> int:
     tables = []
     for folder in (args.first, args.second):
         records, _ = load_records(folder)
-        frame = records_to_frame(records)
-        table = throughput_table(frame)
+        table = throughput_table(records_to_frame(records))
         if table.empty:
             print(f"error: {folder} has no ok throughput records", file=sys.stderr)
             return 2
@@ -266,7 +265,7 @@ def bench_floor_drift(args: argparse.Namespace) -> int:
     references = reference_steps(x, (48, 48))
     image_bytes = x[0].numel() * x.element_size()
     print(f"a {tuple(x.shape)} batch on {device}, {args.threads} thread(s), 48×48 out:")
-    floor_img_s, interp_img_s = [], []
+    floor_img_s, floor_gb_s, interp_img_s = [], [], []
     with keep_freed_memory() as allocator:
         flush = cache_flusher(device)
 
@@ -280,18 +279,17 @@ def bench_floor_drift(args: argparse.Namespace) -> int:
         for block in range(1, args.blocks + 1):
             before = cpu_seconds_by_state()
             floor_img_s.append(rate(references["memory_floor"]))
+            floor_gb_s.append(floor_img_s[-1] * image_bytes / 1e9)
             interp_img_s.append(rate(references["interpolate_aa"]))
             after = cpu_seconds_by_state()
             stolen = (
                 "n/a" if before is None or after is None or "steal" not in after
                 else f"{(after['steal'] - before['steal']) * 1e3:.0f} ms"
             )  # fmt: skip
-            block_gb_s = floor_img_s[-1] * image_bytes / 1e9
             print(
-                f"block {block}: memory floor {block_gb_s:.2f} GB/s, "
+                f"block {block}: memory floor {floor_gb_s[-1]:.2f} GB/s, "
                 f"interpolate_aa {interp_img_s[-1]:,.0f} img/s, stolen by the host {stolen}"
             )
-    floor_gb_s = [rate * image_bytes / 1e9 for rate in floor_img_s]
     ratios = [i / f for i, f in zip(interp_img_s, floor_img_s, strict=True)]
     print(
         f"over {args.blocks} blocks of {args.block_seconds:g} s (allocator: {allocator}):\n"
