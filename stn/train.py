@@ -23,11 +23,19 @@ class NonFiniteLossError(RuntimeError):
     """Training diverged: the loss (or a learned transform) stopped being finite."""
 
 
+LR_SCHEDULES = ("warmup_cosine", "constant")
+
+
 @dataclass(frozen=True)
 class TrainSettings:
-    epochs: int = 5
-    lr: float = 1e-3
-    weight_decay: float = 0.0
+    """What ``conf/trainer/*.yaml`` sets (see the comments there); defaults are ``default``'s."""
+
+    epochs: int = 8
+    lr: float = 0.01
+    weight_decay: float = 1e-4
+    lr_schedule: str = "warmup_cosine"
+    warmup_fraction: float = 0.15
+    grad_clip_norm: float | None = 1.0
     max_steps_per_epoch: int | None = None
     progress: bool = True
 
@@ -36,6 +44,37 @@ class TrainSettings:
             raise ValueError(f"trainer.epochs must be >= 1, got {self.epochs}")
         if not self.lr > 0:
             raise ValueError(f"trainer.lr must be > 0, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"trainer.lr_schedule={self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"
+            )
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError(
+                f"trainer.warmup_fraction must be in [0, 1), got {self.warmup_fraction}"
+            )
+        if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:
+            raise ValueError(
+                f"trainer.grad_clip_norm must be > 0 or null (no clipping), "
+                f"got {self.grad_clip_norm}"
+            )
+
+
+def lr_factor(step: int, total_steps: int, schedule: str, warmup_fraction: float) -> float:
+    """The multiple of every group's base learning rate at optimiser step ``step`` (0-based).
+
+    ``warmup_cosine``: linear warm-up from ``1 / warmup_steps`` to 1 over the first
+    ``warmup_fraction`` of the steps, then half a cosine down to 0 at the last step; the
+    warm-up keeps batch norm's first, noisy statistics from throwing Adam's first steps
+    far, the decay lets the last epochs settle. ``constant``: always 1.
+    """
+    if schedule == "constant":
+        return 1.0
+    warmup_steps = max(1, round(warmup_fraction * total_steps))
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    remaining = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps + 1) / remaining)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class ReducedClassifier(nn.Module):
@@ -90,8 +129,10 @@ class JointOptimizer:
 def make_optimizer(
     model: ReducedClassifier, settings: TrainSettings
 ) -> torch.optim.Optimizer | JointOptimizer:
-    """Adam for the classifier; the reducer's parameters at ``lr × reducer.lr_multiplier``
-    with the reducer's ``optimizer``: Adam (one optimiser) or SGD with momentum 0.9.
+    """AdamW for the classifier; the reducer's parameters at ``lr × reducer.lr_multiplier``
+    with the reducer's ``optimizer``: AdamW (one optimiser) or SGD with momentum 0.9.
+    AdamW decays weights apart from the gradient's scale (equal to Adam at
+    ``weight_decay=0``).
 
     The STN paper trains its localisation network at a tenth of the base rate; any
     learned reducer can ask for its own multiple through ``lr_multiplier``.
@@ -102,7 +143,7 @@ def make_optimizer(
     # The reducer validated its ``optimizer`` (one of stn.reducers.REDUCER_OPTIMIZERS).
     if reducer_params and getattr(model.reducer, "optimizer", "adam") == "sgd":
         return JointOptimizer(
-            torch.optim.Adam(groups, weight_decay=settings.weight_decay),
+            torch.optim.AdamW(groups, weight_decay=settings.weight_decay),
             torch.optim.SGD(
                 reducer_params,
                 lr=reducer_lr,
@@ -112,7 +153,7 @@ def make_optimizer(
         )
     if reducer_params:
         groups.append({"params": reducer_params, "lr": reducer_lr})
-    return torch.optim.Adam(groups, weight_decay=settings.weight_decay)
+    return torch.optim.AdamW(groups, weight_decay=settings.weight_decay)
 
 
 def _to(batch: Batch, device: torch.device) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -163,6 +204,11 @@ def fit(
     """
     model.to(device)
     optimizer = make_optimizer(model, settings)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    steps_per_epoch = len(train)
+    if settings.max_steps_per_epoch is not None:
+        steps_per_epoch = min(steps_per_epoch, settings.max_steps_per_epoch)
+    total_steps = settings.epochs * steps_per_epoch
     curves: list[dict[str, Any]] = []
     steps, train_seconds = 0, 0.0
     for epoch in range(settings.epochs):
@@ -173,18 +219,15 @@ def fit(
         model.train()
         started = time.perf_counter()
         loss_sum, correct, count = 0.0, 0, 0
-        n_steps = len(train)
-        if settings.max_steps_per_epoch is not None:
-            n_steps = min(n_steps, settings.max_steps_per_epoch)
         bar = tqdm(
             train.batches(epoch=epoch, shuffle=True),
-            total=n_steps,
+            total=steps_per_epoch,
             desc=f"epoch {epoch + 1}/{settings.epochs}",
             disable=not settings.progress,
             leave=False,
         )
         for step, batch in enumerate(bar):
-            if step >= n_steps:
+            if step >= steps_per_epoch:
                 break
             x, y, boxes = _to(batch, device)
             logits = model(x, boxes)
@@ -196,6 +239,11 @@ def fit(
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if settings.grad_clip_norm is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip_norm)
+            factor = lr_factor(steps, total_steps, settings.lr_schedule, settings.warmup_fraction)
+            for group, base_lr in zip(optimizer.param_groups, base_lrs, strict=True):
+                group["lr"] = base_lr * factor
             optimizer.step()
             steps += 1
             loss_sum += loss.item() * len(y)

@@ -46,3 +46,75 @@ def test_reducer_parameters_train_at_their_own_rate():
     model = ReducedClassifier(reducer, build_classifier("mlp", 1, 10, (48, 48)))
     optimizer = make_optimizer(model, TrainSettings(lr=0.01))
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.01, 0.001])
+
+
+def test_warmup_cosine_matches_a_linear_ramp_then_torchs_cosine_annealing():
+    from stn.train import lr_factor
+
+    total, warmup = 40, 6  # warmup_fraction 0.15 of 40 steps
+    factors = [lr_factor(step, total, "warmup_cosine", 0.15) for step in range(total)]
+    assert factors[:warmup] == pytest.approx([(s + 1) / warmup for s in range(warmup)])
+    # torch's CosineAnnealingLR over the remaining steps is the independent reference.
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total - warmup)
+    reference = []
+    for _ in range(total - warmup):
+        optimizer.step()
+        schedule.step()
+        reference.append(optimizer.param_groups[0]["lr"])
+    assert factors[warmup:] == pytest.approx(reference, abs=1e-12)
+    assert factors[-1] == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(7, total, "constant", 0.15) == 1.0
+
+
+def test_fit_applies_the_schedule_to_every_group_and_clips_gradients(monkeypatch):
+    import stn.train as train_module
+
+    seen_norms: list[float] = []
+    seen_lrs: list[list[float]] = []
+    clip = torch.nn.utils.clip_grad_norm_
+    make_optimizer = train_module.make_optimizer
+
+    def recording_clip(parameters, max_norm, *args, **kwargs):
+        seen_norms.append(max_norm)
+        return clip(parameters, max_norm, *args, **kwargs)
+
+    def recording_optimizer(model, settings):
+        optimizer = make_optimizer(model, settings)
+        step = optimizer.step
+
+        def recorded_step(*args, **kwargs):
+            seen_lrs.append([group["lr"] for group in optimizer.param_groups])
+            return step(*args, **kwargs)
+
+        optimizer.step = recorded_step
+        return optimizer
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording_clip)
+    monkeypatch.setattr(train_module, "make_optimizer", recording_optimizer)
+    digits = load_embedded_digits()
+    train = BatchStream(digits.subset(np.arange(0, 5000, 50)), 25, None, 0)
+    reducer = build_reducer({"kind": "resize", "mode": "bilinear"}, 1, (28, 28), (14, 14))
+    reducer.scale = torch.nn.Parameter(torch.ones(1))
+    reducer.lr_multiplier = 0.1
+    model = ReducedClassifier(reducer, build_classifier("mlp", 1, 10, (14, 14)))
+    settings = TrainSettings(epochs=2, lr=0.01, grad_clip_norm=0.5, progress=False)
+    fit(model, train, train, settings, torch.device("cpu"))
+    assert seen_norms == [0.5] * 8
+    factors = [train_module.lr_factor(s, 8, "warmup_cosine", 0.15) for s in range(8)]
+    expected = [[0.01 * f, 0.001 * f] for f in factors]
+    assert sum(seen_lrs, []) == pytest.approx(sum(expected, []))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("lr_schedule", "step", "choose one of warmup_cosine, constant"),
+        ("warmup_fraction", 1.0, "warmup_fraction must be in"),
+        ("grad_clip_norm", 0.0, "grad_clip_norm must be > 0 or null"),
+    ],
+)
+def test_bad_trainer_settings_say_what_is_allowed(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainSettings(**{field: value})
