@@ -40,7 +40,7 @@ PLATEAU_RULE = f"ended on the chance plateau: {PLATEAU_CONDITION}"
 def chance_loss(num_classes: int) -> float:
     """Cross-entropy of a uniform prediction over ``num_classes`` classes: ln C."""
     _check_classes(num_classes)
-    return math.log(num_classes)
+    return math.log(int(num_classes))
 
 
 def plateau_verdict(curves: Sequence[dict[str, Any]], num_classes: int) -> dict[str, Any]:
@@ -99,16 +99,17 @@ def record_plateau(record: dict[str, Any]) -> dict[str, Any] | None:
         return stored
     num_classes = (record.get("dataset") or {}).get("num_classes")
     curves = metrics.get("curves")
-    if not isinstance(num_classes, int) or not isinstance(curves, list):
+    if not isinstance(num_classes, (int, np.integer)) or not isinstance(curves, list):
         return None
     try:
-        return plateau_verdict(curves, num_classes)
+        return plateau_verdict(curves, int(num_classes))
     except ValueError:
         return None  # damaged curves: say "unknown" rather than guess
 
 
 def _check_classes(num_classes: int) -> None:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+    integer = isinstance(num_classes, (int, np.integer)) and not isinstance(num_classes, bool)
+    if not integer or num_classes < 2:
         raise ValueError(
             f"num_classes must be an integer ≥ 2 (the dataset's class count), got {num_classes!r}"
         )
