@@ -27,6 +27,7 @@ from stn.environment import describe_determinism, describe_environment, resolve_
 from stn.example_files import examples_path
 from stn.examples import try_save_examples
 from stn.models import build_classifier, count_parameters
+from stn.plateau import plateau_verdict
 from stn.reducers import build_reducer
 from stn.results import ensure_writable, is_ok, new_record, write_record
 from stn.throughput import (
@@ -155,6 +156,11 @@ def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: 
             settings,
             device,
             on_epoch_end=lambda entry: tracker.log(entry),
+        )
+        # Whether the optimiser left the ln C plateau: the report counts and marks runs
+        # that did not, instead of averaging them silently into the reducer's mean.
+        record["metrics"]["plateau"] = plateau_verdict(
+            record["metrics"]["curves"], int(data.num_classes)
         )
     record["resources"] = {"peak_rss_mb": peak_rss_bytes() / 2**20, "peak_rss_scope": rss_scope}
     tp = ThroughputSettings.from_config(config["throughput"], **throughput_conditions())

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from stn.plateau import record_plateau
 from stn.results import records_to_frame
 
 # Frame column → where the resolved config keeps the same fact.
@@ -21,6 +22,15 @@ CONFIG_FALLBACKS = {
     "classifier": ("classifier", "name"),
 }
 GRID_KEYS = ["dataset", "reducer", "classifier", "seed"]
+# Frame column → key of the run's plateau verdict (stn.plateau.plateau_verdict).
+PLATEAU_COLUMNS = {
+    "ended_on_plateau": "ended_on_plateau",
+    "left_plateau_at_epoch": "left_at_epoch",
+    "final_train_loss": "final_train_loss",
+    "final_train_accuracy": "final_train_accuracy",
+    "chance_loss": "chance_loss",
+}
+PLATEAU_FLAGS = ("ended_on_plateau", "left_plateau_at_epoch")
 
 
 def _config_value(record: dict[str, Any], section: str, key: str) -> Any:
@@ -32,7 +42,8 @@ def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     """``stn.results.records_to_frame`` plus the config fields the report groups by.
 
     Adds ``kernel`` and ``antialias`` (from ``config.reducer``; STN presets set them),
-    fills missing names from the config, and keeps the order of ``records``.
+    the plateau verdict (``PLATEAU_COLUMNS``; ``ended_on_plateau`` is ``None`` where
+    unknown), fills missing names from the config, and keeps the order of ``records``.
     """
     frame = records_to_frame(records)
     if frame.empty:
@@ -42,6 +53,11 @@ def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
         frame[column] = frame[column].astype(object).where(frame[column].notna(), from_config)
     frame["kernel"] = [_config_value(r, "reducer", "kernel") for r in records]
     frame["antialias"] = [bool(_config_value(r, "reducer", "antialias")) for r in records]
+    verdicts = [record_plateau(r) or {} for r in records]
+    for column, key in PLATEAU_COLUMNS.items():
+        values = pd.Series([v.get(key) for v in verdicts], dtype=object)
+        # The flag and the epoch keep None (unknown / never left); the figures are floats.
+        frame[column] = values if column in PLATEAU_FLAGS else pd.to_numeric(values)
     frame["status"] = frame["status"].fillna("unknown")
     return frame
 

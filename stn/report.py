@@ -27,9 +27,10 @@ import pandas as pd
 from stn import figures, figures_scale
 from stn.collect import Completeness, completeness, curves_frame, runs_frame
 from stn.example_files import examples_path, load_examples
+from stn.plateau import PLATEAU_CONDITION, PLATEAU_RULE, stalled_counts
 from stn.results import SkippedRecord, load_records
 from stn.stats import BASELINE, SIGNIFICANCE_TEST, summarise
-from stn.tables import to_markdown, write_tables
+from stn.tables import STALLED_MARK, to_markdown, write_tables
 from stn.throughput_table import (
     THROUGHPUT_NOTE,
     format_throughput_markdown,
@@ -107,6 +108,10 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
             f"Best value per column in bold (per dataset and classifier). "
             f"`vs {BASELINE}`: {SIGNIFICANCE_TEST}.",
             "",
+            f"`stalled`: how many of the row's n runs ended on the chance plateau "
+            f"({PLATEAU_CONDITION}; `?`: unknown); the mean includes them, and the "
+            f"accuracy of a row with any carries {STALLED_MARK}.",
+            "",
             "Also as "
             + ", ".join(f"[{k}]({p.relative_to(sweep_dir)})" for k, p in table_paths.items())
             + " (the CSV has every column, unrounded).",
@@ -124,6 +129,7 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
         lines += ["## Figures that could not be drawn", ""]
         lines += [f"- {caption}: {error}" for caption, error in figure_errors.items()] + [""]
     lines += _problems_section(failed, grid, skipped)
+    lines += _plateau_section(trained_runs(runs))
     lines += [
         "---",
         f"{len(records)} record(s) read from `{sweep_dir / 'records'}`"
@@ -209,6 +215,51 @@ def _problems_section(
     if skipped:
         lines += ["## Skipped record files", ""]
         lines += [f"- `{s.path}`: {s.reason}" for s in skipped] + [""]
+    return lines
+
+
+def _plateau_section(runs: pd.DataFrame) -> list[str]:
+    """The ok runs that ended on the chance plateau, by reducer and seed, and how many
+    ok runs have no verdict (records without curves or class count)."""
+    if runs.empty or "ended_on_plateau" not in runs:
+        return []
+    ok = runs[runs["status"] == "ok"]
+    stalled = ok[ok["ended_on_plateau"].eq(True)]
+    unknown = stalled_counts(ok["ended_on_plateau"])["stalled_unknown"]
+    if stalled.empty and not unknown:
+        return []
+    lines = [
+        "## Runs that ended on the chance plateau",
+        "",
+        f"Rule: a run {PLATEAU_RULE}. Such runs enter their row's mean, which carries "
+        f"{STALLED_MARK}. A stalled run cannot tell a reducer that destroyed the signal from "
+        "an optimiser that stalled: every seed of a reducer stalling while others "
+        "train points at the reducer; some seeds stalling points at the training.",
+        "",
+    ]
+    if stalled.empty:
+        lines += ["None of the runs with a known verdict.", ""]
+    else:
+        shown = stalled[["dataset", "reducer", "classifier", "seed"]].copy()
+        shown["final train loss (ln C)"] = [
+            f"{loss:.3f} ({chance:.3f})"
+            for loss, chance in zip(
+                stalled["final_train_loss"], stalled["chance_loss"], strict=True
+            )
+        ]
+        shown["final train accuracy"] = stalled["final_train_accuracy"].map(lambda v: f"{v:.1%}")
+        shown["left plateau at epoch"] = stalled["left_plateau_at_epoch"].map(
+            lambda v: "never" if v is None or pd.isna(v) else f"{int(v)}, fell back"
+        )
+        shown["test accuracy"] = stalled["test_accuracy"].map(lambda v: f"{float(v):.1%}")
+        ordered = shown.sort_values(["dataset", "classifier", "reducer", "seed"])
+        lines += [ordered.to_markdown(index=False), ""]
+    if unknown:
+        lines += [
+            f"{unknown} ok run(s) have no learning curve or class count in their record: "
+            "whether they left the chance plateau is unknown (`?` in the table).",
+            "",
+        ]
     return lines
 
 

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
+from stn.plateau import stalled_counts
+
 GROUP_KEYS = ["dataset", "reducer", "classifier"]
 BASELINE = "resize_bilinear"
 ALPHA = 0.05
@@ -44,6 +46,8 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     ``n``, ``accuracy_mean``, ``accuracy_std`` (ddof 1), ``accuracy_ci95`` (half-width),
     ``accuracy_ci_low``/``_high``, ``test_loss_mean``, ``train_seconds_median`` and the
     median of every ``tp_*`` column.
+    ``stalled`` / ``stalled_unknown``: runs that ended on the chance plateau / whose
+    verdict is unknown (``stn.plateau``); the accuracy statistics still include them.
     """
     ok = _ok_runs(runs)
     tp_columns = [c for c in runs.columns if c.startswith("tp_")]
@@ -59,6 +63,8 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
         "accuracy_ci_high",
         "test_loss_mean",
         "train_seconds_median",
+        "stalled",
+        "stalled_unknown",
         *tp_columns,
     ]
     if ok.empty:
@@ -81,6 +87,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
             test_loss_mean=_mean(group, "test_loss"),
             train_seconds_median=_median(group, "train_seconds"),
         )
+        row.update(stalled_counts(group.get("ended_on_plateau", [None] * len(group))))
         for column in tp_columns:
             row[column] = _median(group, column)
         rows.append(row)

@@ -15,9 +15,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from stn.plateau import PLATEAU_CONDITION
 from stn.stats import BASELINE
 
 TABLE_STEM = "summary"
+STALLED_MARK = "†"  # after a row's accuracy: some of its runs ended on the chance plateau
+STALLED_NOTE = (
+    f"{STALLED_MARK} k of n runs (column `stalled`) ended on the chance plateau "
+    f"({PLATEAU_CONDITION}): the mean mixes failed optimisation with the reducer's effect."
+)
+UNKNOWN_NOTE = (
+    "`?` in `stalled`: runs whose record has no learning curve or no class count, so "
+    "whether they left the chance plateau is unknown."
+)
 
 
 # The throughput columns a reader sees in markdown and LaTeX; the CSV keeps every one.
@@ -75,6 +85,13 @@ def display_frame(
     shown["test accuracy (95 % CI)"] = _marked(accuracy, best_mask(table, "accuracy_mean"), bold)
     shown["std"] = table["accuracy_std"].map(lambda v: _number(100 * v, ".1f"))
     shown["n"] = table["n"].map(lambda v: _number(v, ".0f"))
+    if "stalled" in table:
+        stalled = table["stalled"].fillna(0) > 0
+        shown.loc[stalled, "test accuracy (95 % CI)"] += f" {STALLED_MARK}"
+        shown["stalled"] = [
+            _stalled(*counts)
+            for counts in zip(table["stalled"], table["stalled_unknown"], table["n"], strict=True)
+        ]
     for column in throughput_columns(table):
         spec = ",.0f" if column.endswith("_images_per_s") else ".3f"
         formatted = [_number(v, spec) for v in table[column]]
@@ -88,7 +105,18 @@ def to_markdown(table: pd.DataFrame) -> str:
     shown = display_frame(table, bold=lambda s: f"**{s}**")
     if shown.empty:
         return "(no trained runs yet)"
-    return shown.to_markdown(index=False, disable_numparse=True)
+    return "\n\n".join([shown.to_markdown(index=False, disable_numparse=True), *table_notes(table)])
+
+
+def table_notes(table: pd.DataFrame) -> list[str]:
+    """The footnotes the table's marks need: ``STALLED_NOTE`` where a row carries
+    ``STALLED_MARK``, ``UNKNOWN_NOTE`` where a ``stalled`` cell holds a ``?``."""
+    notes = []
+    if "stalled" in table and (table["stalled"].fillna(0) > 0).any():
+        notes.append(STALLED_NOTE)
+    if "stalled_unknown" in table and (table["stalled_unknown"].fillna(0) > 0).any():
+        notes.append(UNKNOWN_NOTE)
+    return notes
 
 
 def to_latex(table: pd.DataFrame) -> str:
@@ -96,7 +124,7 @@ def to_latex(table: pd.DataFrame) -> str:
     shown = display_frame(table, bold=lambda s: f"\\textbf{{{s}}}", escape=latex_escape)
     shown.columns = [latex_escape(c) for c in shown.columns]
     # pdflatex without unicode packages chokes on these three.
-    for symbol, command in (("±", "$\\pm$"), ("≥", "$\\geq$"), ("—", "---")):
+    for symbol, command in (("±", "$\\pm$"), ("≥", "$\\geq$"), ("—", "---"), ("†", "$^\\dagger$")):
         shown = shown.map(lambda s, a=symbol, b=command: s.replace(a, b))
     align = "lll" + "r" * (len(shown.columns) - 3)
     return shown.to_latex(index=False, escape=False, column_format=align[: len(shown.columns)])
@@ -133,6 +161,19 @@ def latex_escape(text: str) -> str:
 
 def _marked(values: list[str], mask: pd.Series, bold: Callable[[str], str]) -> list[str]:
     return [bold(v) if best and v else v for v, best in zip(values, mask.tolist(), strict=True)]
+
+
+def _stalled(stalled: object, unknown: object, n: object) -> str:
+    """``1/3``; ``?`` when no run's verdict is known; ``1/3 (1 ?)`` when some are not."""
+    stalled, unknown, n = (_count(v) for v in (stalled, unknown, n))
+    if unknown >= n:
+        return "?"
+    return f"{stalled}/{n}" + (f" ({unknown} ?)" if unknown else "")
+
+
+def _count(value: object) -> int:
+    number = pd.to_numeric(value, errors="coerce")
+    return 0 if pd.isna(number) else int(number)
 
 
 def _number(value: object, spec: str) -> str:

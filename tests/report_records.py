@@ -22,7 +22,12 @@ def make_record(
     images_per_s: float = 1000.0,
     reducer_options: dict[str, Any] | None = None,
     epochs: int = 3,
+    num_classes: int | None = 10,
+    stalled: bool = False,
 ) -> dict[str, Any]:
+    """A record as ``run_job`` writes it. ``stalled``: its training loss stays at ln C and
+    its training accuracy at 1/C (the chance plateau); ``num_classes=None`` leaves the
+    class count out, as in records that cannot get a plateau verdict."""
     config = {
         "seed": seed,
         "dataset": {"name": dataset, "canvas_size": 96},
@@ -41,11 +46,14 @@ def make_record(
     record["reducer"] = {"name": reducer, "kind": kind, "learned": kind == "stn", "parameters": 0}
     record["classifier"] = {"name": classifier, "parameters": 10}
     record["dataset"] = {"name": dataset}
+    if num_classes is not None:
+        record["dataset"]["num_classes"] = num_classes
+    chance = np.log(num_classes or 10)
     curves = [
         {
             "epoch": e + 1,
-            "train_loss": 2.0 / (e + 1),
-            "train_accuracy": 0.5,
+            "train_loss": chance if stalled else 2.0 / (e + 1),
+            "train_accuracy": 0.1 if stalled else 0.5,
             "test_loss": 1.0,
             "test_accuracy": accuracy * (e + 1) / epochs,
             "seconds": 1.0,

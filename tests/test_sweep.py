@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from stn.plateau import plateau_verdict
 from stn.results import load_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +42,8 @@ def test_smoke_sweep_writes_two_ok_records_and_a_two_row_table(tmp_path):
         assert r["throughput"]["comparable"] is True  # the basic launcher
         assert r["metrics"]["curves"] and 0 <= r["metrics"]["test_accuracy"] <= 1
         assert r["config"]["seed"] == 0 and r["environment"]["torch"]
+        # The job judged the run against its dataset's class count (digits: 10).
+        assert r["metrics"]["plateau"] == plateau_verdict(r["metrics"]["curves"], 10)
     table_rows = [line for line in proc.stdout.splitlines() if line.startswith("| digits_96")]
     assert len(table_rows) == 2
     report = (out / "report.md").read_text()

@@ -57,7 +57,7 @@ def test_markdown_marks_the_best_of_each_column_per_dataset(table):
     ]
     bold_accuracy = [r[1] for r in rows if r[3].startswith("**")]
     assert bold_accuracy == ["stn_bilinear_aa", "other_ds"]  # best of each dataset
-    bold_speed = [r[1] for r in rows if r[6].startswith("**")]
+    bold_speed = [r[1] for r in rows if r[7].startswith("**")]
     assert bold_speed == ["pool_avg", "other_ds"]
     assert rows[0][3] == "**94.0 ± 2.5 %**"  # 0.01 std, t(2) = 4.303, 4.303*0.01/√3 = 0.0248
 
