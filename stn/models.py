@@ -109,7 +109,9 @@ class CifarResNet(nn.Module):
     ) -> None:
         super().__init__()
         if depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"resnet depth must be 6n + 2 with n >= 1 (8, 14, 20, ...), got {depth}")
+            raise ValueError(
+                f"resnet depth must be 6n + 2 with n >= 1 (8, 14, 20, ...), got {depth}"
+            )
         if len(widths) != 3:
             raise ValueError(f"resnet widths must name its three stages, got {list(widths)}")
         _check_input_size("resnet", input_size, 4)

@@ -29,7 +29,7 @@ from stn.collect import Completeness, completeness, curves_frame, runs_frame
 from stn.example_files import examples_path, load_examples
 from stn.plateau import PLATEAU_CONDITION, PLATEAU_RULE, stalled_counts
 from stn.results import SkippedRecord, load_records
-from stn.stats import BASELINE, SIGNIFICANCE_TEST, summarise
+from stn.stats import BASELINE, GROUPING_TEST, SIGNIFICANCE_TEST, compare_families, summarise
 from stn.tables import STALLED_MARK, to_markdown, write_tables
 from stn.throughput_table import (
     THROUGHPUT_NOTE,
@@ -68,12 +68,22 @@ THROUGHPUT_ONLY = "Throughput only (`mode=throughput`): no run trained, so no ac
 
 
 def comparison_table(runs: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
-    """Accuracy statistics over seeds, median throughput and the baseline comparison."""
+    """Accuracy statistics over seeds, median throughput, the baseline comparison and
+    the groups."""
+    return summarise(_label_oracles(runs), baseline)
+
+
+def grouping_lines(runs: pd.DataFrame, baseline: str = BASELINE) -> list[str]:
+    """One line per (dataset, classifier): how many groups of reducers the data separate."""
+    return [f"- {family.line()}" for family in compare_families(_label_oracles(runs), baseline)]
+
+
+def _label_oracles(runs: pd.DataFrame) -> pd.DataFrame:
     if "oracle" in runs:
         # An oracle sees the ground truth: labelled so no one reads it as a contender.
         oracle = runs["oracle"].fillna(False).astype(bool)
         runs = runs.assign(reducer=runs["reducer"].where(~oracle, runs["reducer"] + " (oracle)"))
-    return summarise(runs, baseline)
+    return runs
 
 
 def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Report:
@@ -82,6 +92,7 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
     records, skipped = load_records(sweep_dir)
     runs = runs_frame(records)
     table = comparison_table(trained_runs(runs))
+    groups = grouping_lines(trained_runs(runs))
     speed = throughput_table(runs)
     speed_markdown = format_throughput_markdown(speed) if not speed.empty else ""
     grid = completeness(runs)
@@ -106,11 +117,18 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
             f"Test accuracy: mean over seeds ± half-width of the 95 % Student-t confidence "
             f"interval; std and n over seeds; throughput: median over seeds. "
             f"Best value per column in bold (per dataset and classifier). "
+            f"`group`: {GROUPING_TEST}. "
             f"`vs {BASELINE}`: {SIGNIFICANCE_TEST}.",
             "",
             f"`stalled`: how many of the row's n runs ended on the chance plateau "
             f"({PLATEAU_CONDITION}; `?`: unknown); the mean includes them, and the "
             f"accuracy of a row with any carries {STALLED_MARK}.",
+            "",
+            "Groups of reducers the data tell apart (per dataset and classifier; "
+            "'separated significantly': the largest set of reducers that all differ "
+            "pairwise):",
+            "",
+            *groups,
             "",
             "Also as "
             + ", ".join(f"[{k}]({p.relative_to(sweep_dir)})" for k, p in table_paths.items())

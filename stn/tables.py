@@ -83,6 +83,9 @@ def display_frame(
         for m, h in zip(table["accuracy_mean"], table["accuracy_ci95"], strict=True)
     ]
     shown["test accuracy (95 % CI)"] = _marked(accuracy, best_mask(table, "accuracy_mean"), bold)
+    if "group" in table:
+        # Next to the accuracy: reducers sharing a letter are not significantly different.
+        shown["group"] = table["group"].fillna("").map(lambda v: escape(str(v)))
     shown["std"] = table["accuracy_std"].map(lambda v: _number(100 * v, ".1f"))
     shown["n"] = table["n"].map(lambda v: _number(v, ".0f"))
     if "stalled" in table:
@@ -123,8 +126,14 @@ def to_latex(table: pd.DataFrame) -> str:
     """A booktabs ``tabular`` (``\\toprule``/``\\midrule``/``\\bottomrule``)."""
     shown = display_frame(table, bold=lambda s: f"\\textbf{{{s}}}", escape=latex_escape)
     shown.columns = [latex_escape(c) for c in shown.columns]
-    # pdflatex without unicode packages chokes on these three.
-    for symbol, command in (("±", "$\\pm$"), ("≥", "$\\geq$"), ("—", "---"), ("†", "$^\\dagger$")):
+    # pdflatex without unicode packages chokes on these; a bare < prints ¡ in OT1.
+    for symbol, command in (
+        ("±", "$\\pm$"),
+        ("≥", "$\\geq$"),
+        ("—", "---"),
+        ("†", "$^\\dagger$"),
+        ("<", "$<$"),
+    ):
         shown = shown.map(lambda s, a=symbol, b=command: s.replace(a, b))
     align = "lll" + "r" * (len(shown.columns) - 3)
     return shown.to_latex(index=False, escape=False, column_format=align[: len(shown.columns)])

@@ -40,7 +40,9 @@ def test_standardisation_at_evaluation_uses_training_statistics():
 
 def test_resnet_depth_sets_blocks_per_stage():
     blocks = [
-        sum(1 for m in CifarResNet(1, 10, depth=depth).modules() if type(m).__name__ == "BasicBlock")
+        sum(
+            1 for m in CifarResNet(1, 10, depth=depth).modules() if type(m).__name__ == "BasicBlock"
+        )
         for depth in (8, 20)
     ]
     assert blocks == [3, 9]

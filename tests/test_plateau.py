@@ -174,9 +174,9 @@ def test_the_report_counts_marks_and_lists_stalled_runs(tmp_path):
         for cells in [[c.strip() for c in line.strip("|").split("|")]]
     }
     assert rows["resize_bilinear"][3].endswith(STALLED_MARK)
-    assert rows["resize_bilinear"][6] == "1/3"
-    assert rows["pool_avg"][6] == "0/3" and not rows["pool_avg"][3].endswith(STALLED_MARK)
-    assert rows["pool_max"][6] == "0/3 (2 ?)"
+    assert rows["resize_bilinear"][7] == "1/3"
+    assert rows["pool_avg"][7] == "0/3" and not rows["pool_avg"][3].endswith(STALLED_MARK)
+    assert rows["pool_max"][7] == "0/3 (2 ?)"
     assert STALLED_NOTE in text and UNKNOWN_NOTE in text
     listed = text.split("## Runs that ended on the chance plateau")[1]
     stalled_lines = [line for line in listed.splitlines() if line.startswith("| digits_96")]

@@ -55,7 +55,12 @@ def test_report_stitches_config_tables_figures_and_problems(tmp_path):
         "torch `2.13.0`",
         "epochs `3`",
         "## Results",
-        "paired t-test",
+        "randomised complete block model",
+        "Holm-corrected",
+        "compact letter display",
+        # resize_bilinear and both STNs differ by the same amount on each seed: no test.
+        "**digits_96, cnn**: 3 reducers on seeds 0, 1; same differences on every seed",
+        "Left out: pool_avg (needs ≥ 2 seeds).",
         "## Failed runs",
         "pool_avg cannot reach 48 from 100 second line",
         "## Missing runs",
@@ -207,3 +212,36 @@ def test_a_sweep_over_object_scale_gets_its_figure(tmp_path):
     with Image.open(report.figures[caption]) as image:
         assert image.size[0] > 100 and image.size[1] > 100
     assert "object_scale.png" in report.path.read_text()
+
+
+def test_report_groups_reducers_and_says_how_many_groups_the_data_separate(tmp_path):
+    # Three levels 20 points apart, a seed effect and ±0.3 points of noise over 3 seeds.
+    offsets = {0: 0.0, 1: 0.02, 2: -0.01}
+    noise = {0: 0.003, 1: -0.002, 2: -0.001}
+    levels = {"oracle_crop": 0.95, "stn_blob": 0.75, "pool_avg": 0.55, "resize_bilinear": 0.548}
+    records = []
+    for k, (reducer, level) in enumerate(levels.items()):
+        for seed in range(3):
+            noise_k = noise[(seed + k) % 3]
+            records.append(make_record(reducer, seed, level + offsets[seed] + noise_k))
+            records[-1]["reducer"]["oracle"] = reducer == "oracle_crop"
+    write_all(records, tmp_path)
+    report = write_report(tmp_path, with_figures=False)
+    text = report.path.read_text()
+    header = [c.strip() for c in report.table_markdown.splitlines()[0].strip("|").split("|")]
+    assert header[header.index("test accuracy (95 % CI)") + 1] == "group"
+    groups = report.table.set_index("reducer")["group"].to_dict()
+    assert groups == {
+        "oracle_crop (oracle)": "a",
+        "stn_blob": "b",
+        "pool_avg": "c",
+        "resize_bilinear": "c",
+    }
+    assert (
+        "**digits_96, cnn**: 4 reducers on seeds 0, 1, 2 (residual σ 0.3 points, 6 df): "
+        "3 group(s) separated significantly (oracle_crop (oracle) > stn_blob > pool_avg); "
+        "3 letter(s) (a–c)."
+    ) in text
+    verdicts = report.table.set_index("reducer")["vs_baseline"]
+    assert verdicts["stn_blob"].startswith("better (Holm p")
+    assert verdicts["pool_avg"].startswith("no significant difference (Holm p")

@@ -57,8 +57,12 @@ def test_markdown_marks_the_best_of_each_column_per_dataset(table):
     ]
     bold_accuracy = [r[1] for r in rows if r[3].startswith("**")]
     assert bold_accuracy == ["stn_bilinear_aa", "other_ds"]  # best of each dataset
-    bold_speed = [r[1] for r in rows if r[7].startswith("**")]
+    bold_speed = [r[1] for r in rows if r[8].startswith("**")]
     assert bold_speed == ["pool_avg", "other_ds"]
+    header = [c.strip() for c in to_markdown(table).splitlines()[0].strip("|").split("|")]
+    assert header[3:5] == ["test accuracy (95 % CI)", "group"]  # the group beside accuracy
+    assert [r[4] for r in rows] == table["group"].tolist()
+    assert rows[0][4] == "a" and rows[-1][4] == "n/a — needs ≥ 2 seeds"
     assert rows[0][3] == "**94.0 ± 2.5 %**"  # 0.01 std, t(2) = 4.303, 4.303*0.01/√3 = 0.0248
 
 
@@ -82,6 +86,7 @@ def test_latex_is_a_booktabs_tabular_with_one_line_per_row(table, tmp_path):
     assert all(line.count("&") == header.count("&") for line in body)
     assert "stn\\_bilinear\\_aa" in body[0] and "\\textbf{94.0 $\\pm$ 2.5 \\%}" in body[0]
     assert "±" not in text and "_" not in text.replace("\\_", "")
+    assert "p$<$0.001" in body[0] and "<" not in text.replace("$<$", "")  # not ¡ in pdflatex
 
 
 def test_latex_escape_handles_every_special_character():
