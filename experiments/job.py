@@ -18,6 +18,12 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.classifier import (
+    build_configured_classifier,
+    check_classifier_section,
+    classifier_name,
+    describe_classifier,
+)
 from experiments.launcher import throughput_conditions
 from experiments.outcomes import JobOutcome
 from experiments.tracking import open_tracker
@@ -26,7 +32,7 @@ from stn.data.prepare import DatasetSpec, prepare_data
 from stn.environment import describe_determinism, describe_environment, resolve_device
 from stn.example_files import examples_path
 from stn.examples import try_save_examples
-from stn.models import build_classifier, count_parameters
+from stn.models import count_parameters
 from stn.plateau import plateau_verdict
 from stn.reducers import build_reducer
 from stn.results import ensure_writable, is_ok, new_record, write_record
@@ -65,6 +71,9 @@ def dataset_spec(section: dict[str, Any]) -> DatasetSpec:
 def run_job(cfg: DictConfig) -> JobOutcome:
     """Run one configured job; its outcome says ``ok``, ``failed`` (why) or ``skipped``."""
     config = plain_config(cfg)
+    # A network given by _target_ alone is named after its class, in the config too: the
+    # report, its curves and the completeness grid read config.classifier.name.
+    config["classifier"] = {**config["classifier"], "name": classifier_name(config["classifier"])}
     sweep_dir = Path(config["results_dir"])
     ensure_writable(sweep_dir)
     record = new_record(config, sweep=str(config["sweep"]))
@@ -114,6 +123,7 @@ def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: 
     rss_scope = "run" if reset_peak_rss() else "process"
     record["environment"] = describe_environment(device)
     record["determinism"] = describe_determinism(device)
+    check_classifier_section(config["classifier"])  # a mistyped target fails before the data
     seed = int(config["seed"])
     seed_everything(seed)
     trainer = dict(config["trainer"])
@@ -125,19 +135,15 @@ def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: 
     channels, height, width = data.train.input_shape
     output_size = tuple(config["output_size"])
     reducer = build_reducer(config["reducer"], channels, (height, width), output_size)
-    classifier_cfg = dict(config["classifier"])
     # Reseed so the classifier starts from the same weights whatever the reducer drew:
     # otherwise its init (and whether it leaves the ln 10 loss plateau) depends on the reducer.
     torch.manual_seed(seed)
-    classifier = build_classifier(
-        classifier_cfg.pop("kind"),
-        channels,
-        data.num_classes,
-        output_size,
-        **{k: v for k, v in classifier_cfg.items() if k != "name"},
+    # kind: a predefined network; _target_: the user's own (experiments/classifier.py).
+    classifier = build_configured_classifier(
+        config["classifier"], channels, data.num_classes, output_size
     )
     record["classifier"] = {
-        "name": config["classifier"]["name"],
+        **describe_classifier(config["classifier"]),
         "parameters": count_parameters(classifier),
     }
     if reducer.needs_fit:

@@ -1,0 +1,276 @@
+"""The run's downstream network from its ``classifier`` config section: predefined or yours.
+
+A section names exactly one of
+
+- ``kind``: a predefined network of :mod:`stn.models` (``conf/classifier/cnn.yaml``, ...);
+- ``_target_``: any importable callable ``package.module.Class`` that returns an
+  ``nn.Module``, built with Hydra's ``instantiate`` (``conf/classifier/custom.yaml``).
+
+Either way the run passes ``in_channels``, ``num_classes`` and ``input_size`` ``(h, w)``
+as keyword arguments, and every other key of the section except ``name`` as an option.
+A target's network is checked before any training: it must be an ``nn.Module`` mapping a
+dummy ``(2, C, h, w)`` batch to ``(2, num_classes)`` logits. Each problem raises
+:class:`ClassifierConfigError` saying what is wrong and how to fix it; ``experiments.job``
+records it as the run's failure, so one bad network never ends a sweep.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from torch import Tensor, nn
+
+from stn.models import CLASSIFIERS, build_classifier
+
+MISSING = "???"  # OmegaConf's mandatory value, left as is by to_container
+RUN_ARGS = ("in_channels", "num_classes", "input_size")
+NOT_OPTIONS = frozenset({"name", "kind", "_target_"})
+SIGNATURE = (
+    "__init__(self, in_channels: int, num_classes: int, input_size: tuple[int, int], **options)"
+)
+HOW = "classifier=custom classifier._target_=package.module.Class"
+
+
+class ClassifierConfigError(ValueError):
+    """The classifier section or the network it names cannot be used; says how to fix it."""
+
+
+def classifier_name(section: Mapping[str, Any]) -> str | None:
+    """The name records and reports use: ``name`` if set, else the target's class, else kind.
+
+    Needs no import, so that a run whose target fails to build is still named.
+    """
+    if section.get("name"):
+        return str(section["name"])
+    target = section.get("_target_")
+    if isinstance(target, str) and target not in ("", MISSING):
+        return target.rsplit(".", 1)[-1]
+    kind = section.get("kind")
+    return None if kind is None else str(kind)
+
+
+def describe_classifier(section: Mapping[str, Any]) -> dict[str, Any]:
+    """What a record says about the network besides its size: name and kind or target."""
+    facts: dict[str, Any] = {"name": classifier_name(section)}
+    if section.get("_target_") is not None:
+        facts["target"] = section["_target_"]
+    else:
+        facts["kind"] = section.get("kind")
+    return facts
+
+
+def check_classifier_section(section: Mapping[str, Any]) -> None:
+    """Raise now what building would raise before the network exists: no data needed.
+
+    Kind or target, the target's import, name and signature; called before the data is
+    prepared, so that a mistyped target fails a run in a second.
+    """
+    _, target = _kind_or_target(section)
+    if target is not None:
+        check_signature(locate_target(target), target, _options(section))
+
+
+def build_configured_classifier(
+    section: Mapping[str, Any], in_channels: int, num_classes: int, input_size: Sequence[int]
+) -> nn.Module:
+    """The network a classifier section describes: ``(N, C, h, w) → (N, num_classes)``."""
+    kind, target = _kind_or_target(section)
+    options = _options(section)
+    if kind is not None:
+        return build_classifier(kind, in_channels, num_classes, input_size, **options)
+    return build_target(target, in_channels, num_classes, input_size, options)
+
+
+def _options(section: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in section.items() if k not in NOT_OPTIONS}
+
+
+def _kind_or_target(section: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    kind, target = section.get("kind"), section.get("_target_")
+    predefined = ", ".join(sorted(CLASSIFIERS))
+    if kind is not None and target is not None:
+        raise ClassifierConfigError(
+            f"the classifier section sets both kind={kind!r} (a predefined network) and "
+            f"_target_={target!r} (your own); it takes one. For your own network write "
+            f"{HOW} (not +classifier._target_=... on the {kind} preset)"
+        )
+    if kind is None and target is None:
+        raise ClassifierConfigError(
+            "the classifier section sets neither kind (a predefined network: "
+            f"{predefined}; conf/classifier/) nor _target_ (your own nn.Module: {HOW})"
+        )
+    if target in ("", MISSING):
+        raise ClassifierConfigError(
+            "classifier._target_ is not set: name your network's class, "
+            f"{HOW} (e.g. mynets.TinyNet for class TinyNet in mynets.py)"
+        )
+    return kind, target
+
+
+def build_target(
+    target: str,
+    in_channels: int,
+    num_classes: int,
+    input_size: Sequence[int],
+    options: Mapping[str, Any],
+) -> nn.Module:
+    """Instantiate ``target(in_channels=, num_classes=, input_size=(h, w), **options)``.
+
+    Checks, in order, that the module imports, defines the name, takes those keywords,
+    returns an ``nn.Module``, and maps ``(2, C, h, w)`` to ``(2, num_classes)``.
+    """
+    factory = locate_target(target)
+    check_signature(factory, target, options)
+    run_args = {
+        "in_channels": int(in_channels),
+        "num_classes": int(num_classes),
+        "input_size": tuple(int(s) for s in input_size),
+    }
+    # _partial_: the options come through Hydra (nested _target_s instantiated, containers
+    # made plain); the run's arguments go in as they are, input_size a tuple.
+    build = instantiate({"_target_": target, "_partial_": True, **options}, _convert_="all")
+    call = f"{target}({_arguments({**run_args, **options})})"
+    try:
+        network = build(**run_args)
+    except Exception as err:
+        raise ClassifierConfigError(f"{call} raised {type(err).__name__}: {err}") from err
+    if not isinstance(network, nn.Module):
+        raise ClassifierConfigError(
+            f"{call} returned a {type(network).__module__}.{type(network).__qualname__}, "
+            "not a torch.nn.Module: the target must be an nn.Module class, or a function "
+            "returning one"
+        )
+    check_forward(network, target, run_args["in_channels"], num_classes, run_args["input_size"])
+    return network
+
+
+def locate_target(target: str) -> Callable[..., Any]:
+    """The callable a dotted path ``package.module.Class`` names."""
+    module_name, _, attr = str(target).rpartition(".")
+    if not module_name:
+        raise ClassifierConfigError(
+            f"classifier._target_={target!r} is not a dotted path: write "
+            "package.module.Class (e.g. mynets.TinyNet for class TinyNet in mynets.py)"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name is None or not (module_name + ".").startswith(err.name + "."):
+            raise _import_failed(target, module_name, err) from err
+        raise ClassifierConfigError(
+            f"classifier._target_={target!r}: cannot import module {module_name!r} "
+            f"({type(err).__name__}: {err}). It must be importable where the run starts: "
+            f"{module_name.replace('.', '/')}.py in the working directory, an installed "
+            "package, or a folder on PYTHONPATH"
+        ) from err
+    except Exception as err:  # noqa: BLE001 - any error while importing the user's module
+        raise _import_failed(target, module_name, err) from err
+    if not hasattr(module, attr):
+        raise ClassifierConfigError(
+            f"classifier._target_={target!r}: module {module_name!r} "
+            f"({getattr(module, '__file__', 'no file')}) has no attribute {attr!r}; "
+            f"the nn.Module classes it defines: {', '.join(_modules_in(module)) or 'none'}"
+        )
+    factory = getattr(module, attr)
+    if not callable(factory):
+        raise ClassifierConfigError(
+            f"classifier._target_={target!r} is a {type(factory).__name__}, not a class "
+            "or function: name the nn.Module class"
+        )
+    return factory
+
+
+def _import_failed(target: str, module_name: str, err: Exception) -> ClassifierConfigError:
+    return ClassifierConfigError(
+        f"classifier._target_={target!r}: importing module {module_name!r} raised "
+        f"{type(err).__name__}: {err} (fix the module or what it imports)"
+    )
+
+
+def _modules_in(module: Any) -> list[str]:
+    """Names of the nn.Module classes defined in ``module`` itself (not imported into it)."""
+    return sorted(
+        name
+        for name, obj in vars(module).items()
+        if isinstance(obj, type)
+        and issubclass(obj, nn.Module)
+        and obj.__module__ == module.__name__
+    )
+
+
+def check_signature(factory: Callable[..., Any], target: str, options: Mapping[str, Any]) -> None:
+    """Raise unless ``factory`` takes the run's keywords and the section's options."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # a builtin without a signature: the call will tell
+        return
+    params = list(signature.parameters.values())
+    keywords = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    any_keyword = any(p.kind is p.VAR_KEYWORD for p in params)
+    shown = f"{target}{signature}"
+    refused = [a for a in RUN_ARGS if a not in keywords and not any_keyword]
+    if refused:
+        raise ClassifierConfigError(
+            f"{shown} does not accept {', '.join(refused)} as keyword argument(s); a "
+            "classifier is built with the run's in_channels, num_classes and input_size "
+            f"(h, w), so its signature must be {SIGNATURE}"
+        )
+    unknown = [k for k in options if k not in keywords and not any_keyword]
+    if unknown:
+        raise ClassifierConfigError(
+            f"{shown} has no parameter {', '.join(unknown)}, which the classifier section "
+            f"sets: remove it (~classifier.{unknown[0]}) or add it to the constructor"
+        )
+    required = [
+        p.name
+        for p in params
+        if p.default is p.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name not in RUN_ARGS
+        and p.name not in options
+    ]
+    if required:
+        raise ClassifierConfigError(
+            f"{shown} needs {', '.join(required)}, which the classifier section does not "
+            f"set: add +classifier.{required[0]}=<value> to the command"
+        )
+
+
+def check_forward(
+    network: nn.Module, target: str, in_channels: int, num_classes: int, size: tuple[int, int]
+) -> None:
+    """Raise unless ``network`` maps a ``(2, C, h, w)`` zero batch to ``(2, num_classes)``.
+
+    On the CPU, without gradients, in eval mode (no batch-norm statistics move, no dropout
+    draws a random number), then back in the mode it was in. Lazy layers get their shapes.
+    """
+    shape = (2, in_channels, *size)
+    was_training = network.training
+    network.eval()
+    try:
+        with torch.no_grad():
+            out = network(torch.zeros(shape))
+    except Exception as err:
+        raise ClassifierConfigError(
+            f"{target}: forward on a dummy batch of shape {shape} (N, C, h, w) raised "
+            f"{type(err).__name__}: {err}; the network must take (N, in_channels, h, w) with "
+            f"(h, w) = input_size = {size}"
+        ) from err
+    finally:
+        network.train(was_training)
+    if isinstance(out, Tensor) and tuple(out.shape) == (2, num_classes):
+        return
+    got = f"shape {tuple(out.shape)}" if isinstance(out, Tensor) else f"a {type(out).__name__}"
+    raise ClassifierConfigError(
+        f"{target}: forward on a dummy batch of shape {shape} (N, C, h, w) returned {got}; "
+        f"it must return logits of shape (N, num_classes) = (2, {num_classes})"
+    )
+
+
+def _arguments(arguments: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in arguments.items())

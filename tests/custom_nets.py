@@ -1,0 +1,59 @@
+"""Networks a user might bring (``classifier._target_=custom_nets.<Name>``), good and bad.
+
+Importable as ``custom_nets`` in tests: pytest puts tests/ on sys.path (no __init__.py).
+"""
+
+from torch import Tensor, nn
+
+
+class TinyNet(nn.Module):
+    """A valid network: ``(N, C, h, w) → (N, num_classes)``; ``width`` is an option."""
+
+    def __init__(self, in_channels: int, num_classes: int, input_size, width: int = 4) -> None:
+        super().__init__()
+        self.input_size = input_size  # kept so a test can see what the run passed
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+class NoRunArguments(nn.Module):
+    """Wrong signature: cannot take in_channels / input_size."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.head = nn.LazyLinear(num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(x.flatten(1))
+
+
+class WrongShape(TinyNet):
+    """Returns one logit too many: ``(N, num_classes + 1)``."""
+
+    def __init__(self, in_channels: int, num_classes: int, input_size) -> None:
+        super().__init__(in_channels, num_classes + 1, input_size)
+
+
+class FlatOnly(nn.Module):
+    """Expects flat ``(N, features)`` input, so a ``(N, C, h, w)`` batch breaks it."""
+
+    def __init__(self, in_channels: int, num_classes: int, input_size) -> None:
+        super().__init__()
+        self.head = nn.Linear(in_channels * 2, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(x)
+
+
+def not_a_module(in_channels: int, num_classes: int, input_size) -> dict:
+    """A factory that returns something other than an nn.Module."""
+    return {"in_channels": in_channels}
