@@ -9,7 +9,8 @@
 // Per axis, sample at position p with stretch s has window taps m = start + t,
 // t = 0..T-1, start = floor(p - radius·s) + 1, weights k((p - m) / s), divided by their
 // sum over the whole window when `normalize` (before padding: "zeros" then drops outside
-// taps, "border" reads the edge pixel for them).
+// taps, "border" reads the edge pixel for them). A NaN or infinite position or stretch
+// gives NaN, as the torch path does.
 
 #include <pthread.h>
 
