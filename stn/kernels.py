@@ -168,6 +168,8 @@ def _polynomial_window(fn: KernelFn, radius: float, degree: int) -> WindowFn:
         for p in range(degree - 1, -1, -1):  # Horner, value and derivative together
             dw = torch.addcmul(w, dw, e)
             w = torch.addcmul(c[p], w, e)
+        if degree == 0:  # constant weights: still NaN for a NaN d, as fn's ``+ 0 * d``
+            w = w + 0 * e
         return w, dw
 
     return window

@@ -7,22 +7,36 @@ plain C ABI, so it builds with the system C++ compiler in seconds (no ninja, no
 pybind), once per source version, into a cache folder:
 ``$STN_BENCH_CACHE`` or ``$XDG_CACHE_HOME/stn-bench`` or ``~/.cache/stn-bench``.
 
-A read-only cache folder falls back to the temp folder. Where it cannot be built at all
-(no compiler), :func:`native_sampler` returns ``None`` with the reason in
-:func:`native_sampler_status`, and sampling runs the torch path.
-CPU tensors of float32/float64 only; CUDA tensors always use the torch path.
+Loading a library runs its code, so the cache is private: the folder is created with mode
+0700, and before every load the folder and the library must belong to this user and be
+writable by no one else (the library a regular file, opened without following symlinks
+and loaded from that descriptor). A read-only cache folder falls back to
+``<tmp>/stn-bench-<uid>``, checked the same way. Nothing is loaded from a folder or
+library that fails a check: a refused folder is passed over (for the temp folder's, then
+for a fresh private temp folder), a refused library, or one that does not load or lacks
+the expected ABI, is replaced by a fresh build; one :class:`NativeCacheWarning` per
+process says why. Scratch files of a compile that was killed are removed on the next
+start. Where it cannot be built at all (no compiler), :func:`native_sampler` returns
+``None`` with the reason in :func:`native_sampler_status`, and sampling runs the torch
+path. CPU tensors of float32/float64 only; CUDA tensors always use the torch path.
 """
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
+import errno
 import functools
 import hashlib
 import os
 import platform
+import re
 import shutil
+import stat
 import subprocess
 import tempfile
+import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -39,6 +53,23 @@ _ABI_VERSION = 1
 # Closed forms the compiled sampler knows (stn/csrc/sampler.cpp's Kind).
 _KINDS = {"nearest": 0, "box": 1, "tent": 2, "keys": 3, "lanczos": 4, "gaussian": 5}
 _DTYPES = {torch.float32: "f32", torch.float64: "f64"}
+# A compile is killed after 300 s (build's timeout), so a scratch file older than twice
+# that is left over from a process that died mid-build (SIGKILL), not one still writing.
+STALE_SCRATCH_S = 600
+# Scratch names: build's, and those of versions before it (mkstemp's "tmp" + 8 chars).
+_SCRATCH = re.compile(r"\.stn_sampler_[0-9a-f]{16}\.so\.[a-z0-9_]+\.tmp|tmp[a-z0-9_]{8}\.so")
+
+
+class NativeCacheWarning(UserWarning):
+    """The compiled sampler's cache was refused or rebuilt; the message says why."""
+
+
+class UnsafeCacheError(RuntimeError):
+    """A cache folder or library that someone other than this user could have written."""
+
+
+class LibraryError(RuntimeError):
+    """A library that loads but is not a compiled sampler of this version (ABI)."""
 
 
 class Spec(ctypes.Structure):
@@ -72,28 +103,136 @@ def _compiler() -> str | None:
     return None
 
 
-def build(source: Path = SOURCE, folder: Path | None = None) -> Path:
-    """Compile ``source`` into ``folder`` (default :func:`cache_dir`) unless already there.
+def _uid() -> int | None:
+    return os.getuid() if hasattr(os, "getuid") else None
 
-    The file name hashes the source, compiler and flags, so an edited source rebuilds
-    and concurrent runs (a joblib sweep) never load a half-written library: each
-    compiles to a temporary name and renames it into place.
+
+def _ours(st: os.stat_result) -> bool:
+    uid = _uid()
+    return uid is None or st.st_uid == uid
+
+
+def _unsafe(st: os.stat_result, folder: bool) -> str | None:
+    """Why a folder or library with this ``stat`` could hold another user's code, or None."""
+    if folder and not stat.S_ISDIR(st.st_mode):
+        return "is not a folder"
+    if not folder and not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    if not _ours(st):
+        return f"belongs to uid {st.st_uid}, not to this user (uid {_uid()})"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"is writable by other users (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def private_folder(folder: Path, follow_symlinks: bool = True) -> Path:
+    """``folder``, created with mode 0700 where missing, once checked private.
+
+    ``follow_symlinks=False`` refuses a symlink (the shared temp folder, where anyone may
+    have made one).
 
     Raises:
-        RuntimeError: no C++ compiler, or it failed (its message included).
+        UnsafeCacheError: it is not a folder, belongs to another user, or the group or
+            others may write to it.
+        OSError: it cannot be created (``PermissionError`` where its parent is read-only).
     """
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except FileExistsError:
+        pass  # something else by that name (a file, a dangling symlink): refused below
+    st = os.stat(folder) if follow_symlinks else os.lstat(folder)
+    problem = "is a symlink" if stat.S_ISLNK(st.st_mode) else _unsafe(st, folder=True)
+    if problem:
+        raise UnsafeCacheError(f"{folder} {problem}")
+    return folder
+
+
+def open_library(path: Path) -> int:
+    """A read-only descriptor of ``path``, once checked: a regular file (not a symlink),
+    this user's, writable by no one else. Loading from the descriptor loads what was checked.
+
+    Raises:
+        UnsafeCacheError: it fails a check.
+        OSError: it cannot be opened (``FileNotFoundError`` where it does not exist).
+    """
+    # O_NONBLOCK: a FIFO in its place must not hang the open (the check then refuses it).
+    flags = os.O_RDONLY | os.O_NONBLOCK
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise UnsafeCacheError(f"{path} is a symlink") from None
+        raise
+    problem = _unsafe(os.fstat(fd), folder=False)
+    if problem:
+        os.close(fd)
+        raise UnsafeCacheError(f"{path} {problem}")
+    return fd
+
+
+def remove_stale_scratch(folder: Path, older_than_s: float = STALE_SCRATCH_S) -> list[Path]:
+    """Delete this user's scratch libraries in ``folder`` last written over
+    ``older_than_s`` ago (a compile that was killed); returns what was deleted.
+
+    Only for a folder :func:`private_folder` accepted: nothing else is touched.
+    """
+    removed = []
+    now = time.time()
+    for entry in os.scandir(folder):
+        if not _SCRATCH.fullmatch(entry.name):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            # Any mode: the linker gives the scratch file the umask's, maybe group-writable.
+            if stat.S_ISREG(st.st_mode) and _ours(st) and now - st.st_mtime > older_than_s:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except FileNotFoundError:
+            pass  # another process cleaned it, or its compile finished
+    return removed
+
+
+def library_path(source: Path | None = None, folder: Path | None = None) -> Path:
+    """Where :func:`build` puts ``source``'s library: named by a hash of the source,
+    compiler and flags, so an edited source rebuilds.
+
+    Raises:
+        RuntimeError: no C++ compiler.
+    """
+    source = SOURCE if source is None else Path(source)
     compiler = _compiler()
     if compiler is None:
         raise RuntimeError("no C++ compiler found (set CXX, or install g++)")
-    folder = Path(folder) if folder is not None else cache_dir()
     digest = hashlib.sha256(
         source.read_bytes() + " ".join([compiler, *_FLAGS]).encode()
     ).hexdigest()[:16]
-    target = folder / f"stn_sampler_{digest}.so"
-    if target.exists():
+    return (Path(folder) if folder is not None else cache_dir()) / f"stn_sampler_{digest}.so"
+
+
+def build(source: Path | None = None, folder: Path | None = None) -> Path:
+    """Compile ``source`` (default :data:`SOURCE`) into ``folder`` (default
+    :func:`cache_dir`) unless a build that passes :func:`open_library`'s checks is there.
+
+    The folder must pass :func:`private_folder`. Each build compiles to a private scratch
+    name in the folder and renames it into place, so concurrent runs (a joblib sweep)
+    never load a half-written library; scratch files a killed compile left are removed.
+
+    Raises:
+        UnsafeCacheError: ``folder`` fails :func:`private_folder`'s checks.
+        RuntimeError: no C++ compiler, or it failed (its message included).
+    """
+    source = SOURCE if source is None else Path(source)
+    target = library_path(source, folder)
+    compiler = _compiler()
+    folder = private_folder(target.parent)
+    remove_stale_scratch(folder)
+    try:
+        os.close(open_library(target))
         return target
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, scratch = tempfile.mkstemp(suffix=".so", dir=folder)
+    except (OSError, UnsafeCacheError):
+        pass  # missing, or not to be trusted: replaced below
+    fd, scratch = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     os.close(fd)
     try:
         done = subprocess.run(
@@ -104,6 +243,7 @@ def build(source: Path = SOURCE, folder: Path | None = None) -> Path:
         )
         if done.returncode != 0:
             raise RuntimeError(f"{compiler} failed on {source}:\n{done.stderr.strip()[-2000:]}")
+        os.chmod(scratch, 0o700)  # the linker recreates the file with the umask's mode
         os.replace(scratch, target)
     finally:
         if os.path.exists(scratch):
@@ -111,44 +251,136 @@ def build(source: Path = SOURCE, folder: Path | None = None) -> Path:
     return target
 
 
+def _dlclose(lib: ctypes.CDLL) -> None:
+    """Unload ``lib``: the loader hands back an already-loaded library by name, so a
+    library rebuilt under the same name would not load otherwise."""
+    if hasattr(_ctypes, "dlclose"):
+        _ctypes.dlclose(lib._handle)
+
+
 class NativeSampler:
-    """The loaded library's entry points, typed."""
+    """The loaded library's entry points, typed.
+
+    Raises:
+        UnsafeCacheError: the file fails :func:`open_library`'s checks (it is not loaded).
+        LibraryError: it loads but lacks an entry point or has another ABI version.
+        OSError: it does not load.
+    """
 
     def __init__(self, path: Path) -> None:
-        lib = ctypes.CDLL(str(path))
-        if lib.stn_sampler_abi_version() != _ABI_VERSION:
-            raise RuntimeError(f"{path}: ABI version mismatch; delete it to rebuild")
+        fd = open_library(path)
+        # Loaded through the checked descriptor (Linux), so nothing swapped in between
+        # the check and the load is loaded. The descriptor stays open while the library
+        # is loaded: the loader matches names, and a reused /proc/self/fd/N would match.
+        via_fd = f"/proc/self/fd/{fd}"
+        try:
+            lib = ctypes.CDLL(via_fd if os.path.exists(via_fd) else str(path))
+        except OSError:
+            os.close(fd)
+            raise
+        try:
+            self._bind(lib, path)
+        except LibraryError:
+            _dlclose(lib)
+            os.close(fd)
+            raise
+        self.path, self._fd = path, fd
+
+    def _bind(self, lib: ctypes.CDLL, path: Path) -> None:
         ptr, i64 = ctypes.c_void_p, ctypes.c_int64
-        self.forward, self.backward = {}, {}
-        for suffix in _DTYPES.values():
-            fwd = getattr(lib, f"stn_sample_forward_{suffix}")
+        try:
+            version = lib.stn_sampler_abi_version
+            self.forward, self.backward = {}, {}
+            for suffix in _DTYPES.values():
+                fwd = getattr(lib, f"stn_sample_forward_{suffix}")
+                bwd = getattr(lib, f"stn_sample_backward_{suffix}")
+                self.forward[suffix], self.backward[suffix] = fwd, bwd
+        except AttributeError as err:
+            what = f"{path} is not a compiled sampler of this version ({err})"
+            raise LibraryError(what) from None
+        version.argtypes, version.restype = [], ctypes.c_int
+        if version() != _ABI_VERSION:
+            raise LibraryError(f"{path} has ABI version {version()}, expected {_ABI_VERSION}")
+        for fwd in self.forward.values():
             fwd.argtypes = [ptr, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr]
             fwd.restype = None
-            bwd = getattr(lib, f"stn_sample_backward_{suffix}")
+        for bwd in self.backward.values():
             bwd.argtypes = [ptr, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr] + [ptr] * 6
             bwd.restype = None
-            self.forward[suffix], self.backward[suffix] = fwd, bwd
-        self.path = path
 
 
-def _build_somewhere() -> Path:
-    """:func:`build` into the cache folder, or the temp folder where that is read-only."""
+def _cannot_write(err: OSError) -> bool:
+    return isinstance(err, PermissionError) or err.errno == errno.EROFS
+
+
+def _temp_cache() -> Path:
+    """The fallback cache folder, ``<tmp>/stn-bench-<uid>``."""
+    uid = _uid()
+    return Path(tempfile.gettempdir()) / f"stn-bench-{'user' if uid is None else uid}"
+
+
+def _load_from(folder: Path, notes: list[str]) -> NativeSampler:
+    """The sampler from ``folder`` (checked by the caller), rebuilt there where the cached
+    library fails a check, does not load or has another ABI (said in ``notes``)."""
+    remove_stale_scratch(folder)
+    target = library_path(folder=folder)
+    if not os.path.lexists(target):
+        return NativeSampler(build(folder=folder))
     try:
-        return build()
-    except PermissionError:
-        user = os.getuid() if hasattr(os, "getuid") else "user"
-        return build(folder=Path(tempfile.gettempdir()) / f"stn-bench-{user}")
+        return NativeSampler(target)
+    except (OSError, UnsafeCacheError, LibraryError) as err:
+        notes.append(f"not loading {target}: {err}")
+    target.unlink(missing_ok=True)  # missing: another process got there first
+    sampler = NativeSampler(build(folder=folder))
+    notes.append("replaced it with a fresh build")
+    return sampler
+
+
+def _load_private(notes: list[str]) -> NativeSampler:
+    """The sampler built in a fresh private temp folder, deleted once loaded (the library
+    stays loaded, and open)."""
+    folder = Path(tempfile.mkdtemp(prefix="stn-bench-"))
+    try:
+        sampler = NativeSampler(build(folder=folder))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    notes.append("built a private copy in a temp folder instead (deleted once loaded)")
+    return sampler
+
+
+def _load_somewhere(notes: list[str]) -> NativeSampler:
+    """The sampler from the cache folder, else (read-only or refused) from the temp folder's
+    cache, else built privately. What was refused and why goes to ``notes``."""
+    for folder, follow in ((cache_dir(), True), (_temp_cache(), False)):
+        try:
+            private_folder(folder, follow)
+            return _load_from(folder, notes)
+        except UnsafeCacheError as err:
+            notes.append(
+                f"not loading from {folder}: {err} (chmod go-w it if it is yours; else "
+                "point STN_BENCH_CACHE at a folder of yours)"
+            )
+        except OSError as err:
+            if not _cannot_write(err):  # read-only: the temp folder, as documented
+                notes.append(f"cannot use {folder}: {err}")
+    return _load_private(notes)
 
 
 @functools.cache
 def _load() -> tuple[NativeSampler | None, str]:
     if os.environ.get("STN_BENCH_NATIVE", "1") == "0":
         return None, "disabled by STN_BENCH_NATIVE=0"
+    notes: list[str] = []
     try:
-        sampler = NativeSampler(_build_somewhere())
+        sampler = _load_somewhere(notes)
+        status = f"compiled ({sampler.path})"
     except (OSError, RuntimeError, subprocess.SubprocessError) as err:
-        return None, f"unavailable: {err}"
-    return sampler, f"compiled ({sampler.path})"
+        sampler, status = None, f"unavailable: {err}"
+        if notes:
+            notes.append(f"sampling runs in torch ({status})")
+    if notes:  # one warning however many steps it took
+        warnings.warn("compiled sampler: " + "; ".join(notes), NativeCacheWarning, stacklevel=2)
+    return sampler, status
 
 
 def native_sampler() -> NativeSampler | None:

@@ -1,7 +1,14 @@
 """The compiled sampler (stn/csrc/sampler.cpp) against the torch path it replaces on CPU,
-gradcheck, threads, the build and its failures, and the backend switch."""
+gradcheck, threads, NaN grids, the build and its failures, the private cache (planted
+libraries are never loaded), and the backend switch."""
 
 import ctypes
+import os
+import stat
+import subprocess
+import tempfile
+import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -57,6 +64,34 @@ def test_compiled_matches_torch_path(sampler, kernel, antialias, padding, align)
     for a, b, what in zip(ours, ref, ("output", "d/input", "d/grid"), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-10, msg=what)
     assert ref[0].abs().max() > 0 and ref[1].abs().max() > 0
+
+
+@pytest.mark.parametrize("kernel", kernel_names())
+@pytest.mark.parametrize("padding", ["zeros", "border"])
+def test_compiled_and_torch_path_agree_on_a_nan_grid(sampler, kernel, padding):
+    # A diverged transform gives NaN or infinite coordinates. Both paths return NaN for
+    # exactly those samples, in every channel (the compiled one returned 0, a plausible
+    # black pixel), the same values elsewhere, and the same grid gradients for the samples
+    # with finite coordinates (what a NaN sample leaves in the input's gradient differs).
+    inp, grid = problem(21)
+    grid[0, 0, 0, 0] = float("nan")
+    grid[0, 2, 3, 1] = float("nan")
+    grid[1, 4, 5] = float("nan")
+    grid[1, 1, 2, 0] = float("inf")
+    grid[1, 3, 1, 1] = -float("inf")
+    bad = ~grid.isfinite().all(-1)  # (N, Ho, Wo)
+    kern = get_kernel(kernel)
+    ours = value_and_grads(inp, grid, kern, False, padding, False, sampler)
+    ref = value_and_grads(inp, grid, kern, False, padding, False, None)
+    for out in (ours[0], ref[0]):
+        assert torch.equal(out.isnan(), bad.unsqueeze(1).expand_as(out))
+    torch.testing.assert_close(ours[0], ref[0], rtol=0, atol=1e-10, equal_nan=True)
+    torch.testing.assert_close(ours[2][~bad], ref[2][~bad], rtol=0, atol=1e-10)
+    if kernel in ("bilinear", "bicubic") and padding == "zeros":
+        # F.grid_sample, the independent reference, agrees (its "border" and "nearest"
+        # clamp a NaN coordinate to some pixel instead).
+        native_out = torch.nn.functional.grid_sample(inp, grid, kernel, padding, False)
+        assert torch.equal(native_out.isnan(), ours[0].isnan())
 
 
 @pytest.mark.parametrize("kernel", kernel_names())
@@ -141,9 +176,11 @@ def test_build_caches_by_source_and_reports_compiler_errors(tmp_path, monkeypatc
     source.write_text("this is not C++\n")
     with pytest.raises(RuntimeError, match="failed on .*tiny.cpp"):
         native.build(source, tmp_path / "cache")
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir() if p.suffix == ".so") == sorted(
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(
         p.name for p in (tmp_path / "cache").glob("stn_sampler_*.so")
     )  # no half-written scratch files left behind
+    assert stat.S_IMODE((tmp_path / "cache").stat().st_mode) == 0o700
+    assert stat.S_IMODE(first.stat().st_mode) & 0o077 == 0
     monkeypatch.setattr(native, "_compiler", lambda: None)
     with pytest.raises(RuntimeError, match="no C\\+\\+ compiler"):
         native.build(source, tmp_path / "cache")
@@ -170,20 +207,200 @@ def test_disabled_or_unbuildable_sampler_falls_back_to_torch(monkeypatch, tmp_pa
         native._load.cache_clear()
 
 
-def test_read_only_cache_falls_back_to_the_temp_folder(monkeypatch, tmp_path):
-    calls = []
+# ------------------------------------------------------------------ the private cache
 
-    def build(source=native.SOURCE, folder=None):
-        calls.append(folder)
-        if folder is None:
-            raise PermissionError("[Errno 13] Permission denied: 'read-only cache folder'")
-        return tmp_path / "built.so"
+# Entry points with the right names and ABI; they do nothing (the loading is under test).
+STUB = """
+extern "C" {{
+{prelude}
+int stn_sampler_abi_version() {{ return {abi}; }}
+void stn_sample_forward_f32() {{}}
+void stn_sample_forward_f64() {{}}
+void stn_sample_backward_f32() {{}}
+void stn_sample_backward_f64() {{}}
+}}
+"""
+# What another user would plant: loading it runs its constructor, which leaves a marker.
+PLANTED = """
+#include <cstdio>
+__attribute__((constructor)) static void planted() {{
+  if (std::FILE* f = std::fopen("{marker}", "w")) std::fclose(f);
+}}
+"""
 
-    monkeypatch.setattr(native, "build", build)
-    monkeypatch.setattr(native.tempfile, "gettempdir", lambda: str(tmp_path))
-    assert native._build_somewhere() == tmp_path / "built.so"
-    assert calls[0] is None and calls[1].parent == tmp_path
-    assert calls[1].name.startswith("stn-bench-")
+
+def compile_library(code: str, out: Path) -> Path:
+    """``code`` compiled into the shared library ``out`` with the compiler the build uses."""
+    compiler = native._compiler()
+    # CI has a C++ compiler: a missing one is a failure here, never a skip.
+    assert compiler is not None, "no C++ compiler: these tests need one"
+    src = out.with_suffix(".cpp")
+    src.write_text(code)
+    subprocess.run([compiler, "-shared", "-fPIC", str(src), "-o", str(out)], check=True)
+    return out
+
+
+@pytest.fixture
+def isolated(monkeypatch, tmp_path):
+    """The sampler's source is a stub (compiles in a blink), the cache folder is
+    ``tmp_path/cache`` and the temp folder ``tmp_path/tmp``; ``_load`` forgets its result
+    before and after."""
+    source = tmp_path / "stub.cpp"
+    source.write_text(STUB.format(prelude="", abi=native._ABI_VERSION))
+    monkeypatch.setattr(native, "SOURCE", source)
+    monkeypatch.setenv("STN_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("STN_BENCH_NATIVE", raising=False)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    native._load.cache_clear()
+    yield tmp_path
+    native._load.cache_clear()
+
+
+def load_recording_warnings() -> tuple[native.NativeSampler | None, list[str]]:
+    """A fresh ``native_sampler()`` and the messages of the warnings it gave."""
+    native._load.cache_clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sampler = native.native_sampler()
+    return sampler, [str(w.message) for w in caught if w.category is native.NativeCacheWarning]
+
+
+def plant(folder: Path, name: str, marker: Path, folder_mode: int, file_mode: int) -> Path:
+    """A library that passes for the sampler (right name, entry points and ABI) whose
+    constructor writes ``marker``, in ``folder``, with the given modes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    code = STUB.format(prelude=PLANTED.format(marker=marker), abi=native._ABI_VERSION)
+    lib = compile_library(code, folder / name)
+    lib.with_suffix(".cpp").unlink()
+    lib.chmod(file_mode)
+    folder.chmod(folder_mode)
+    return lib
+
+
+class ReadOnlyPath(type(Path())):
+    """A cache folder that cannot be created (modes do not stop root, who may run tests)."""
+
+    def mkdir(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied (simulated read-only folder)", str(self))
+
+
+def test_planted_library_in_writable_cache_folders_is_never_loaded(isolated):
+    cache, temp = isolated / "cache", isolated / "tmp" / f"stn-bench-{os.getuid()}"
+    marker = isolated / "planted-code-ran"
+    name = native.library_path(folder=cache).name
+    planted = [plant(folder, name, marker, 0o777, 0o666) for folder in (cache, temp)]
+    sampler, warned = load_recording_warnings()
+    assert not marker.exists(), "a library another user could write was loaded"
+    assert sampler is not None and sampler.path.parent not in (cache, temp)
+    assert len(warned) == 1, warned
+    assert f"{cache} is writable by other users (mode 777)" in warned[0]
+    assert f"{temp} is writable by other users (mode 777)" in warned[0]
+    assert "built a private copy" in warned[0]
+    assert all(p.exists() for p in planted)  # others' files are left alone
+    # The private build's folder is gone once loaded (the library stays open and mapped).
+    assert not sampler.path.parent.exists()
+    assert [p.name for p in (isolated / "tmp").iterdir()] == [temp.name]
+
+
+def test_writable_library_in_a_private_folder_is_rebuilt_not_loaded(isolated):
+    cache = isolated / "cache"
+    marker = isolated / "planted-code-ran"
+    target = plant(cache, native.library_path(folder=cache).name, marker, 0o700, 0o666)
+    sampler, warned = load_recording_warnings()
+    assert not marker.exists()
+    assert sampler is not None and sampler.path == target
+    assert len(warned) == 1 and "is writable by other users (mode 666)" in warned[0]
+    assert "replaced it with a fresh build" in warned[0]
+    assert stat.S_IMODE(target.stat().st_mode) & 0o022 == 0
+
+
+def test_temp_folder_of_another_user_is_refused(isolated, monkeypatch):
+    # The cache folder is read-only, so the temp folder is next; someone else made it
+    # first. Without root, "someone else" is simulated by this process taking another uid:
+    # then nothing on disk is ours, and the only safe outcome is the torch path.
+    monkeypatch.setattr(native, "cache_dir", lambda: ReadOnlyPath(isolated / "cache"))
+    real = os.getuid()
+    monkeypatch.setattr(os, "getuid", lambda: real + 1)
+    temp = isolated / "tmp" / f"stn-bench-{real + 1}"
+    marker = isolated / "planted-code-ran"
+    name = native.library_path(folder=temp).name
+    plant(temp, name, marker, 0o700, 0o700)  # private modes: only the owner is wrong
+    sampler, warned = load_recording_warnings()
+    assert not marker.exists(), "a library another user could write was loaded"
+    assert sampler is None
+    assert f"belongs to uid {real}, not to this user (uid {real + 1})" in (
+        native.native_sampler_status()
+    )
+    assert len(warned) == 1 and f"not loading from {temp}" in warned[0]
+    assert "sampling runs in torch" in warned[0]
+
+
+def test_read_only_cache_falls_back_to_a_private_temp_folder(isolated, monkeypatch):
+    monkeypatch.setattr(native, "cache_dir", lambda: ReadOnlyPath(isolated / "cache"))
+    sampler, warned = load_recording_warnings()
+    temp = isolated / "tmp" / f"stn-bench-{os.getuid()}"
+    assert sampler is not None and sampler.path.parent == temp
+    assert stat.S_IMODE(temp.stat().st_mode) == 0o700
+    assert warned == []  # read-only is not suspicious: as documented, no warning
+
+
+def test_symlinks_are_refused_where_someone_else_could_have_made_them(isolated):
+    # A symlinked library (anywhere), or a symlink as the temp folder: never followed.
+    real = compile_library(STUB.format(prelude="", abi=native._ABI_VERSION), isolated / "a.so")
+    cache = native.private_folder(isolated / "cache")
+    (cache / "link.so").symlink_to(real)
+    with pytest.raises(native.UnsafeCacheError, match="link.so is a symlink"):
+        native.open_library(cache / "link.so")
+    (isolated / "tmp" / "stn-bench-link").symlink_to(cache)
+    with pytest.raises(native.UnsafeCacheError, match="stn-bench-link is a symlink"):
+        native.private_folder(isolated / "tmp" / "stn-bench-link", follow_symlinks=False)
+    os.close(native.open_library(real))  # the same file, not through a link, is fine
+
+
+@pytest.mark.parametrize("abi", ["missing", "wrong version"])
+def test_cached_library_without_the_abi_is_rebuilt(isolated, abi):
+    cache = isolated / "cache"
+    native.private_folder(cache)
+    target = native.library_path(folder=cache)
+    code = STUB.format(prelude="", abi=99)
+    if abi == "missing":
+        code = code.replace("int stn_sampler_abi_version() { return 99; }", "")
+    compile_library(code, target).with_suffix(".cpp").unlink()
+    sampler, warned = load_recording_warnings()  # not an AttributeError
+    assert sampler is not None and sampler.path == target
+    expected = "not a compiled sampler of this version" if abi == "missing" else "ABI version 99"
+    assert len(warned) == 1 and expected in warned[0] and "replaced it" in warned[0]
+    again, warned = load_recording_warnings()
+    assert again is not None and again.path == target and warned == []  # the cache healed
+
+
+def test_stale_scratch_of_a_killed_compile_is_removed(isolated, monkeypatch):
+    assert native.native_sampler() is not None  # the library is built and cached
+    cache = isolated / "cache"
+    old = time.time() - native.STALE_SCRATCH_S - 60
+    files = {
+        "stale": cache / ".stn_sampler_0123456789abcdef.so.k2j4_x9a.tmp",
+        "stale, older version's name": cache / "tmpab12cd_9.so",
+        "a compile in progress": cache / ".stn_sampler_0123456789abcdef.so.q1w2e3r4.tmp",
+        "not ours to judge": cache / "notes.txt",
+    }
+    for key, path in files.items():
+        path.write_bytes(b"half a library")
+        if key != "a compile in progress":
+            os.utime(path, (old, old))
+    native._load.cache_clear()  # the next start finds them
+    assert native.native_sampler() is not None
+    left = {key for key, path in files.items() if path.exists()}
+    assert left == {"a compile in progress", "not ours to judge"}
+    # Only this user's files: as another uid, nothing is ours to delete.
+    for key in ("stale", "stale, older version's name"):
+        files[key].write_bytes(b"half a library")
+        os.utime(files[key], (old, old))
+    real = os.getuid()
+    monkeypatch.setattr(os, "getuid", lambda: real + 1)
+    assert native.remove_stale_scratch(cache) == []
+    assert files["stale"].exists()
 
 
 def test_source_ships_with_the_package():

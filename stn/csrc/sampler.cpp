@@ -9,13 +9,15 @@
 // Per axis, sample at position p with stretch s has window taps m = start + t,
 // t = 0..T-1, start = floor(p - radius·s) + 1, weights k((p - m) / s), divided by their
 // sum over the whole window when `normalize` (before padding: "zeros" then drops outside
-// taps, "border" reads the edge pixel for them).
+// taps, "border" reads the edge pixel for them). A NaN or infinite position or stretch
+// gives NaN, as the torch path does.
 
 #include <pthread.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 namespace {
@@ -23,6 +25,8 @@ namespace {
 enum Kind : int32_t { NEAREST = 0, BOX = 1, TENT = 2, KEYS = 3, LANCZOS = 4, GAUSSIAN = 5 };
 
 constexpr double kPi = 3.14159265358979323846;
+// Window starts are clamped to ±2^62 so that they convert to int64_t exactly.
+constexpr double kFarTap = 4611686018427387904.0;
 // Below this |u| the Lanczos derivative's closed form cancels to noise (three terms of
 // ~πu summing to ~u³); its first Taylor term is exact there to ~1e-12 (as stn/kernels.py).
 constexpr double kLanczosTaylor = 1e-4;
@@ -108,6 +112,21 @@ template <typename R, int K, bool D>
 inline int64_t axis_weights(const Spec& k, const R* lanczos_cs, R p, const R* stretch, int T,
                             R* w, R* dp, R* ds) {
   const R s = stretch ? *stretch : R(1);
+  if (!std::isfinite(p) || !std::isfinite(s)) {
+    // No window to speak of: NaN out, as the torch path, whose window of a NaN position
+    // lands (after _fit_window) at 0 with a NaN first weight and zero others. A diverged
+    // transform then shows as NaN rather than as a plausible zero image.
+    const R nan = std::numeric_limits<R>::quiet_NaN();
+    const bool flat = K == NEAREST || K == BOX;  // weights constant in p: zero slope
+    for (int t = 0; t < T; ++t) {
+      w[t] = t == 0 ? nan : R(0);
+      if (D) {
+        dp[t] = flat ? R(0) : nan;
+        ds[t] = flat ? R(0) : nan;
+      }
+    }
+    return 0;
+  }
   const R start = std::floor(p - static_cast<R>(k.radius) * s) + 1;
   const R e0 = p - start;  // u of tap 0 (before stretching)
   if (K == LANCZOS && !stretch) {
@@ -194,7 +213,10 @@ inline int64_t axis_weights(const Spec& k, const R* lanczos_cs, R p, const R* st
       }
     }
   }
-  return static_cast<int64_t>(start);
+  // Clamped so that the cast is defined (it is not beyond int64's range); a window that
+  // far out reads padding either way.
+  const R far = static_cast<R>(kFarTap);
+  return static_cast<int64_t>(std::clamp(start, -far, far));
 }
 
 // For a window not wholly inside: pixel index of each tap (outside: 0 under "zeros",
