@@ -308,7 +308,8 @@ def _plot_figures(records: list[dict[str, Any]], table: pd.DataFrame, folder: Pa
             if not stn_rows.empty:
                 plan.append(
                     (
-                        f"Accuracy per STN sampling kernel, plain vs anti-aliased ({where})",
+                        f"Accuracy of each STN configuration by sampling kernel, plain vs "
+                        f"anti-aliased ({where})",
                         partial(
                             figures.plot_kernel_accuracy, stn_rows, folder / f"kernels_{stem}.png"
                         ),
