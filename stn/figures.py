@@ -149,7 +149,16 @@ def plot_kernel_accuracy(table: pd.DataFrame, path: str | os.PathLike) -> Path:
             fontsize=7,
         )
     for kernel, y in headers.items():
-        ax.text(0.0, y, f"{kernel} kernel", fontsize=8, fontweight="bold", va="center")
+        # x in axes fractions (just inside the left edge), y in data
+        ax.text(
+            0.005,
+            y,
+            f"{kernel} kernel",
+            fontsize=8,
+            fontweight="bold",
+            va="center",
+            transform=ax.get_yaxis_transform(),
+        )
     ax.set_yticks(positions, bars["reducer"].astype(str).tolist(), fontsize=8)
     ax.set_ylim(max(positions, default=0.0) + 0.6, -0.6)  # first kernel on top, headings in
     right = float(np.max(means + errors)) if len(means) else 100.0

@@ -198,9 +198,9 @@ def _metrics_problems(record: dict[str, Any], mode: str) -> list[str]:
     problems = []
     if accuracy is None:
         if record.get("status") == "ok" and mode == "train":
+            found = _describe(metrics.get("test_accuracy", MISSING))
             problems.append(
-                f"metrics.test_accuracy is {_describe(metrics.get('test_accuracy', MISSING))} "
-                "in an ok training run; "
+                f"metrics.test_accuracy is {found} in an ok training run; "
                 "expected a number in [0, 1]"
             )
     elif not _is_finite(accuracy) or not 0.0 <= accuracy <= 1.0:
@@ -255,8 +255,7 @@ def _describe(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return f"{value!r} (a string)"
-    kind = {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
-    return kind
+    return {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
 
 
 def load_records(
