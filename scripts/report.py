@@ -9,9 +9,15 @@ Works on a partial sweep (jobs still running or failed) and says how complete it
 exit codes:
   0  every record read, every run ok, no (dataset, reducer, classifier, seed) missing
   1  report written, but some runs failed / are unfinished / are missing from the grid
-  2  no readable records: the folder or its records/ subfolder is missing or empty
-  3  report written, but some record files were skipped (not JSON, other schema
-     version, unreadable); they are named on stderr and in report.md
+  2  no readable records: the folder or its records/ subfolder is missing or empty,
+     or every record file in it was skipped
+  3  report written from the rest, but some record files were skipped: unreadable, not
+     JSON, another schema version, or invalid (a null section, a seed that is not an
+     integer, an accuracy that is NaN, infinite, a string or outside [0, 1], ...); each
+     is named with what is wrong on stderr and in report.md
+  4  some outputs could not be written (an unwritable tables/ or figures/ folder, or
+     report.md itself); each is named on stderr and, when report.md was written, there
+  when several apply, the first of 2, 4, 3, 1
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ if __package__ in (None, ""):
 from stn.report import Report, write_report  # noqa: E402
 from stn.results import records_dir  # noqa: E402
 
-EXIT_OK, EXIT_INCOMPLETE, EXIT_NO_RECORDS, EXIT_SKIPPED = 0, 1, 2, 3
+EXIT_OK, EXIT_INCOMPLETE, EXIT_NO_RECORDS, EXIT_SKIPPED, EXIT_UNWRITTEN = 0, 1, 2, 3, 4
 
 log = logging.getLogger("report")
 
@@ -39,6 +45,8 @@ log = logging.getLogger("report")
 def exit_code(report: Report) -> int:
     if report.runs.empty:
         return EXIT_NO_RECORDS
+    if report.unwritten:
+        return EXIT_UNWRITTEN
     if report.skipped:
         return EXIT_SKIPPED
     return EXIT_OK if report.completeness.complete else EXIT_INCOMPLETE
@@ -116,11 +124,21 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_NO_RECORDS
-    report = write_report(args.sweep_dir, with_figures=not args.no_figures)
+    try:
+        report = write_report(args.sweep_dir, with_figures=not args.no_figures)
+    except OSError as err:  # report.md itself (the sweep folder is read-only)
+        print(
+            f"error: could not write the report: {err}; make {args.sweep_dir} writable "
+            "or report on a copy of the sweep",
+            file=sys.stderr,
+        )
+        return EXIT_UNWRITTEN
     print(report.table_markdown)
     print(f"\nreport: {report.path}  ({report.summary_line})")
     for skipped in report.skipped:
-        print(f"skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+        print(f"skipped {skipped.reason}", file=sys.stderr)  # the reason names the file
+    for what, why in report.unwritten.items():
+        print(f"not written: {what}: {why}", file=sys.stderr)
     if report.runs.empty:
         print(f"error: no readable records in {records_dir(args.sweep_dir)}", file=sys.stderr)
     if args.wandb:

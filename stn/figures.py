@@ -15,7 +15,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.patches import Polygon, Rectangle
+from matplotlib.patches import Patch, Polygon, Rectangle
+from matplotlib.text import Annotation
+
+from stn.label_placement import place_labels
 
 DPI = 100
 PLOT_SIZE = (8.0, 5.0)  # inches: the Pareto, kernel and learning-curve figures
@@ -60,6 +63,15 @@ def plot_accuracy_vs_throughput(
 ) -> Path:
     """Mean test accuracy (with 95 % CI) against median reducer images/s, one point per
     reducer, the Pareto front drawn through the points no other reducer beats on both."""
+    figure, _ = draw_accuracy_vs_throughput(table, throughput)
+    return _save(figure, path)
+
+
+def draw_accuracy_vs_throughput(
+    table: pd.DataFrame, throughput: str = "tp_reducer_images_per_s"
+) -> tuple[Figure, list[Annotation]]:
+    """The figure of ``plot_accuracy_vs_throughput`` and its point labels, which never
+    overlap (``stn.label_placement``): the front's in bold, placed first."""
     figure, ax = _figure()
     data = table.dropna(subset=["accuracy_mean", throughput]).reset_index(drop=True)
     x, y = data[throughput].to_numpy(float), 100 * data["accuracy_mean"].to_numpy(float)
@@ -67,58 +79,120 @@ def plot_accuracy_vs_throughput(
     ax.errorbar(x, y, yerr=error, fmt="o", color="tab:blue", ecolor="0.6", capsize=3)
     front = pareto_front(x, y)
     ax.plot(x[front], y[front], "-", color="tab:red", label="Pareto front")
-    for i, name in enumerate(data["reducer"]):
-        weight = "bold" if i in front else "normal"
-        ax.annotate(
-            str(name),
-            (x[i], y[i]),
-            textcoords="offset points",
-            xytext=(4, 4),
-            fontsize=8,
-            fontweight=weight,
-        )
     if len(x) and (x > 0).all():
         ax.set_xscale("log")
     label = throughput.removeprefix("tp_").replace("_images_per_s", " images/s").replace("_", " ")
     ax.set_xlabel(f"{label} (median over seeds, log scale)")
     ax.set_ylabel("test accuracy, % (mean ± 95 % CI)")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower left")
-    return _save(figure, path)
+    legend = ax.legend(loc="lower left")
+    rest = sorted(set(range(len(x))) - set(front), key=lambda i: -y[i])
+    labels = place_labels(
+        ax,
+        x,
+        y,
+        data["reducer"].astype(str).tolist(),
+        order=[*front, *rest],
+        obstacles=[legend.get_window_extent(figure.canvas.get_renderer())],
+        fontsize=8,
+        fontweight=["bold" if i in front else "normal" for i in range(len(x))],
+    )
+    return figure, labels
+
+
+KERNEL_BAR_COLUMNS = ["kernel", "antialias", "reducer", "accuracy_mean", "accuracy_ci95", "n"]
+
+
+def kernel_bars(table: pd.DataFrame) -> pd.DataFrame:
+    """The bars of the kernel figure: one per STN reducer configuration (summary row),
+    never an average over configurations that share a kernel.
+
+    ``table``: summary rows of one (dataset, classifier) block with ``kernel`` and
+    ``antialias``; rows without a kernel are left out. Returns ``KERNEL_BAR_COLUMNS``
+    ordered by kernel, plain before anti-aliased, then best accuracy first; each bar's
+    ``accuracy_ci95`` is that configuration's interval over its own seeds.
+    """
+    rows = table[table["kernel"].notna()]
+    if rows["reducer"].duplicated().any():
+        raise ValueError(
+            "kernel figure: a reducer appears twice; pass the rows of one "
+            "(dataset, classifier) block of the summary table"
+        )
+    bars = rows.assign(kernel=rows["kernel"].astype(str), antialias=rows["antialias"].astype(bool))
+    bars = bars.sort_values(
+        ["kernel", "antialias", "accuracy_mean"], ascending=[True, True, False], kind="stable"
+    )
+    return bars[KERNEL_BAR_COLUMNS].reset_index(drop=True)
 
 
 def plot_kernel_accuracy(table: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Test accuracy per STN sampling kernel, plain vs anti-aliased bars with 95 % CI.
+    """Test accuracy of each STN configuration (one bar each, mean ± 95 % CI over its
+    seeds), grouped under its sampling kernel, plain and anti-aliased told apart by colour.
 
-    ``table`` holds the summary rows of STN reducers with ``kernel`` and ``antialias``.
+    ``table`` holds the summary rows of STN reducers with ``kernel`` and ``antialias``
+    (see ``kernel_bars``).
     """
+    bars = kernel_bars(table)
     figure, ax = _figure()
-    kernels = sorted(table["kernel"].dropna().astype(str).unique())
-    positions = np.arange(len(kernels))
-    width = 0.38
-    for offset, antialias, label, color in (
-        (-width / 2, False, "plain", "tab:blue"),
-        (width / 2, True, "anti-aliased", "tab:orange"),
-    ):
-        rows = table[table["antialias"].astype(bool) == antialias]
-        by_kernel = rows.groupby(rows["kernel"].astype(str))
-        means = by_kernel["accuracy_mean"].mean().reindex(kernels)
-        errors = by_kernel["accuracy_ci95"].mean().reindex(kernels).fillna(0)
-        ax.bar(
-            positions + offset,
-            100 * means.to_numpy(float),
-            width,
-            yerr=100 * errors,
-            capsize=3,
-            label=label,
-            color=color,
+    positions, headers = _grouped_positions(bars["kernel"].tolist())
+    colors = np.where(bars["antialias"], "tab:orange", "tab:blue")
+    means = 100 * bars["accuracy_mean"].to_numpy(float)
+    errors = 100 * bars["accuracy_ci95"].fillna(0).to_numpy(float)
+    ax.barh(positions, means, 0.8, xerr=errors, capsize=3, color=colors, ecolor="0.3")
+    for y, mean, error, n in zip(positions, means, errors, bars["n"], strict=True):
+        ax.annotate(
+            f"{mean:.1f} % (n={int(n)})",
+            (mean + error, y),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7,
         )
-    ax.set_xticks(positions, kernels)
-    ax.set_xlabel("STN sampling kernel")
-    ax.set_ylabel("test accuracy, % (mean ± 95 % CI)")
-    ax.grid(True, axis="y", alpha=0.3)
-    ax.legend()
+    for kernel, y in headers.items():
+        # x in axes fractions (just inside the left edge), y in data
+        ax.text(
+            0.005,
+            y,
+            f"{kernel} kernel",
+            fontsize=8,
+            fontweight="bold",
+            va="center",
+            transform=ax.get_yaxis_transform(),
+        )
+    ax.set_yticks(positions, bars["reducer"].astype(str).tolist(), fontsize=8)
+    ax.set_ylim(max(positions, default=0.0) + 0.6, -0.6)  # first kernel on top, headings in
+    right = float(np.max(means + errors)) if len(means) else 100.0
+    ax.set_xlim(0, max(100.0, right) * 1.15)  # room for the value labels
+    ax.set_xlabel("test accuracy, % (mean ± 95 % CI over the seeds of each configuration)")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(
+        handles=[
+            Patch(color="tab:blue", label="plain"),
+            Patch(color="tab:orange", label="anti-aliased"),
+        ],
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),  # above the axes: inside, it hid the last bar's label
+        ncol=2,
+        frameon=False,
+        fontsize=8,
+    )
+    figure.subplots_adjust(left=0.25, right=0.97)
     return _save(figure, path)
+
+
+def _grouped_positions(groups: list[str]) -> tuple[list[float], dict[str, float]]:
+    """Bar positions for consecutive runs of equal ``groups``, each run preceded by a
+    free slot for its heading; returns the positions and ``{group: heading position}``."""
+    positions: list[float] = []
+    headers: dict[str, float] = {}
+    y = 0.0
+    for i, group in enumerate(groups):
+        if i == 0 or group != groups[i - 1]:
+            headers[group] = y
+            y += 1.0
+        positions.append(y)
+        y += 1.0
+    return positions, headers
 
 
 def line_styles(n: int) -> list[tuple[str, str]]:

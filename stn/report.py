@@ -30,7 +30,7 @@ from stn.example_files import examples_path, load_examples
 from stn.plateau import PLATEAU_CONDITION, PLATEAU_RULE, stalled_counts
 from stn.results import SkippedRecord, load_records
 from stn.stats import BASELINE, GROUPING_TEST, SIGNIFICANCE_TEST, compare_families, summarise
-from stn.tables import STALLED_MARK, to_markdown, write_tables
+from stn.tables import STALLED_MARK, TABLE_STEM, to_markdown, write_tables
 from stn.throughput_table import (
     THROUGHPUT_NOTE,
     format_throughput_markdown,
@@ -62,6 +62,8 @@ class Report:
     tables: dict[str, Path] = field(default_factory=dict)
     figures: dict[str, Path] = field(default_factory=dict)  # caption → PNG
     throughput_markdown: str = ""
+    # Outputs that could not be written (an unwritable tables/ or figures/): what → why.
+    unwritten: dict[str, str] = field(default_factory=dict)
 
 
 THROUGHPUT_ONLY = "Throughput only (`mode=throughput`): no run trained, so no accuracy table."
@@ -97,15 +99,18 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
     speed_markdown = format_throughput_markdown(speed) if not speed.empty else ""
     grid = completeness(runs)
     failed = runs[runs["status"] != "ok"]
-    table_paths = write_tables(table, sweep_dir / TABLES_SUBDIR)
-    figure_paths, figure_errors = (
-        _write_figures(sweep_dir, records, table) if with_figures else ({}, {})
+    table_paths, unwritten = _try_write_tables(table, sweep_dir)
+    figure_paths, figure_errors, unwritten_figures = (
+        _write_figures(sweep_dir, records, table) if with_figures else ({}, {}, {})
     )
+    unwritten.update(unwritten_figures)
     markdown = to_markdown(table)
     throughput_only = table.empty and not runs.empty and (runs.get("mode") == "throughput").all()
     summary = grid.line()
     if skipped:
-        summary += f", {len(skipped)} unreadable record file(s) skipped"
+        summary += f", {len(skipped)} record file(s) skipped (unreadable or invalid)"
+    if unwritten:
+        summary += f", {len(unwritten)} output(s) not written"
 
     lines = [f"# Sweep report: {sweep_dir.name}", "", f"**{summary}.**", ""]
     lines += _config_section(records)
@@ -130,11 +135,14 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
             "",
             *groups,
             "",
-            "Also as "
-            + ", ".join(f"[{k}]({p.relative_to(sweep_dir)})" for k, p in table_paths.items())
-            + " (the CSV has every column, unrounded).",
-            "",
         ]
+        if table_paths:
+            lines += [
+                "Also as "
+                + ", ".join(f"[{k}]({p.relative_to(sweep_dir)})" for k, p in table_paths.items())
+                + " (the CSV has every column, unrounded).",
+                "",
+            ]
     if speed_markdown:
         lines += ["## Throughput", "", THROUGHPUT_NOTE, "", speed_markdown, ""]
         spread = spread_line(speed)
@@ -148,6 +156,7 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
         lines += [f"- {caption}: {error}" for caption, error in figure_errors.items()] + [""]
     lines += _problems_section(failed, grid, skipped)
     lines += _plateau_section(trained_runs(runs))
+    lines += _unwritten_section(unwritten)
     lines += [
         "---",
         f"{len(records)} record(s) read from `{sweep_dir / 'records'}`"
@@ -169,7 +178,40 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
         tables=table_paths,
         figures=figure_paths,
         throughput_markdown=speed_markdown,
+        unwritten=unwritten,
     )
+
+
+def _try_write_tables(
+    table: pd.DataFrame, sweep_dir: Path
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """``write_tables`` into ``tables/``; a folder or file that cannot be written is
+    returned as ``{what: why}`` instead of ending the report."""
+    folder = sweep_dir / TABLES_SUBDIR
+    try:
+        return write_tables(table, folder), {}
+    except OSError as err:
+        log.warning("could not write the tables in %s: %s", folder, err)
+        what = f"tables ({TABLES_SUBDIR}/{TABLE_STEM}.md, .tex, .csv)"
+        return {}, {what: _write_failure(err, sweep_dir)}
+
+
+def _write_failure(err: OSError, sweep_dir: Path) -> str:
+    """``could not write tables/summary.md: Permission denied`` (path relative to the sweep)."""
+    where = Path(err.filename) if err.filename else None
+    if where is not None and where.is_relative_to(sweep_dir):
+        where = where.relative_to(sweep_dir)
+    reason = err.strerror or str(err)
+    return f"could not write `{where}`: {reason}" if where else f"could not write: {reason}"
+
+
+def _unwritten_section(unwritten: dict[str, str]) -> list[str]:
+    if not unwritten:
+        return []
+    lines = ["## Outputs that could not be written", ""]
+    lines += [f"- {what}: {why}" for what, why in unwritten.items()]
+    note = "Make the folder writable (or report on a copy of the sweep) and rerun the report."
+    return [*lines, "", note, ""]
 
 
 def _config_section(records: list[dict[str, Any]]) -> list[str]:
@@ -232,7 +274,9 @@ def _problems_section(
         ]
     if skipped:
         lines += ["## Skipped record files", ""]
-        lines += [f"- `{s.path}`: {s.reason}" for s in skipped] + [""]
+        # The reason starts with the path already (stn.results.RecordError).
+        lines += [f"- `{s.path}`: {s.reason.removeprefix(f'{s.path}: ')}" for s in skipped]
+        lines += [""]
     return lines
 
 
@@ -286,21 +330,28 @@ FigurePlan = list[tuple[str, Callable[[], Path]]]
 
 def _write_figures(
     sweep_dir: Path, records: list[dict[str, Any]], table: pd.DataFrame
-) -> tuple[dict[str, Path], dict[str, str]]:
-    """Draw every figure the data allows; one that fails is reported, not fatal."""
+) -> tuple[dict[str, Path], dict[str, str], dict[str, str]]:
+    """Draw every figure the data allows; one that fails is reported, not fatal.
+
+    Returns the figures written (caption → PNG), those that could not be drawn
+    (caption → error) and those drawn but not written (``figure <caption>`` → why)."""
     folder = sweep_dir / FIGURES_SUBDIR
     plan = _plot_figures(records, table, folder) + _example_figures(
         sweep_dir, records, table, folder
     )
     written: dict[str, Path] = {}
     errors: dict[str, str] = {}
+    unwritten: dict[str, str] = {}
     for caption, draw in plan:
         try:
             written[caption] = draw()
+        except OSError as err:  # an unwritable figures/ folder or file: say so, go on
+            log.warning("figure %r not written: %s", caption, err)
+            unwritten[f'figure "{caption}"'] = _write_failure(err, sweep_dir)
         except Exception as err:  # noqa: BLE001 - odd data must not cost the whole report
             log.warning("figure %r failed: %s", caption, err)
             errors[caption] = f"{type(err).__name__}: {err}"
-    return written, errors
+    return written, errors, unwritten
 
 
 def _plot_figures(records: list[dict[str, Any]], table: pd.DataFrame, folder: Path) -> FigurePlan:
@@ -326,7 +377,8 @@ def _plot_figures(records: list[dict[str, Any]], table: pd.DataFrame, folder: Pa
             if not stn_rows.empty:
                 plan.append(
                     (
-                        f"Accuracy per STN sampling kernel, plain vs anti-aliased ({where})",
+                        f"Accuracy of each STN configuration by sampling kernel, plain vs "
+                        f"anti-aliased ({where})",
                         partial(
                             figures.plot_kernel_accuracy, stn_rows, folder / f"kernels_{stem}.png"
                         ),

@@ -104,7 +104,7 @@ def test_corrupt_and_foreign_records_are_named_skipped_and_the_rest_reported(tmp
     assert "## Skipped record files" in text
     assert "broken.json`: " in text and "not valid JSON" in text
     assert "future.json`: " in text and "schema version" in text
-    assert len(report.runs) == 9 and "2 unreadable record file(s) skipped" in text
+    assert len(report.runs) == 9 and "2 record file(s) skipped (unreadable or invalid)" in text
     assert report_script.exit_code(report) == report_script.EXIT_SKIPPED
 
 

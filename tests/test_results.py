@@ -15,7 +15,14 @@ from stn.results import (
 
 
 def _record(seed=0, status="ok"):
-    record = new_record({"seed": seed, "reducer": {"name": "pool_avg"}, "results_dir": "x"}, "t")
+    config = {
+        "seed": seed,
+        "reducer": {"name": "pool_avg"},
+        "dataset": {"name": "digits_96"},
+        "classifier": {"name": "cnn"},
+        "results_dir": "x",
+    }
+    record = new_record(config, "t")
     record.update(
         status=status,
         reducer={"name": "pool_avg", "kind": "pool", "learned": False, "parameters": 0},

@@ -128,14 +128,20 @@ def test_a_raising_and_a_diverging_run_fail_alone_and_the_sweep_exits_non_zero(t
     assert "0 ok, 2 failed, 1 skipped" in summary_line(again.stdout)
 
 
+def _config(**keys) -> dict:
+    names = {section: {"name": "x"} for section in ("dataset", "reducer", "classifier")}
+    return {"seed": 0, **names, **keys}
+
+
 def _write_many(folder: str, writer: str, start: Event, count: int) -> None:
     start.wait()
     for i in range(count):
-        shared = new_record({"i": i, "shared": True}, sweep="s")
-        shared.update(status="ok", error=None, metrics={"writer": writer, "payload": [i] * 500})
+        metrics = {"test_accuracy": 0.5, "writer": writer, "payload": [i] * 500}
+        shared = new_record(_config(i=i, shared=True), sweep="s")
+        shared.update(status="ok", error=None, metrics=metrics)
         write_record(shared, folder)
-        own = new_record({"i": i, "writer": writer}, sweep="s")
-        own.update(status="ok", metrics={"writer": writer, "payload": [i] * 500})
+        own = new_record(_config(i=i, writer=writer), sweep="s")
+        own.update(status="ok", metrics=metrics)
         write_record(own, folder)
 
 

@@ -23,7 +23,15 @@ def _record(
     floor_gb_s=3.0,
     classifier="cnn",
 ):
-    record = new_record({"reducer": reducer, "seed": seed, "batch": batch}, "t")
+    config = {
+        "reducer": {"name": reducer},
+        "dataset": {"name": "digits_128"},
+        "classifier": {"name": classifier},
+        "seed": seed,
+        "batch": batch,
+        "mode": "throughput" if accuracy is None else "train",
+    }
+    record = new_record(config, "t")
     figure = {"images_per_s": reducer_img_s, "device": "cpu", "threads": 1, "others_cores": 0.1}
     record.update(
         status="ok",
