@@ -47,7 +47,8 @@ F32, F64 = 4, 8  # bytes
 @dataclass(frozen=True)
 class GramFit:
     """Per-channel result: ``mean (C, d)``, ``components (C, k, d)`` float32 (unit rows,
-    the largest-magnitude entry of each positive, as scikit-learn's ``svd_flip``),
+    the largest-magnitude entry of each positive, as scikit-learn's ``svd_flip``; zero
+    rows for directions without variance),
     ``explained_variance (C, k)`` and ``explained_variance_ratio (C, k)`` float64, and
     facts for the record."""
 
