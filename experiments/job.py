@@ -147,7 +147,7 @@ def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: 
         "parameters": count_parameters(classifier),
     }
     if reducer.needs_fit:
-        record["reducer_fit"] = reducer.fit(data.train)
+        record["reducer_fit"] = reducer.fit(data.train, device=device)
     record["reducer"] = reducer.describe()
 
     model = ReducedClassifier(reducer, classifier)

@@ -1,24 +1,32 @@
-"""Print the figures of issue #5: PCA fit time and transform images/s on the embedded
-training split (canvases at 128 and 276 px), and the learned resizer's training-step
-cost relative to resize_bilinear.
+"""Print the figures of issues #5 and #21: PCA fit time and transform images/s on the
+embedded training split (canvases at 128 and 276 px), and the learned resizer's
+training-step cost relative to resize_bilinear.
 
     python -m scripts.bench_reducers                     # everything (276 px PCA: minutes)
     python -m scripts.bench_reducers --pca-sizes 128 --skip-resizer
+    python -m scripts.bench_reducers --pca-sizes 276 --pca-repeats 1 --skip-resizer
     python -m scripts.bench_reducers --skip-pca --resizer-sizes 96 276
 
-One thread by default (stable on a shared machine). Each figure says how much CPU
-other processes used while it was taken: a large number means a noisy figure.
+The PCA fit is timed against its peer, one float32 product X·Xᵀ of the same training
+images, in the same process: ``--pca-repeats`` rounds of (product, fit), and the median
+of the per-round ratios fit ÷ product, which survives a busy machine better than either
+time. Each fit's peak memory is its RSS high-water mark above the RSS before it (the
+peer's images freed first). One thread by default (stable on a shared machine). Each
+figure says how much CPU other processes used while it was taken: a large number means
+a noisy figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
-import resource
+import statistics
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +34,13 @@ import torch.nn.functional as F
 from stn.data.prepare import DatasetSpec, prepare_data
 from stn.models import build_classifier
 from stn.reducers import build_reducer
-from stn.throughput import busy_cpu_seconds, measure, own_cpu_seconds
+from stn.throughput import (
+    busy_cpu_seconds,
+    measure,
+    own_cpu_seconds,
+    peak_rss_bytes,
+    reset_peak_rss,
+)
 from stn.train import ReducedClassifier, TrainSettings, make_optimizer
 
 # The digits_128 / digits_276 presets' canvases.
@@ -57,7 +71,45 @@ def canvases(size: int, batch_size: int = 64):
     return prepare_data(spec, seed=0, batch_size=batch_size)
 
 
-def bench_pca(size: int, solver: str, components: int | None, budget_mb: float) -> None:
+def rss_bytes() -> int:
+    """The process's resident memory now (``VmRSS``; 0 where there is no /proc)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def product_seconds(data) -> float:
+    """Seconds of one float32 ``X·Xᵀ`` of the training images as the fit reads them
+    (``X`` is ``(n, C·H·W)``; rendering it is not timed), all freed afterwards."""
+    x = torch.cat([b.x.reshape(len(b.x), -1) for b in data.train.batches(epoch=0)])
+    started = time.perf_counter()
+    gram = x @ x.T
+    seconds = time.perf_counter() - started
+    del x, gram
+    gc.collect()
+    return seconds
+
+
+def timed_fit(spec: dict, size: int, data) -> tuple[object, dict, float, float, float]:
+    """A fresh reducer fitted once: ``(reducer, facts, seconds, others' CPU-s, peak bytes
+    above the RSS before the fit)``; the peak is the process's where it cannot be reset."""
+    reducer = build_reducer(spec, 1, (size, size))
+    gc.collect()
+    before = rss_bytes() if reset_peak_rss() else 0
+    with others_cpu() as others:
+        started = time.perf_counter()
+        facts = reducer.fit(data.train)
+        fit_s = time.perf_counter() - started
+    return reducer, facts, fit_s, others[0], peak_rss_bytes() - before
+
+
+def bench_pca(
+    size: int, solver: str, components: int | None, budget_mb: float, repeats: int
+) -> None:
     data = canvases(size)
     spec = {
         "kind": "pca",
@@ -67,11 +119,25 @@ def bench_pca(size: int, solver: str, components: int | None, budget_mb: float) 
         "memory_budget_mb": budget_mb,
         "cache_dir": None,
     }
-    reducer = build_reducer(spec, 1, (size, size))
-    with others_cpu() as others:
-        started = time.perf_counter()
-        facts = reducer.fit(data.train)
-        fit_s = time.perf_counter() - started
+    n = len(data.train.images)
+    split_gb = 4 * n * size * size / 2**30
+    ratios = []
+    for round_ in range(repeats):
+        with others_cpu() as others_p:
+            product_s = product_seconds(data)
+        reducer, facts, fit_s, others_f, peak = timed_fit(spec, size, data)
+        ratios.append(fit_s / product_s)
+        details = facts["fit_details"] or {}
+        print(
+            f"PCA {size}x{size} round {round_ + 1}/{repeats}: X·Xᵀ {product_s:.1f} s (others "
+            f"used {others_p[0]:.1f} CPU-s) | fit {fit_s:.1f} s (others used {others_f:.1f} "
+            f"CPU-s) = {fit_s / product_s:.2f}x the product | fit peak +{peak / 2**30:.2f} GB "
+            f"over the RSS before it (the split as float32: {split_gb:.2f} GB, held: "
+            f"{details.get('held_split', '-')}) | phases {details.get('seconds_by_phase', '-')}"
+            f" | eigh {details.get('eigh_dtype', '-')} (float32 residual "
+            f"{details.get('eigh_float32_residual', '-')})",
+            flush=True,
+        )
     x = next(data.test.batches()).x
 
     @torch.no_grad()
@@ -80,15 +146,16 @@ def bench_pca(size: int, solver: str, components: int | None, budget_mb: float) 
 
     with others_cpu() as others_tp:
         figure = measure(step, batch_size=len(x), warmup=2, min_repeats=10, min_seconds=2.0)
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(
         f"PCA {size}x{size}: n_train={facts['n_train']} k={facts['n_components']} "
-        f"solver={facts['solver']} chunk_rows={facts['chunk_rows']} fit={fit_s:.1f} s "
-        f"(others used {others[0]:.1f} CPU-s) | explained variance "
+        f"solver={facts['solver']} chunk_rows={facts['chunk_rows']} ({facts['solver_reason']})"
+        f" | fit ÷ X·Xᵀ median {statistics.median(ratios):.2f}x over {repeats} round(s) "
+        f"({', '.join(f'{r:.2f}' for r in ratios)}) | explained variance "
         f"{facts['explained_variance_ratio_total'][0]:.4f} | transform "
         f"{figure.images_per_s:,.0f} images/s (IQR {figure.images_per_s_q25:,.0f}-"
         f"{figure.images_per_s_q75:,.0f}, batch {figure.batch_size}, others used "
-        f"{others_tp[0]:.1f} CPU-s) | peak RSS so far {peak_gb:.1f} GB"
+        f"{others_tp[0]:.1f} CPU-s)",
+        flush=True,
     )
 
 
@@ -132,9 +199,14 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--pca-sizes", type=int, nargs="*", default=[128, 276])
-    parser.add_argument("--pca-solver", default="auto", help="auto|randomized|full|incremental")
+    parser.add_argument(
+        "--pca-solver", default="auto", help="auto|gram|randomized|full|incremental"
+    )
     parser.add_argument("--pca-components", type=int, default=None, help="default: 48*48")
     parser.add_argument("--pca-budget-mb", type=float, default=2048.0)
+    parser.add_argument(
+        "--pca-repeats", type=int, default=3, help="rounds of (X·Xᵀ, fit) per size; median ratio"
+    )
     parser.add_argument("--resizer-sizes", type=int, nargs="*", default=[96, 276])
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
@@ -145,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} CPUs")
     if not args.skip_pca:
         for size in args.pca_sizes:
-            bench_pca(size, args.pca_solver, args.pca_components, args.pca_budget_mb)
+            bench_pca(
+                size, args.pca_solver, args.pca_components, args.pca_budget_mb, args.pca_repeats
+            )
     if not args.skip_resizer:
         for size in args.resizer_sizes:
             bench_resizer(size, args.batch_size)

@@ -1,4 +1,4 @@
-"""PCA as a reducer: a linear map fitted with scikit-learn on the training split only.
+"""PCA as a reducer: a linear map fitted on the training split only.
 
 Each channel gets its own PCA over its ``H·W`` pixels. The ``k`` coefficients per
 channel are laid out row-major in an ``(h, w)`` plane (zero-padded when ``k < h·w``),
@@ -6,10 +6,13 @@ so the output ``(N, C, h, w)`` fits every downstream network; they are not a spa
 image, which is why the sweep also pairs PCA with the MLP classifier.
 
 Fitting reads the training canvases as rendered at placement epoch 0. Solvers:
-``randomized`` (scikit-learn's randomised SVD, the default), ``full`` (exact LAPACK
-SVD), ``incremental`` (``IncrementalPCA`` over chunks of the stream, for splits that
-do not fit in memory) and ``auto`` (randomized unless the estimated memory exceeds
-``memory_budget_mb``). The fitted map is cached on disk (see ``stn.pca_cache``).
+``gram`` (exact, through the ``n × n`` Gram matrix of the images, in chunks, on the
+run's device: see ``stn.pca_gram``), ``randomized`` (scikit-learn's randomised SVD),
+``full`` (exact LAPACK SVD), ``incremental`` (``IncrementalPCA`` over chunks of the
+stream) and ``auto``: of ``gram`` and ``randomized``, those whose estimated memory fits
+``memory_budget_mb``, the one with fewer estimated flops; ``incremental`` when neither
+fits. The record says which ran and why. The fitted map is cached on disk (see
+``stn.pca_cache``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import math
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -27,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stn.pca_cache import FittedPCA, cache_key, cache_path, load_fitted, save_fitted
+from stn.pca_gram import RowReader, fit_gram, gram_chunk_rows, gram_peak_bytes
 from stn.reducers import Reducer, ReducerConfigError, Size
 
 if TYPE_CHECKING:
@@ -34,8 +38,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SOLVERS = ("auto", "randomized", "full", "incremental")
+SOLVERS = ("auto", "gram", "randomized", "full", "incremental")
 BYTES = 4  # float32 throughout
+# A float32 eigh of an n × n matrix takes as long as about this many n³ flops of float32
+# matrix products (measured on the 2-core CPU, one thread: 1.4-1.8x the time of the
+# 2·n²·d-flop X·Xᵀ at n = 4,000, d = 16,384).
+EIGH_FLOPS_PER_N3 = 14.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,35 @@ class PCAOptions:
 def randomized_bytes(n: int, channels: int, features: int, k: int) -> int:
     """Rough peak memory of the in-memory fit: the data plus the range finder's blocks."""
     return BYTES * (channels * n * features + 3 * features * (k + 10) + 3 * n * (k + 10))
+
+
+def randomized_flops(n: int, features: int, k: int, iterated_power: int | str) -> float:
+    """Rough flops of scikit-learn's randomised SVD of ``n × features`` to ``k``: two
+    products with the data per power iteration and two more around them (range and
+    projection), the iterations' LU normalisations, and the final SVD of ``(k+10) × d``."""
+    rank = k + 10  # scikit-learn's n_oversamples
+    if iterated_power == "auto":
+        iterations = 7 if k < 0.1 * min(n, features) else 4  # scikit-learn's rule
+    else:
+        iterations = int(iterated_power)
+    products = (4 * iterations + 4) * n * features * rank
+    normalise = 2 * iterations * (n + features) * rank**2
+    return float(products + normalise + 4 * features * rank**2 + 22 * rank**3)
+
+
+def gram_flops(n: int, features: int, k: int) -> float:
+    """Rough flops of :func:`stn.pca_gram.fit_gram`: the Gram's upper triangle
+    (``n²·d``), the eigenproblem and the components (``2·k·n·d``)."""
+    return float(n * n * features + EIGH_FLOPS_PER_N3 * n**3 + 2 * k * n * features)
+
+
+class SolverChoice(NamedTuple):
+    """Which solver fits, its chunk size (images held at once; ``None``: not chunked) and
+    why it was chosen (a sentence for the record)."""
+
+    solver: str
+    chunk_rows: int | None
+    reason: str
 
 
 def incremental_chunk_rows(n: int, features: int, k: int, budget_bytes: float) -> int:
@@ -162,6 +199,49 @@ def fit_incremental(
     return FittedPCA.stack(models)
 
 
+def stream_reader(train: BatchStream, channels: int, features: int) -> RowReader:
+    """``(start, stop) → (C, stop − start, H·W)`` float32: the split's images ``start..stop``
+    at placement epoch 0, rendered in batches of the stream's size."""
+
+    def read(start: int, stop: int) -> Tensor:
+        out = torch.empty(channels, stop - start, features)
+        for a in range(start, stop, train.batch_size):
+            b = min(a + train.batch_size, stop)
+            x = train.batch_of(np.arange(a, b), placement_epoch=0).x
+            out[:, a - start : b - start] = x.reshape(b - a, channels, features).transpose(0, 1)
+        return out
+
+    return read
+
+
+def fit_gram_stream(
+    train: BatchStream,
+    channels: int,
+    features: int,
+    k: int,
+    chunk_rows: int,
+    device: torch.device | str | None,
+) -> tuple[FittedPCA, dict[str, Any]]:
+    """The ``gram`` solver on the training stream; returns the fit and its details."""
+    n = len(train.images)
+    result = fit_gram(
+        stream_reader(train, channels, features),
+        n,
+        channels,
+        features,
+        k,
+        chunk_rows,
+        torch.device("cpu") if device is None else device,
+    )
+    fitted = FittedPCA(
+        mean=result.mean.cpu().numpy(),
+        components=result.components.cpu().numpy(),
+        explained_variance=result.explained_variance.float().cpu().numpy(),
+        explained_variance_ratio=result.explained_variance_ratio.float().cpu().numpy(),
+    )
+    return fitted, result.facts
+
+
 class PCAReducer(Reducer):
     """``(N, C, H, W) → (N, C, h, w)``: per-channel PCA coefficients, zero-padded.
 
@@ -195,22 +275,50 @@ class PCAReducer(Reducer):
     def fitted(self) -> bool:
         return self.components.numel() > 0
 
-    def choose_solver(self, n: int) -> tuple[str, int | None]:
-        """The solver to use for ``n`` training images and its chunk size (incremental)."""
+    def choose_solver(self, n: int) -> SolverChoice:
+        """The solver for ``n`` training images, its chunk size and the reason."""
         budget = self.options.memory_budget_mb * 2**20
         k, c, f = self.options.n_components, self.in_channels, self.features
         solver = self.options.solver
-        if solver == "auto":
-            solver = "incremental" if randomized_bytes(n, c, f, k) > budget else "randomized"
+        gram_rows = gram_chunk_rows(n, c, f, k, budget)
+        costs = {
+            "gram": gram_flops(n, f, k),
+            "randomized": randomized_flops(n, f, k, self.options.iterated_power),
+        }
+        fits = {"gram": gram_rows is not None, "randomized": randomized_bytes(n, c, f, k) <= budget}
+        if solver != "auto":
+            reason = f"solver: {solver} in the preset"
+        elif fits["gram"] or fits["randomized"]:
+            solver = min((s for s in costs if fits[s]), key=costs.__getitem__)
+            other = "randomized" if solver == "gram" else "gram"
+            reason = (
+                f"auto: {solver} fits the {self.options.memory_budget_mb:g} MB budget and "
+                f"needs ~{costs[solver]:.2g} flops; {other} "
+                + (f"~{costs[other]:.2g}" if fits[other] else "does not fit the budget")
+            )
+        else:
+            solver = "incremental"
+            reason = (
+                f"auto: neither gram nor randomized fits the "
+                f"{self.options.memory_budget_mb:g} MB budget"
+            )
+        if solver == "gram":
+            rows = gram_rows if gram_rows is not None else min(n, 256)
+            held = "the whole split held" if rows >= n else f"{rows} images held at a time"
+            peak = gram_peak_bytes(n, c, f, k, rows) / 2**20
+            reason += f" ({held}, est. peak {peak:,.0f} MB)"
+            return SolverChoice(solver, rows, reason)
         if solver == "incremental":
-            return solver, incremental_chunk_rows(n, f, k, budget)
-        return solver, None
+            return SolverChoice(solver, incremental_chunk_rows(n, f, k, budget), reason)
+        return SolverChoice(solver, None, reason)
 
-    def fit(self, train: BatchStream) -> dict[str, Any]:
+    def fit(self, train: BatchStream, device: torch.device | str | None = None) -> dict[str, Any]:
         """Fit on the training stream (placement epoch 0) or load the cached fit.
 
-        Returns the facts for the record: solver, cache use, fit seconds and the
-        explained-variance ratios per channel.
+        ``device`` is where the ``gram`` solver computes (the run's device; the
+        scikit-learn solvers run on the CPU). Returns the facts for the record: solver
+        and why, cache use, fit seconds, the solver's own details (``fit_details``, ``None``
+        on a cache hit) and the explained-variance ratios per channel.
         """
         n, k = len(train.images), self.options.n_components
         if n < k:
@@ -226,8 +334,9 @@ class PCAReducer(Reducer):
                 f"the reducer was built for {(self.in_channels, *self.input_size)} inputs "
                 f"but the training stream yields {shape}"
             )
-        solver, chunk_rows = self.choose_solver(n)
-        options = self.options.fit_options(solver, chunk_rows)
+        solver, chunk_rows, reason = self.choose_solver(n)
+        # The Gram's chunking changes only rounding, so it stays out of the cache key.
+        options = self.options.fit_options(solver, None if solver == "gram" else chunk_rows)
         key = cache_key(train, options)
         path = cache_path(self.options.cache_dir, train, k, key)
         cache_state = "off"
@@ -238,8 +347,14 @@ class PCAReducer(Reducer):
             cache_state = "hit" if fitted is not None else ("miss" if problem is None else "refit")
             if problem is not None:
                 log.warning("PCA cache %s not used (%s); refitting", path, problem)
+        details = None
         if fitted is None:
-            if solver == "incremental":
+            details = {}
+            if solver == "gram":
+                fitted, details = fit_gram_stream(
+                    train, self.in_channels, self.features, k, int(chunk_rows), device
+                )
+            elif solver == "incremental":
                 fitted = fit_incremental(train, self.in_channels, self.options, int(chunk_rows))
             else:
                 fitted = fit_in_memory(train, self.in_channels, self.features, self.options, solver)
@@ -250,7 +365,9 @@ class PCAReducer(Reducer):
         ratios = fitted.explained_variance_ratio
         return {
             "solver": solver,
+            "solver_reason": reason,
             "chunk_rows": chunk_rows,
+            "fit_details": details,
             "n_components": k,
             "n_train": n,
             "whiten": self.options.whiten,

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
+    import torch
+
     from stn.data.stream import BatchStream
 
 Size = tuple[int, int]
@@ -55,8 +57,9 @@ class Reducer(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def fit(self, train: BatchStream) -> dict[str, Any]:
-        """Fit on the training split (never test data); returns facts for the record."""
+    def fit(self, train: BatchStream, device: torch.device | str | None = None) -> dict[str, Any]:
+        """Fit on the training split (never test data), computing on ``device`` where the
+        reducer can (``None``: the CPU); returns facts for the record."""
         return {}
 
     def describe(self) -> dict[str, Any]:

@@ -63,5 +63,8 @@ def test_a_pca_run_fits_on_the_training_split_and_records_the_fit(tmp_path):
     fit = record["reducer_fit"]
     assert fit["n_train"] == record["dataset"]["n_train"] == 48
     assert fit["cache"] == "miss" and len(fit["explained_variance_ratio"][0]) == 32
+    # 48 images of 96² to 32 components: the Gram solver, on the run's device.
+    assert fit["solver"] == "gram" and fit["solver_reason"].startswith("auto: gram fits")
+    assert fit["fit_details"]["device"] == record["environment"]["device"]
     assert 0 < fit["explained_variance_ratio_total"][0] <= 1
     assert record["reducer"]["whiten"] is True and record["classifier"]["name"] == "mlp"

@@ -41,8 +41,14 @@ def as_matrix(images, channel):
     return images.images[:, channel].reshape(len(images), -1).astype(np.float32) / 255.0
 
 
-@pytest.mark.parametrize("whiten", [False, True])
-@pytest.mark.parametrize("solver", ["randomized", "full"])
+# Not gram with whitening: this data's components 9-20 are a near-degenerate noise bulk
+# where two exact solvers' rounding rotates single directions by ~1e-3, and whitening
+# scales those coefficients up to unit variance. Whitening is applied after any solver
+# (PCAReducer.load_fitted); tests/test_pca_gram.py compares gram with well-posed spectra.
+@pytest.mark.parametrize(
+    ("solver", "whiten"),
+    [("randomized", False), ("randomized", True), ("full", False), ("full", True), ("gram", False)],
+)
 def test_projection_and_reconstruction_match_sklearn(whiten, solver):
     images = low_rank_images(channels=2)
     train = stream(images)
@@ -54,7 +60,8 @@ def test_projection_and_reconstruction_match_sklearn(whiten, solver):
     recon = reducer.reconstruct(out)
     for c in range(2):
         data = as_matrix(images, c)
-        reference = PCA(20, whiten=whiten, svd_solver=solver, random_state=0).fit(data)
+        exact = "full" if solver == "gram" else solver
+        reference = PCA(20, whiten=whiten, svd_solver=exact, random_state=0).fit(data)
         coeff = reference.transform(data)
         np.testing.assert_allclose(
             out[:, c].reshape(len(images), -1)[:, :20].numpy(), coeff, rtol=1e-4, atol=1e-4
@@ -93,12 +100,12 @@ def test_incremental_agrees_with_full_on_leading_explained_variance():
 
 
 def test_auto_solver_follows_the_memory_budget():
-    train = stream(low_rank_images(n=64))
     spec = {"kind": "pca", "n_components": 16, "cache_dir": None}
     roomy = build_reducer({**spec, "memory_budget_mb": 1024}, 1, (16, 16), (8, 8))
     tight = build_reducer({**spec, "memory_budget_mb": 0.05}, 1, (16, 16), (8, 8))
-    assert roomy.choose_solver(len(train.images))[0] == "randomized"
-    assert tight.choose_solver(len(train.images))[0] == "incremental"
+    # More images than pixels: the Gram is no smaller than the data; randomised SVD.
+    assert roomy.choose_solver(300)[0] == "randomized"
+    assert tight.choose_solver(300)[0] == "incremental"
 
 
 def test_no_test_image_reaches_the_fit():
@@ -139,6 +146,7 @@ def test_cache_hit_skips_the_fit_and_a_corrupt_entry_is_refitted(tmp_path, monke
 
     with monkeypatch.context() as patch:
         patch.setattr(pca_module, "fit_in_memory", no_fit)
+        patch.setattr(pca_module, "fit_gram_stream", no_fit)
         second, facts = fitted_pca(train, cache_dir=str(tmp_path), n_components=8)
     assert facts["cache"] == "hit"
     torch.testing.assert_close(second.components, first.components, rtol=0, atol=0)
