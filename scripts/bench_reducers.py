@@ -26,7 +26,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +38,7 @@ from stn.throughput import (
     measure,
     own_cpu_seconds,
     peak_rss_bytes,
+    proc_status_bytes,
     reset_peak_rss,
 )
 from stn.train import ReducedClassifier, TrainSettings, make_optimizer
@@ -73,13 +73,7 @@ def canvases(size: int, batch_size: int = 64):
 
 def rss_bytes() -> int:
     """The process's resident memory now (``VmRSS``; 0 where there is no /proc)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return proc_status_bytes("VmRSS") or 0
 
 
 def product_seconds(data) -> float:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tiny_runs
 from custom_nets import TinyNet
 from hydra import compose, initialize_config_dir
 
@@ -24,18 +25,7 @@ from stn.models import MLP, count_parameters
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
 CUSTOM = ["classifier=custom"]
-TINY = [
-    "trainer=smoke",
-    "logger=none",
-    "dataset.limit_train=32",
-    "dataset.limit_test=16",
-    "trainer.max_steps_per_epoch=2",
-    "throughput.warmup=0",
-    "throughput.min_repeats=1",
-    "throughput.min_seconds=0",
-    "throughput.rounds=1",
-    "threads=1",
-]
+TINY = [*tiny_runs.TINY, "throughput.rounds=1", "threads=1"]
 
 
 def section(*overrides: str) -> dict:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import joblib
 import pytest
+import tiny_runs
 import torch
 from hydra import compose, initialize_config_dir
 
@@ -24,17 +25,7 @@ from stn.results import load_records, new_record, read_record, records_dir, writ
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# A run of a few steps on a few images: the mechanics, not the accuracy.
-TINY = [
-    "trainer=smoke",
-    "logger=none",
-    "dataset.limit_train=32",
-    "dataset.limit_test=16",
-    "trainer.max_steps_per_epoch=2",
-    "throughput.warmup=0",
-    "throughput.min_repeats=1",
-    "throughput.min_seconds=0",
-]
+TINY = tiny_runs.TINY
 
 
 def app_command(*overrides: str) -> list[str]:
