@@ -197,6 +197,21 @@ def test_record_says_whether_the_general_sampler_ran_compiled(tmp_path):
     assert record["environment"]["compiled_sampler"].startswith("compiled (")
 
 
+def test_a_diverged_antialiased_stn_fails_its_run_saying_the_transformer_diverged(
+    tmp_path, memory_cap
+):
+    # Before: lr=1e8 blew the zoom up to ~3e7 at the second step and the anti-aliased
+    # sampler asked for 195 GB for one batch (here the memory cap refuses it quickly).
+    out = tmp_path / "diverged"
+    overrides = ("reducer=stn_bilinear_aa", "trainer.lr=1e8", f"results_dir={out}")
+    done = run_job(compose_run(tmp_path, *overrides))
+    record = read_record(out / "records" / f"{done.run_id}.json")
+    assert done.status == record["status"] == "failed"
+    assert record["error"].startswith("TransformerDivergedError: stn_bilinear_aa: the transformer")
+    assert "beyond the bound of 96 px" in record["error"]
+    assert "lower trainer.lr or reducer.lr_multiplier" in record["error"]
+
+
 def test_out_of_memory_fails_one_run_and_the_next_run_in_the_process_is_ok(tmp_path, monkeypatch):
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
