@@ -36,6 +36,14 @@ class TrainSettings:
             raise ValueError(f"trainer.epochs must be >= 1, got {self.epochs}")
         if not self.lr > 0:
             raise ValueError(f"trainer.lr must be > 0, got {self.lr}")
+        steps = self.max_steps_per_epoch
+        if steps is not None and (
+            isinstance(steps, bool) or not isinstance(steps, int) or steps < 1
+        ):
+            raise ValueError(
+                f"trainer.max_steps_per_epoch must be null (whole epochs) or an integer >= 1, "
+                f"got {steps!r}"
+            )
 
 
 class ReducedClassifier(nn.Module):

@@ -99,6 +99,22 @@ def test_idx_truncated_names_file(tmp_path, compress):
         read_idx(path)
 
 
+@pytest.mark.parametrize("payload", [0, 16])
+@pytest.mark.parametrize("dims", [(2**31, 2**31, 4), (2**16, 2**16, 2**16, 2**16)])
+def test_idx_header_with_overflowing_dimensions_names_the_file_and_its_size(
+    tmp_path, dims, payload
+):
+    # Before: the byte count wrapped to 0 in int64: with no payload numpy's reshape failed
+    # without naming the file, with some the error blamed "trailing bytes".
+    header = bytes([0, 0, 8, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(header + bytes(payload))
+    declared = len(header) + 2**64  # both headers declare 2⁶⁴ one-byte values
+    message = rf"train-images-idx3-ubyte: truncated: header says shape .* = {declared} bytes"
+    with pytest.raises(DatasetFormatError, match=message):
+        read_idx(path)
+
+
 def test_idx_cut_gzip_stream_names_file(tmp_path):
     path = write_idx(tmp_path / "a.gz", np.ones((50, 9, 9), np.uint8), compress=True)
     path.write_bytes(path.read_bytes()[:-20])  # an interrupted copy

@@ -5,6 +5,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -210,6 +211,32 @@ def test_a_diverged_antialiased_stn_fails_its_run_saying_the_transformer_diverge
     assert record["error"].startswith("TransformerDivergedError: stn_bilinear_aa: the transformer")
     assert "beyond the bound of 96 px" in record["error"]
     assert "lower trainer.lr or reducer.lr_multiplier" in record["error"]
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        # Before: TypeError 'int' object is not iterable / IndexError / a torch error
+        # about spatial dimensions; none named output_size.
+        ("output_size=48", r"output_size must be \[h, w\], two positive integers .*; got 48$"),
+        ("output_size=[48]", r"output_size must be \[h, w\].*; got \[48\]$"),
+        ("output_size=[48,48,48]", r"output_size must be \[h, w\].*; got \[48, 48, 48\]$"),
+        ("output_size=[48,0]", r"output_size must be \[h, w\].*; got \[48, 0\]$"),
+        # Before: ZeroDivisionError: float division by zero, after loading the data.
+        (
+            "trainer.max_steps_per_epoch=0",
+            r"trainer.max_steps_per_epoch must be null \(whole epochs\) or an integer >= 1, got 0",
+        ),
+    ],
+)
+def test_a_malformed_setting_fails_the_run_naming_it_and_its_form(tmp_path, override, message):
+    out = tmp_path / "bad"
+    done = run_job(compose_run(tmp_path, override, f"results_dir={out}"))
+    assert done.status == "failed"
+    assert re.search(message, done.reason.split(": ", 1)[1]), done.reason
+    assert done.reason.startswith("ValueError: ")
+    record = read_record(out / "records" / f"{done.run_id}.json")
+    assert record["error"] == done.reason
 
 
 def test_out_of_memory_fails_one_run_and_the_next_run_in_the_process_is_ok(tmp_path, monkeypatch):
