@@ -401,6 +401,29 @@ def test_image_folder_truncated_png_named(tmp_path):
         load_image_folder(tmp_path)
 
 
+def test_image_folder_decompression_bomb_named(tmp_path, monkeypatch):
+    from PIL import Image
+
+    # A limit of 500 pixels stands in for Pillow's 89 million: a 40×30 PNG (1,200 px) is
+    # over twice it, a bomb Pillow refuses. Before: DecompressionBombError, no file named.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)
+    write_png(tmp_path / "cat" / "ok.png", (1, 2, 3), size=(10, 10))
+    write_png(tmp_path / "cat" / "bomb.png", (9, 9, 9))
+    with pytest.raises(DatasetFormatError, match=r"bomb\.png: refused to decode.*1200 pixels"):
+        load_image_folder(tmp_path)
+
+
+def test_image_folder_image_over_the_pixel_limit_warns_naming_it(tmp_path, monkeypatch):
+    from PIL import Image
+
+    # Between the limit and twice it Pillow only warns; the warning now names the file.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    write_png(tmp_path / "cat" / "big.png", (9, 9, 9))  # 1,200 px
+    with pytest.warns(Image.DecompressionBombWarning, match=r"big\.png: Image size \(1200"):
+        images = load_image_folder(tmp_path, size=4)
+    assert images.images.shape == (1, 3, 4, 4)
+
+
 def test_image_folder_empty_class_and_missing_root(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="no class sub-folders"):
         load_image_folder(tmp_path)
