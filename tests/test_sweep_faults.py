@@ -106,6 +106,46 @@ def test_a_sweep_killed_mid_run_resumes_without_losing_or_repeating_work(tmp_pat
     assert f"{4 - len(before)} ok, 0 failed, {len(before)} skipped" in line
 
 
+def wait_for_first_record(proc: subprocess.Popen, out: Path, seconds: float = 240) -> None:
+    deadline = time.monotonic() + seconds
+    while not list(records_dir(out).glob("*.json")):
+        assert proc.poll() is None, "the sweep ended before writing its first record"
+        assert time.monotonic() < deadline, f"no record appeared within {seconds:.0f} s"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_a_sweep_with_a_message_the_tally_and_exit_code_130(tmp_path):
+    # Before: a raw KeyboardInterrupt traceback, no tally line, exit status 1.
+    out = tmp_path / "interrupted"
+    sweep = ["-m", *TINY, "threads=1", "seed=0,1,2,3", f"results_dir={out}"]
+    proc = subprocess.Popen(
+        app_command(*sweep),
+        cwd=ROOT,
+        env=app_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches it
+    )
+    try:
+        wait_for_first_record(proc, out)
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stdout + stderr and "KeyboardInterrupt" not in stdout + stderr
+    assert "interrupted (SIGINT)" in stderr and "relaunch the same command" in stderr
+    line = summary_line(stdout)
+    assert "interrupted" in line
+    records, _ = load_records(out)
+    ok = sum(r["status"] == "ok" for r in records)
+    assert 1 <= ok < 4 and line.startswith(f"sweep: {ok} ok, 0 failed, 0 skipped")
+
+
 @pytest.mark.slow
 def test_a_raising_and_a_diverging_run_fail_alone_and_the_sweep_exits_non_zero(tmp_path):
     out = tmp_path / "mixed"
@@ -320,6 +360,19 @@ def test_outcomes_of_one_invocation_are_tallied_and_unfinished_jobs_count(tmp_pa
     with pytest.raises(ValueError, match="status must be one of"):
         JobOutcome("done", "d", "r")
     assert json.loads((tmp_path / "0" / "outcome.json").read_text())["status"] == "ok"
+
+
+def test_an_interrupted_tally_says_so_and_does_not_count_as_success(tmp_path):
+    write_outcome(tmp_path / "0", JobOutcome("ok", "a", "r0"))
+    (tmp_path / "1").mkdir()  # the job Ctrl-C stopped
+    tally = tally_outcomes(tmp_path, interrupted=True)
+    assert tally.line.startswith("sweep: 1 ok, 0 failed, 0 skipped, 1 unfinished")
+    assert tally.line.endswith(
+        "; interrupted before the last job (relaunch the same command to resume)"
+    )
+    assert not tally.all_succeeded
+    write_outcome(tmp_path / "1", JobOutcome("ok", "b", "r1"))
+    assert tally_outcomes(tmp_path).all_succeeded  # not interrupted: all ok
 
 
 def ok_records_of(out: Path) -> list[dict]:
