@@ -41,7 +41,7 @@ class SweepTally:
     failed: list[JobOutcome] = field(default_factory=list)
     skipped: list[JobOutcome] = field(default_factory=list)
     unfinished: list[Path] = field(default_factory=list)
-    interrupted: bool = False  # the sweep was stopped (SIGINT) before its last job
+    interrupted: bool = False  # stopped by SIGINT (Ctrl-C) before it ended
 
     @property
     def all_succeeded(self) -> bool:
@@ -55,7 +55,7 @@ class SweepTally:
         if self.unfinished:
             text += f", {len(self.unfinished)} unfinished (no outcome in their job folder)"
         if self.interrupted:
-            text += "; interrupted before the last job (relaunch the same command to resume)"
+            text += "; interrupted by Ctrl-C (relaunch the same command to resume)"
         return text
 
 
@@ -77,7 +77,7 @@ def write_outcome(job_dir: str | os.PathLike, outcome: JobOutcome) -> Path:
 
 def tally_outcomes(sweep_dir: str | os.PathLike, interrupted: bool = False) -> SweepTally:
     """Collect the outcomes of the numbered job folders directly under ``sweep_dir``;
-    ``interrupted`` says the sweep was stopped before it launched every job."""
+    ``interrupted`` says SIGINT stopped the sweep before it ended."""
     tally = SweepTally(interrupted=interrupted)
     if not Path(sweep_dir).is_dir():
         return tally

@@ -367,9 +367,7 @@ def test_an_interrupted_tally_says_so_and_does_not_count_as_success(tmp_path):
     (tmp_path / "1").mkdir()  # the job Ctrl-C stopped
     tally = tally_outcomes(tmp_path, interrupted=True)
     assert tally.line.startswith("sweep: 1 ok, 0 failed, 0 skipped, 1 unfinished")
-    assert tally.line.endswith(
-        "; interrupted before the last job (relaunch the same command to resume)"
-    )
+    assert tally.line.endswith("; interrupted by Ctrl-C (relaunch the same command to resume)")
     assert not tally.all_succeeded
     write_outcome(tmp_path / "1", JobOutcome("ok", "b", "r1"))
     assert tally_outcomes(tmp_path).all_succeeded  # not interrupted: all ok
