@@ -4,13 +4,19 @@ At the start of a sweep (or single run) an unwritable ``results_dir`` stops ever
 before any training. At the end of a sweep the comparison table and report are written,
 then one line says how many jobs of *this invocation* were ok / failed / skipped (from the
 jobs' outcome files, so every launcher is counted), and the process exits with status 1
-when any failed or never finished.
+when any failed or never finished. Ctrl-C (SIGINT) ends a sweep with a message, the same
+tally marked as interrupted, and status 130 (128 + SIGINT, the shell's convention); a
+single run with the message and 130.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import signal
 import sys
+import threading
+from types import FrameType
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -30,12 +36,54 @@ def _stop_unless_writable(results_dir: str) -> None:
         sys.exit(f"error: {err}")
 
 
+INTERRUPTED_EXIT = 130  # 128 + SIGINT: what a shell reports for a command ended by Ctrl-C
+
+
+def _print_tally(sweep_dir: str, interrupted: bool = False) -> bool:
+    """Print this invocation's tally line and failed / unfinished jobs; True if all ok."""
+    tally = tally_outcomes(sweep_dir, interrupted=interrupted)
+    print(tally.line, flush=True)
+    for outcome in tally.failed:
+        print(f"  failed {outcome.overrides} (run {outcome.run_id}): {outcome.reason}")
+    for job_dir in tally.unfinished:
+        print(f"  unfinished: {job_dir} (see its log)")
+    return tally.all_succeeded
+
+
+def _on_interrupt(sweep_dir: str | None, signum: int, frame: FrameType | None) -> None:
+    """SIGINT handler: say what happened, tally the sweep (if any), exit with 130.
+
+    Raised as SystemExit where the main thread is, so the job in progress unwinds (its
+    record is not written: a relaunch redoes it) and Hydra's launcher stops.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C ends at once
+    print(
+        "\ninterrupted (SIGINT): stopped; records written so far are kept, the run in "
+        "progress has none; relaunch the same command to resume",
+        file=sys.stderr,
+        flush=True,
+    )
+    if sweep_dir is not None:
+        _print_tally(sweep_dir, interrupted=True)
+    sys.stdout.flush()
+    raise SystemExit(INTERRUPTED_EXIT)
+
+
+def _exit_cleanly_on_ctrl_c(sweep_dir: str | None) -> None:
+    # Only the main thread may set a handler; Hydra runs callbacks there (a caller that
+    # does not keeps Python's KeyboardInterrupt).
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, functools.partial(_on_interrupt, sweep_dir))
+
+
 class ReportAtSweepEnd(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         _stop_unless_writable(config.results_dir)
+        _exit_cleanly_on_ctrl_c(None)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _stop_unless_writable(config.results_dir)
+        _exit_cleanly_on_ctrl_c(str(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         # Imported here: the report's stack (pandas, scipy, matplotlib) takes seconds to
@@ -52,11 +100,5 @@ class ReportAtSweepEnd(Callback):
             if report.throughput_markdown:
                 print("\n" + report.throughput_markdown)
             print(f"\nreport: {report.path}  ({report.summary_line})")
-        tally = tally_outcomes(config.hydra.sweep.dir)
-        print(tally.line)
-        for outcome in tally.failed:
-            print(f"  failed {outcome.overrides} (run {outcome.run_id}): {outcome.reason}")
-        for job_dir in tally.unfinished:
-            print(f"  unfinished: {job_dir} (see its log)")
-        if not tally.all_succeeded:
+        if not _print_tally(str(config.hydra.sweep.dir)):
             sys.exit(1)

@@ -68,6 +68,20 @@ def dataset_spec(section: dict[str, Any]) -> DatasetSpec:
     return DatasetSpec(**section)
 
 
+def output_size_of(value: Any) -> tuple[int, int]:
+    """The config's ``output_size`` as ``(h, w)``, or a ValueError saying what form it takes."""
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+    ):
+        return int(value[0]), int(value[1])
+    raise ValueError(
+        f"output_size must be [h, w], two positive integers (e.g. output_size=[48,48]); "
+        f"got {value!r}"
+    )
+
+
 def run_job(cfg: DictConfig) -> JobOutcome:
     """Run one configured job; its outcome says ``ok``, ``failed`` (why) or ``skipped``."""
     config = plain_config(cfg)
@@ -116,6 +130,8 @@ def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: Any) -> None:
+    # Checked before any data is read: a malformed size fails at once, saying so.
+    output_size = output_size_of(config["output_size"])
     if config.get("threads"):
         torch.set_num_threads(int(config["threads"]))
     device = resolve_device(str(config["device"]))
@@ -133,7 +149,6 @@ def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: 
     record["dataset"] = {"name": config["dataset"]["name"], **data.describe()}
 
     channels, height, width = data.train.input_shape
-    output_size = tuple(config["output_size"])
     reducer = build_reducer(config["reducer"], channels, (height, width), output_size)
     # Reseed so the classifier starts from the same weights whatever the reducer drew:
     # otherwise its init (and whether it leaves the ln 10 loss plateau) depends on the reducer.

@@ -41,10 +41,11 @@ class SweepTally:
     failed: list[JobOutcome] = field(default_factory=list)
     skipped: list[JobOutcome] = field(default_factory=list)
     unfinished: list[Path] = field(default_factory=list)
+    interrupted: bool = False  # stopped by SIGINT (Ctrl-C) before it ended
 
     @property
     def all_succeeded(self) -> bool:
-        return not self.failed and not self.unfinished
+        return not self.failed and not self.unfinished and not self.interrupted
 
     @property
     def line(self) -> str:
@@ -53,6 +54,8 @@ class SweepTally:
             text += " (ok records kept; resume=false reruns them)"
         if self.unfinished:
             text += f", {len(self.unfinished)} unfinished (no outcome in their job folder)"
+        if self.interrupted:
+            text += "; interrupted by Ctrl-C (relaunch the same command to resume)"
         return text
 
 
@@ -72,9 +75,10 @@ def write_outcome(job_dir: str | os.PathLike, outcome: JobOutcome) -> Path:
     return target
 
 
-def tally_outcomes(sweep_dir: str | os.PathLike) -> SweepTally:
-    """Collect the outcomes of the numbered job folders directly under ``sweep_dir``."""
-    tally = SweepTally()
+def tally_outcomes(sweep_dir: str | os.PathLike, interrupted: bool = False) -> SweepTally:
+    """Collect the outcomes of the numbered job folders directly under ``sweep_dir``;
+    ``interrupted`` says SIGINT stopped the sweep before it ended."""
+    tally = SweepTally(interrupted=interrupted)
     if not Path(sweep_dir).is_dir():
         return tally
     job_dirs = [p for p in Path(sweep_dir).iterdir() if p.is_dir() and p.name.isdigit()]

@@ -45,6 +45,18 @@ _CHUNK_ELEMENTS = 1 << 17
 _WEIGHT_CHUNK_ELEMENTS = 1 << 16
 
 
+class SamplingStepError(ValueError):
+    """An anti-aliased grid steps further than the input is large (see :func:`grid_sample`).
+
+    ``step`` (input pixels), ``bound`` (the input's larger side) and ``axis`` (``"x"`` or
+    ``"y"``) let a caller word its own message.
+    """
+
+    def __init__(self, message: str, step: float, bound: int, axis: str) -> None:
+        super().__init__(message)
+        self.step, self.bound, self.axis = step, bound, axis
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -134,6 +146,34 @@ def _finite_difference(t: Tensor, dim: int) -> Tensor:
 def _stretch(step_sq: Tensor) -> Tensor:
     """``s = max(1, step)`` from the squared step; clamping first keeps sqrt's gradient finite."""
     return step_sq.clamp(min=1).sqrt()
+
+
+def _window_taps(fn: str, what: str, kern: Kernel, stretch: Tensor, axis: str, bound: int) -> int:
+    """Window length ``T`` of anti-aliased sampling along one input axis, or a clear error.
+
+    The window is sized by the largest stretch ``s`` ``(*)`` in the batch, so one sample's
+    step sizes the working memory of all: a step beyond ``bound`` input pixels (the
+    input's larger side: one output step would cross the whole image) is refused before
+    anything of size samples × window is allocated. A diverged spatial transformer
+    produced such steps (10⁷ px: a 195 GB request for one batch).
+    """
+    widest = float(stretch.detach().max())
+    if not math.isfinite(widest):
+        raise ValueError(
+            f"{fn}: antialias=True sizes each window from the grid's spacing, "
+            f"but {what} holds NaN or infinite values; pass a finite {what.removeprefix('the ')}"
+        )
+    if widest > bound:
+        raise SamplingStepError(
+            f"{fn}: the sampling step along input {axis} reaches {widest:.3g} px, beyond the "
+            f"bound of {bound} px (the input's larger side): one output step would cross the "
+            f"whole image, and antialias=True would widen every window of the batch to "
+            f"{support_taps(kern.radius * widest):.3g} taps. Pass a grid that zooms out less",
+            widest,
+            bound,
+            axis,
+        )
+    return support_taps(kern.radius * widest)
 
 
 # --------------------------------------------------------------------------- per-axis weights
@@ -359,13 +399,9 @@ def _grid_sample_general(
         # the plain downscale factor, and it is invariant under rotation of the output grid.
         sx = _stretch(_finite_difference(x, 2) ** 2 + _finite_difference(x, 1) ** 2)
         sy = _stretch(_finite_difference(y, 2) ** 2 + _finite_difference(y, 1) ** 2)
-        widest = [float(sx.detach().max()), float(sy.detach().max())]
-        if not all(math.isfinite(v) for v in widest):
-            raise ValueError(
-                "grid_sample: antialias=True sizes each window from the grid's spacing, "
-                "but the grid holds NaN or infinite values; pass a finite grid"
-            )
-        tx, ty = (support_taps(kern.radius * v) for v in widest)
+        bound = max(h, w)
+        tx = _window_taps("grid_sample", "the grid", kern, sx, "x", bound)
+        ty = _window_taps("grid_sample", "the grid", kern, sy, "y", bound)
     if sampler is not None:
         normalize = antialias or not kern.partition_of_unity  # as _window's rule
         spec = native.make_spec(kern.formula, kern.radius, (tx, ty), normalize, padding_mode)
@@ -441,7 +477,10 @@ def grid_sample(
         Kernels that ``F.grid_sample`` implements (``nearest``, ``bilinear``, ``bicubic``)
         without anti-aliasing are delegated to it. Every other case runs a vectorised
         gather over ``ceil(2·radius·s)²`` taps per sample, in bounded chunks of samples;
-        with ``antialias=True`` the window is sized by the largest ``s`` in the batch.
+        with ``antialias=True`` the window is sized by the largest ``s`` in the batch, and a
+        step beyond the input's larger side (one output step crossing the whole image, as a
+        diverged transform produces) raises :class:`SamplingStepError` naming the step and
+        that bound, rather than asking for a window of that size.
 
     .. warning::
         Anti-aliasing with ``zeros`` padding normalises weights over the whole window,
@@ -521,14 +560,19 @@ def affine_grid(theta: Tensor, output_size: Sequence[int], align_corners: bool =
 
 
 def _axis_matrix(
-    pos: Tensor, size: int, kern: Kernel, antialias: bool, padding_mode: str
+    pos: Tensor, size: int, kern: Kernel, antialias: bool, padding_mode: str, axis: str, bound: int
 ) -> Tensor:
-    """Dense sampling matrix ``(N, L_out, size)`` of one axis from positions ``(N, L_out)``."""
+    """Dense sampling matrix ``(N, L_out, size)`` of one axis from positions ``(N, L_out)``.
+
+    ``axis`` (``"x"`` or ``"y"``) and ``bound`` (the largest sampling step allowed, in
+    input pixels) only serve :func:`_window_taps`'s checks and messages.
+    """
     stretch = None
     taps = support_taps(kern.radius)
     if antialias:
         stretch = _stretch(_finite_difference(pos, 1) ** 2)
-        taps = support_taps(kern.radius * float(stretch.detach().max()))
+        fn, what = "sample_axis_aligned", "the scale or translation"
+        taps = _window_taps(fn, what, kern, stretch, axis, bound)
     start, w = _window(pos, stretch, taps, kern)
     idx = start.unsqueeze(-1) + torch.arange(taps, device=pos.device)
     if padding_mode == "zeros":
@@ -563,7 +607,9 @@ def sample_axis_aligned(
             ``x_in = s_x · x_out + t_x`` in normalised coordinates. Negative scales flip.
         translation: ``(N, 2)`` as ``(t_x, t_y)``.
         output_size: ``(H_out, W_out)`` or ``(N, C, H_out, W_out)``.
-        kernel, antialias, padding_mode, align_corners, kernel_params: as :func:`grid_sample`.
+        kernel, antialias, padding_mode, align_corners, kernel_params: as :func:`grid_sample`
+            (with ``antialias=True``, a step beyond the input's larger side raises
+            :class:`SamplingStepError`).
 
     Returns:
         ``(N, C, H_out, W_out)``, differentiable w.r.t. ``input``, ``scale`` and
@@ -584,8 +630,11 @@ def sample_axis_aligned(
     kern = get_kernel(kernel, **kernel_params)
     gx = scale[:, :1] * _base_coords(wo, align_corners, input) + translation[:, :1]  # (N, Wo)
     gy = scale[:, 1:] * _base_coords(ho, align_corners, input) + translation[:, 1:]  # (N, Ho)
-    ax = _axis_matrix(_unnormalize(gx, w, align_corners), w, kern, antialias, padding_mode)
-    ay = _axis_matrix(_unnormalize(gy, h, align_corners), h, kern, antialias, padding_mode)
+    bound = max(h, w)
+    x = _unnormalize(gx, w, align_corners)
+    y = _unnormalize(gy, h, align_corners)
+    ax = _axis_matrix(x, w, kern, antialias, padding_mode, "x", bound)
+    ay = _axis_matrix(y, h, kern, antialias, padding_mode, "y", bound)
     # Contract in the order with fewer multiply-adds.
     if h * wo * (w + ho) <= ho * w * (h + wo):
         return ay.unsqueeze(1) @ (input @ ax.transpose(1, 2).unsqueeze(1))

@@ -27,7 +27,7 @@ import resource
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -59,7 +59,9 @@ class Measurement:
     missing or the window is shorter than its 10 ms ticks can resolve). ``paired`` holds,
     per reference timed beside every call, the median over calls of
     ``reference time / step time``: the step's images/s over the reference's, taken
-    moments apart.
+    moments apart. ``tries``: how many windows were timed to get this one (a window taken
+    under competition is timed again, see :func:`retime_while_contended`);
+    ``contended``: the kept window still had more than the allowed ``others_cores``.
     """
 
     images_per_s: float
@@ -82,6 +84,8 @@ class Measurement:
     paired: dict[str, float] | None = None
     page_faults: int | None = None
     cache_flushed: bool = False
+    tries: int = 1
+    contended: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -178,6 +182,35 @@ def _cores(others_cpu_s: float | None, window_s: float) -> float | None:
     if others_cpu_s is None or window_s < MIN_CONTENTION_WINDOW_S:
         return None
     return min(float(os.cpu_count() or 1), others_cpu_s / window_s)
+
+
+def is_contended(m: Measurement, max_others_cores: float) -> bool:
+    """Whether other processes kept more than ``max_others_cores`` cores busy during the
+    window of ``m`` (unknown contention, ``others_cores=None``, counts as not contended)."""
+    return m.others_cores is not None and m.others_cores > max_others_cores
+
+
+def retime_while_contended(
+    take: Callable[[], Measurement], retries: int, max_others_cores: float
+) -> Measurement:
+    """``take()`` a figure, and take it again (at most ``retries`` more times) while another
+    process competed for the CPU during its window (:func:`is_contended`).
+
+    Returns the first uncontended window, else the last one, with ``tries`` and
+    ``contended`` set: a figure taken beside a busy process measured the neighbour too
+    (a core kept busy by another process read ``resize_area`` at 157 images/s and the same
+    2×2 mean as ``pool_avg`` at 2,512), so it is retaken rather than kept.
+    """
+    if retries < 0:
+        raise ValueError(f"throughput.contention_retries must be >= 0, got {retries}")
+    if not max_others_cores >= 0:
+        raise ValueError(f"throughput.contention_cores must be >= 0, got {max_others_cores}")
+    for attempt in range(1, retries + 1):
+        figure = take()
+        if not is_contended(figure, max_others_cores):
+            return replace(figure, tries=attempt)
+    figure = take()
+    return replace(figure, tries=retries + 1, contended=is_contended(figure, max_others_cores))
 
 
 # --- the timer ------------------------------------------------------------------------
@@ -326,7 +359,11 @@ class ThroughputSettings:
     ``keep_freed_memory``: glibc keeps freed memory while timing, so no call pays for
     page faults another did not (both in :mod:`stn.timing_hygiene`). ``comparable``
     is ``False`` (with ``reason``) when the figures were taken beside other runs, e.g.
-    under a parallel launcher; they are recorded but flagged.
+    under a parallel launcher; they are recorded but flagged. ``contention_cores``: a
+    timed window in which other processes kept more cores than this busy
+    (``others_cores``) was taken under competition; it is timed again up to
+    ``contention_retries`` times, and a figure still contended makes the run's figures
+    not comparable (:func:`measure_pipeline`).
     """
 
     warmup: int = 2
@@ -337,6 +374,8 @@ class ThroughputSettings:
     rounds: int = 3
     flush_cache: bool = True
     keep_freed_memory: bool = True
+    contention_cores: float = 0.25
+    contention_retries: int = 2
     comparable: bool = True
     reason: str | None = None
 
@@ -360,19 +399,22 @@ def _timer(
     def time_it(
         step: Callable[[], Any], references: dict[str, Callable[[], Any]] | None = None
     ) -> Measurement:
-        return measure(
-            step,
-            batch_size=len(x),
-            device=device,
-            warmup=settings.warmup,
-            min_repeats=settings.min_repeats,
-            min_seconds=settings.min_seconds,
-            max_repeats=settings.max_repeats,
-            dtype=x.dtype,
-            input_shape=tuple(x.shape),
-            references=references,
-            flush=flush,
-        )
+        def take() -> Measurement:
+            return measure(
+                step,
+                batch_size=len(x),
+                device=device,
+                warmup=settings.warmup,
+                min_repeats=settings.min_repeats,
+                min_seconds=settings.min_seconds,
+                max_repeats=settings.max_repeats,
+                dtype=x.dtype,
+                input_shape=tuple(x.shape),
+                references=references,
+                flush=flush,
+            )
+
+        return retime_while_contended(take, settings.contention_retries, settings.contention_cores)
 
     return time_it
 
@@ -492,6 +534,40 @@ def combine_rounds(
     return figures, ratios
 
 
+def _windows(rounds: list[dict[str, dict[str, Any]]]) -> list[tuple[int, str, dict[str, Any]]]:
+    """``(round number from 1, figure name, figure)`` of every window kept in ``rounds``."""
+    return [(i + 1, name, f) for i, taken in enumerate(rounds) for name, f in taken.items()]
+
+
+def contention_summary(
+    rounds: list[dict[str, dict[str, Any]]], settings: ThroughputSettings
+) -> dict[str, float | int]:
+    """Numbers for the record (and the report's table): ``max_cores`` and ``retries``
+    (the settings), ``windows`` (figures kept, over all rounds), ``retimed`` (extra
+    windows timed because of competition) and ``contended`` (figures still contended)."""
+    windows = _windows(rounds)
+    return {
+        "max_cores": settings.contention_cores,
+        "retries": settings.contention_retries,
+        "windows": len(windows),
+        "retimed": sum(f.get("tries", 1) - 1 for _, _, f in windows),
+        "contended": sum(bool(f.get("contended")) for _, _, f in windows),
+    }
+
+
+def contention_reason(rounds: list[dict[str, dict[str, Any]]], settings: ThroughputSettings) -> str:
+    """Why figures taken beside busy processes are not comparable, naming each one."""
+    contended = [(i, name, f) for i, name, f in _windows(rounds) if f.get("contended")]
+    named = ", ".join(
+        f"{name} (round {i}: {f['others_cores']:.2f} cores)" for i, name, f in contended
+    )
+    return (
+        f"other processes kept more than throughput.contention_cores="
+        f"{settings.contention_cores:g} cores busy while timing {named}, still after "
+        f"{settings.contention_retries} re-timings: measure on a quiet machine."
+    )
+
+
 def measure_pipeline(
     model: nn.Module,
     x: Tensor,
@@ -513,7 +589,9 @@ def measure_pipeline(
     (``reducer``, ``inference``, ``train_step``, ``memory_floor``, ``interpolate_aa``),
     their ``ratios``, the ``batch`` (``size``, ``requested_size``, ``channels``,
     ``height``, ``width``), ``conditions`` (``cache_flush_bytes``, ``allocator``),
-    ``comparable`` (+ ``not_comparable_reason``), ``train_step_on`` and ``seconds``.
+    ``contention`` (:func:`contention_summary`), ``comparable`` (+
+    ``not_comparable_reason``: the caller's ``settings.reason``, and the figures that
+    stayed contended after their retries), ``train_step_on`` and ``seconds``.
     """
     device = torch.device(device)
     requested = int(settings.batch_size or len(x))
@@ -548,6 +626,10 @@ def measure_pipeline(
         allocator = "unchanged: throughput.keep_freed_memory=false"
         rounds, used = with_batch_backoff(take_all, requested)
     figures, ratios = combine_rounds(rounds)
+    contention = contention_summary(rounds, settings)
+    reasons = [] if settings.comparable else [settings.reason or "flagged by the caller"]
+    if contention["contended"]:
+        reasons.append(contention_reason(rounds, settings))
     _, channels, height, width = x_all.shape
     return {
         **figures,
@@ -564,8 +646,9 @@ def measure_pipeline(
             "cache_flush_bytes": None if flush is None else flush.size_bytes,
             "allocator": allocator,
         },
-        "comparable": settings.comparable,
-        "not_comparable_reason": settings.reason,
+        "contention": contention,
+        "comparable": not reasons,
+        "not_comparable_reason": " ".join(reasons) or None,
         "train_step_on": "a deep copy of the model, after evaluation",
         "seconds": time.perf_counter() - started,
     }

@@ -39,7 +39,10 @@ THROUGHPUT_NOTE = (
     "is the median over its *runs* (seeds: separate passes of the sweep); *±* after a "
     "ratio is how much it varied between those runs (coefficient of variation). *others' "
     "cores*: CPU other processes used while timing (near 0: a quiet machine). "
-    "*comparable: no*: taken under a parallel launcher beside other runs."
+    "*comparable: no*: taken under a parallel launcher beside other runs, or *(contended)* "
+    "other processes kept more than `throughput.contention_cores` busy while a figure was "
+    "timed, still after `throughput.contention_retries` re-timings (the record's "
+    "`throughput.not_comparable_reason` names the figures)."
 )
 
 # How far apart, in spreads between runs, two sweeps' medians of one cell fell on the
@@ -52,14 +55,16 @@ def throughput_table(frame: pd.DataFrame) -> pd.DataFrame:
     figures: median images/s of the three figures, the reducer's ratios to the memory floor and to
     ``F.interpolate(bilinear, antialias)`` measured beside it, the floor's GB/s, the
     busiest contention seen (``others_cores``: cores other processes kept busy while
-    timing) and whether every figure was ``comparable`` (basic launcher). ``*_cv``: the
-    ratios' coefficient of variation (std / mean) over the cell's runs, NaN for one run;
-    ``floor_gb_s_min``/``_max``: the floor's range over them."""
+    timing), whether every figure was ``comparable`` (basic launcher, no figure left
+    contended) and ``contended_runs``, how many runs kept a figure taken under
+    competition after its retries. ``*_cv``: the ratios' coefficient of variation
+    (std / mean) over the cell's runs, NaN for one run; ``floor_gb_s_min``/``_max``: the
+    floor's range over them."""
     columns = (
         THROUGHPUT_KEYS
         + list(THROUGHPUT_COLUMNS)
         + list(SPREAD_COLUMNS)
-        + ["others_cores", "comparable", "n"]
+        + ["others_cores", "comparable", "contended_runs", "n"]
     )
     if frame.empty or "tp_reducer_images_per_s" not in frame:
         return pd.DataFrame(columns=columns)
@@ -79,6 +84,10 @@ def throughput_table(frame: pd.DataFrame) -> pd.DataFrame:
             **{name: ok.get(col) for name, col in THROUGHPUT_COLUMNS.items()},
             "others_cores": contention.max(axis=1) if not contention.empty else None,
             "comparable": ok["tp_comparable"].fillna(True).astype(bool),
+            # Records from before contention was checked have no count: not contended.
+            "contended": ok.get("tp_contention_contended", pd.Series(0, index=ok.index))
+            .fillna(0)
+            .gt(0),
         }
     )
     grouped = shown.groupby(THROUGHPUT_KEYS, dropna=False)
@@ -87,6 +96,7 @@ def throughput_table(frame: pd.DataFrame) -> pd.DataFrame:
         **SPREAD_COLUMNS,
         others_cores=("others_cores", "max"),
         comparable=("comparable", "all"),
+        contended_runs=("contended", "sum"),
         n=("reducer", "size"),
     ).reset_index()
     return table.sort_values(
@@ -129,6 +139,15 @@ def spread_line(table: pd.DataFrame) -> str | None:
     )
 
 
+def _comparable_cell(comparable: bool, contended_runs: int, runs: int) -> str:
+    """``yes``, ``**no**`` (a parallel launcher) or ``**no** (contended: 1 of 5 runs)``."""
+    if comparable:
+        return "yes"
+    if contended_runs:
+        return f"**no** (contended: {int(contended_runs)} of {int(runs)} runs)"
+    return "**no**"
+
+
 def format_throughput_markdown(table: pd.DataFrame) -> str:
     def number(fmt: str):
         return lambda v: "—" if pd.isna(v) else format(v, fmt)
@@ -156,7 +175,12 @@ def format_throughput_markdown(table: pd.DataFrame) -> str:
             "threads": table["threads"].map(number(".0f")),
             "others' cores": table["others_cores"].map(number(".2f")),
             "runs": table["n"],
-            "comparable": table["comparable"].map(lambda v: "yes" if v else "**no**"),
+            "comparable": [
+                _comparable_cell(ok, contended, n)
+                for ok, contended, n in zip(
+                    table["comparable"], table["contended_runs"], table["n"], strict=True
+                )
+            ],
         }
     )
     if table["classifier"].nunique(dropna=False) < 2:

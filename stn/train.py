@@ -57,6 +57,14 @@ class TrainSettings:
                 f"trainer.grad_clip_norm must be > 0 or null (no clipping), "
                 f"got {self.grad_clip_norm}"
             )
+        steps = self.max_steps_per_epoch
+        if steps is not None and (
+            isinstance(steps, bool) or not isinstance(steps, int) or steps < 1
+        ):
+            raise ValueError(
+                f"trainer.max_steps_per_epoch must be null (whole epochs) or an integer >= 1, "
+                f"got {steps!r}"
+            )
 
 
 def lr_factor(step: int, total_steps: int, schedule: str, warmup_fraction: float) -> float:

@@ -19,7 +19,8 @@ from torch import Tensor, nn
 
 from stn.kernels import get_kernel
 from stn.reducers import REDUCER_OPTIMIZERS, Reducer, ReducerConfigError, Size
-from stn.sampling import affine_grid, grid_sample, sample_axis_aligned
+from stn.sampling import SamplingStepError, affine_grid, grid_sample, sample_axis_aligned
+from stn.train import NonFiniteLossError
 
 # family → number of parameters the localisation net predicts
 TRANSFORMS = {"affine": 6, "attention": 3}
@@ -33,8 +34,21 @@ LOC_NORMS = ("none", "standardize")
 ZOOM_MAX = 2.0  # the heatmap head's zoom lies in (0, ZOOM_MAX)
 
 
-class NonFiniteTransformError(RuntimeError):
-    """The localisation net produced a non-finite θ: training diverged."""
+# What a diverged run's error says to do (trainer.lr scales every learning rate; the
+# localisation net trains at trainer.lr × reducer.lr_multiplier).
+DIVERGED_HINT = "lower trainer.lr or reducer.lr_multiplier"
+
+
+class TransformerDivergedError(NonFiniteLossError):
+    """The localisation net's transform left any usable range: training diverged.
+
+    A :class:`stn.train.NonFiniteLossError`, so a run ends as failed with this reason
+    whether the loss, a parameter or the transform gave way first.
+    """
+
+
+class NonFiniteTransformError(TransformerDivergedError):
+    """The localisation net produced a non-finite θ."""
 
 
 def conv_stages(in_channels: int, channels: Sequence[int], batch_norm: bool) -> nn.Sequential:
@@ -500,24 +514,35 @@ class SpatialTransformer(Reducer):
             zoom = self.glimpse_size / min(x.shape[-2:])
         if zoom is not None:
             params = torch.cat([torch.full_like(params[:, :1], zoom), params[:, 1:]], 1)
-        if self.training and not torch.isfinite(params).all():
-            raise NonFiniteTransformError(
-                f"{self.name}: the localisation net produced a non-finite transform; "
-                "lower trainer.lr or reducer.lr_multiplier"
-            )
         return params
 
     def _sample(
         self, x: Tensor, params: Tensor, size: Size, kernel: str, antialias: bool
     ) -> Tensor:
-        if self.transform == "attention" and (antialias or kernel != "bilinear"):
-            # Axis-aligned: separable, two small matrix products per image, any support.
-            scale, translation = params[:, :1].expand(-1, 2), params[:, 1:]
-            return sample_axis_aligned(
-                x, scale, translation, size, kernel, antialias, **self.kernel_params
+        # Checked in every mode: evaluation after a diverged step would otherwise score a
+        # NaN glimpse (or fail inside the sampler without saying why).
+        if not torch.isfinite(params).all():
+            raise NonFiniteTransformError(
+                f"{self.name}: the transformer diverged: the localisation net produced a "
+                f"non-finite transform; {DIVERGED_HINT}"
             )
-        grid = affine_grid(theta_from_params(params, self.transform), size)
-        return grid_sample(x, grid, kernel, antialias, **self.kernel_params)
+        try:
+            if self.transform == "attention" and (antialias or kernel != "bilinear"):
+                # Axis-aligned: separable, two small matrix products per image, any support.
+                scale, translation = params[:, :1].expand(-1, 2), params[:, 1:]
+                return sample_axis_aligned(
+                    x, scale, translation, size, kernel, antialias, **self.kernel_params
+                )
+            grid = affine_grid(theta_from_params(params, self.transform), size)
+            return grid_sample(x, grid, kernel, antialias, **self.kernel_params)
+        except SamplingStepError as err:
+            # A finite but huge zoom-out: the anti-aliased window would outgrow memory.
+            raise TransformerDivergedError(
+                f"{self.name}: the transformer diverged: its sampling step along input "
+                f"{err.axis} reached {err.step:.3g} px, beyond the bound of {err.bound} px "
+                f"(the input's larger side; anti-aliasing would size every window by it); "
+                f"{DIVERGED_HINT}"
+            ) from err
 
     def sample(self, x: Tensor, params: Tensor) -> Tensor:
         """Sample ``x`` ``(N, C, H, W)`` on the grid of ``params`` ``(N, k)``."""

@@ -99,6 +99,22 @@ def test_idx_truncated_names_file(tmp_path, compress):
         read_idx(path)
 
 
+@pytest.mark.parametrize("payload", [0, 16])
+@pytest.mark.parametrize("dims", [(2**31, 2**31, 4), (2**16, 2**16, 2**16, 2**16)])
+def test_idx_header_with_overflowing_dimensions_names_the_file_and_its_size(
+    tmp_path, dims, payload
+):
+    # Before: the byte count wrapped to 0 in int64: with no payload numpy's reshape failed
+    # without naming the file, with some the error blamed "trailing bytes".
+    header = bytes([0, 0, 8, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(header + bytes(payload))
+    declared = len(header) + 2**64  # both headers declare 2⁶⁴ one-byte values
+    message = rf"train-images-idx3-ubyte: truncated: header says shape .* = {declared} bytes"
+    with pytest.raises(DatasetFormatError, match=message):
+        read_idx(path)
+
+
 def test_idx_cut_gzip_stream_names_file(tmp_path):
     path = write_idx(tmp_path / "a.gz", np.ones((50, 9, 9), np.uint8), compress=True)
     path.write_bytes(path.read_bytes()[:-20])  # an interrupted copy
@@ -383,6 +399,29 @@ def test_image_folder_truncated_png_named(tmp_path):
     path.write_bytes(path.read_bytes()[:60])  # header intact, pixel data cut
     with pytest.raises(DatasetFormatError, match=r"cut\.png"):
         load_image_folder(tmp_path)
+
+
+def test_image_folder_decompression_bomb_named(tmp_path, monkeypatch):
+    from PIL import Image
+
+    # A limit of 500 pixels stands in for Pillow's 89 million: a 40×30 PNG (1,200 px) is
+    # over twice it, a bomb Pillow refuses. Before: DecompressionBombError, no file named.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)
+    write_png(tmp_path / "cat" / "ok.png", (1, 2, 3), size=(10, 10))
+    write_png(tmp_path / "cat" / "bomb.png", (9, 9, 9))
+    with pytest.raises(DatasetFormatError, match=r"bomb\.png: refused to decode.*1200 pixels"):
+        load_image_folder(tmp_path)
+
+
+def test_image_folder_image_over_the_pixel_limit_warns_naming_it(tmp_path, monkeypatch):
+    from PIL import Image
+
+    # Between the limit and twice it Pillow only warns; the warning now names the file.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    write_png(tmp_path / "cat" / "big.png", (9, 9, 9))  # 1,200 px
+    with pytest.warns(Image.DecompressionBombWarning, match=r"big\.png: Image size \(1200"):
+        images = load_image_folder(tmp_path, size=4)
+    assert images.images.shape == (1, 3, 4, 4)
 
 
 def test_image_folder_empty_class_and_missing_root(tmp_path):

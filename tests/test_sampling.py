@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from stn.kernels import get_kernel, kernel_names
 from stn.sampling import (
+    SamplingStepError,
     _grid_sample_general,
     affine_grid,
     grid_sample,
@@ -339,3 +340,49 @@ def test_chunking_does_not_change_results(monkeypatch):
     monkeypatch.setattr(sampling, "_CHUNK_ELEMENTS", 1000)  # a few samples per chunk
     for a, b in zip(run(), whole, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def zoom_out(n: int, scale: float) -> torch.Tensor:
+    """``(n, 2, 3)`` θ that zooms out by ``scale`` around the centre."""
+    return torch.tensor([[scale, 0.0, 0.0], [0.0, scale, 0.0]]).expand(n, 2, 3)
+
+
+def antialiased(path: str, inp: torch.Tensor, scale: float, size=(4, 4)) -> torch.Tensor:
+    """Anti-aliased bilinear sampling of ``inp`` zoomed out by ``scale`` on one path."""
+    n = inp.shape[0]
+    if path == "axis_aligned":
+        s, t = torch.full((n, 2), scale), torch.zeros(n, 2)
+        return sample_axis_aligned(inp, s, t, size, "bilinear", antialias=True)
+    grid = affine_grid(zoom_out(n, scale), size)
+    return grid_sample(inp, grid, "bilinear", antialias=True, backend=path)
+
+
+@pytest.mark.parametrize("path", ["torch", "native", "axis_aligned"])
+def test_antialiasing_refuses_a_step_wider_than_the_input_naming_step_and_bound(path):
+    # 8 px input, 4 px output, zoomed out 100×: one output step moves 100 · 8 / 4 = 200 px.
+    # Before the bound every path sampled it with 400-tap windows and said nothing.
+    with pytest.raises(
+        SamplingStepError, match=r"step along input x reaches 200 px, beyond the bound of 8 px"
+    ) as err:
+        antialiased(path, torch.rand(1, 1, 8, 8), 100.0)
+    assert (err.value.step, err.value.bound, err.value.axis) == (pytest.approx(200), 8, "x")
+    # The input's larger side itself is allowed: the bound refuses only what lies beyond.
+    out = antialiased(path, torch.rand(1, 1, 8, 8), 4.0)  # step 8 px
+    assert out.shape == (1, 1, 4, 4) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("path", ["torch", "axis_aligned"])
+def test_a_diverged_step_is_refused_before_any_window_is_allocated(path, memory_cap):
+    # The step of a diverged STN (3·10⁶ zoom): before the bound, one batch of 16 asked for
+    # 37 GB here (the axis-aligned path) and 3.7·10¹⁶ bytes (the general path).
+    with pytest.raises(SamplingStepError, match=r"reaches 6e\+06 px, beyond the bound of 96 px"):
+        antialiased(path, torch.rand(16, 1, 96, 96), 3e6, size=(48, 48))
+
+
+def test_axis_aligned_antialiasing_names_a_non_finite_scale():
+    # Before: "cannot convert float NaN to integer", from sizing the window.
+    scale = torch.tensor([[1.0, 1.0], [math.nan, 1.0]])
+    with pytest.raises(ValueError, match="the scale or translation holds NaN or infinite"):
+        sample_axis_aligned(
+            torch.rand(2, 1, 8, 8), scale, torch.zeros(2, 2), (4, 4), antialias=True
+        )

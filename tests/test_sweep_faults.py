@@ -5,6 +5,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -94,6 +95,46 @@ def test_a_sweep_killed_mid_run_resumes_without_losing_or_repeating_work(tmp_pat
     assert all(f"{r['run_id']}.json" in after for r in records) and len(after) == 4
     line = summary_line(again.stdout)
     assert f"{4 - len(before)} ok, 0 failed, {len(before)} skipped" in line
+
+
+def wait_for_first_record(proc: subprocess.Popen, out: Path, seconds: float = 240) -> None:
+    deadline = time.monotonic() + seconds
+    while not list(records_dir(out).glob("*.json")):
+        assert proc.poll() is None, "the sweep ended before writing its first record"
+        assert time.monotonic() < deadline, f"no record appeared within {seconds:.0f} s"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_a_sweep_with_a_message_the_tally_and_exit_code_130(tmp_path):
+    # Before: a raw KeyboardInterrupt traceback, no tally line, exit status 1.
+    out = tmp_path / "interrupted"
+    sweep = ["-m", *TINY, "threads=1", "seed=0,1,2,3", f"results_dir={out}"]
+    proc = subprocess.Popen(
+        app_command(*sweep),
+        cwd=ROOT,
+        env=app_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches it
+    )
+    try:
+        wait_for_first_record(proc, out)
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stdout + stderr and "KeyboardInterrupt" not in stdout + stderr
+    assert "interrupted (SIGINT)" in stderr and "relaunch the same command" in stderr
+    line = summary_line(stdout)
+    assert "interrupted" in line
+    records, _ = load_records(out)
+    ok = sum(r["status"] == "ok" for r in records)
+    assert 1 <= ok < 4 and line.startswith(f"sweep: {ok} ok, 0 failed, 0 skipped")
 
 
 @pytest.mark.slow
@@ -194,6 +235,47 @@ def test_record_says_whether_the_general_sampler_ran_compiled(tmp_path):
     assert record["environment"]["compiled_sampler"].startswith("compiled (")
 
 
+def test_a_diverged_antialiased_stn_fails_its_run_saying_the_transformer_diverged(
+    tmp_path, memory_cap
+):
+    # Before: lr=1e8 blew the zoom up to ~3e7 at the second step and the anti-aliased
+    # sampler asked for 195 GB for one batch (here the memory cap refuses it quickly).
+    out = tmp_path / "diverged"
+    overrides = ("reducer=stn_bilinear_aa", "trainer.lr=1e8", f"results_dir={out}")
+    done = run_job(compose_run(tmp_path, *overrides))
+    record = read_record(out / "records" / f"{done.run_id}.json")
+    assert done.status == record["status"] == "failed"
+    assert record["error"].startswith("TransformerDivergedError: stn_bilinear_aa: the transformer")
+    assert "beyond the bound of 96 px" in record["error"]
+    assert "lower trainer.lr or reducer.lr_multiplier" in record["error"]
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        # Before: TypeError 'int' object is not iterable / IndexError / a torch error
+        # about spatial dimensions; none named output_size.
+        ("output_size=48", r"output_size must be \[h, w\], two positive integers .*; got 48$"),
+        ("output_size=[48]", r"output_size must be \[h, w\].*; got \[48\]$"),
+        ("output_size=[48,48,48]", r"output_size must be \[h, w\].*; got \[48, 48, 48\]$"),
+        ("output_size=[48,0]", r"output_size must be \[h, w\].*; got \[48, 0\]$"),
+        # Before: ZeroDivisionError: float division by zero, after loading the data.
+        (
+            "trainer.max_steps_per_epoch=0",
+            r"trainer.max_steps_per_epoch must be null \(whole epochs\) or an integer >= 1, got 0",
+        ),
+    ],
+)
+def test_a_malformed_setting_fails_the_run_naming_it_and_its_form(tmp_path, override, message):
+    out = tmp_path / "bad"
+    done = run_job(compose_run(tmp_path, override, f"results_dir={out}"))
+    assert done.status == "failed"
+    assert re.search(message, done.reason.split(": ", 1)[1]), done.reason
+    assert done.reason.startswith("ValueError: ")
+    record = read_record(out / "records" / f"{done.run_id}.json")
+    assert record["error"] == done.reason
+
+
 def test_out_of_memory_fails_one_run_and_the_next_run_in_the_process_is_ok(tmp_path, monkeypatch):
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
@@ -275,6 +357,17 @@ def test_outcomes_of_one_invocation_are_tallied_and_unfinished_jobs_count(tmp_pa
     with pytest.raises(ValueError, match="status must be one of"):
         JobOutcome("done", "d", "r")
     assert json.loads((tmp_path / "0" / "outcome.json").read_text())["status"] == "ok"
+
+
+def test_an_interrupted_tally_says_so_and_does_not_count_as_success(tmp_path):
+    write_outcome(tmp_path / "0", JobOutcome("ok", "a", "r0"))
+    (tmp_path / "1").mkdir()  # the job Ctrl-C stopped
+    tally = tally_outcomes(tmp_path, interrupted=True)
+    assert tally.line.startswith("sweep: 1 ok, 0 failed, 0 skipped, 1 unfinished")
+    assert tally.line.endswith("; interrupted by Ctrl-C (relaunch the same command to resume)")
+    assert not tally.all_succeeded
+    write_outcome(tmp_path / "1", JobOutcome("ok", "b", "r1"))
+    assert tally_outcomes(tmp_path).all_succeeded  # not interrupted: all ok
 
 
 def ok_records_of(out: Path) -> list[dict]:

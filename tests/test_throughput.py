@@ -294,3 +294,76 @@ def test_busy_cpu_seconds_is_every_state_but_idle_and_iowait():
     # Counters only grow: read later, busy time is at least what it was, and the read
     # between them is far shorter than a second.
     assert busy_then <= busy_now < busy_then + 1.0
+
+
+FIGURE_NAMES = ("memory_floor", "interpolate_aa", "reducer", "inference", "train_step")
+
+
+def _competition(monkeypatch, *cores: float) -> list[float]:
+    """Stand in for the contention measurement: each timed window reads the next of
+    ``cores`` as its ``others_cores`` (the last one repeats). Returns the values handed out."""
+    handed: list[float] = []
+
+    def scripted(others_cpu_s, window_s):
+        handed.append(cores[min(len(handed), len(cores) - 1)])
+        return handed[-1]
+
+    monkeypatch.setattr(tp, "_cores", scripted)
+    return handed
+
+
+def _timed_once(**settings):
+    quick = ThroughputSettings(warmup=0, min_repeats=1, min_seconds=0.0, rounds=1, **settings)
+    x, y = _batch()
+    return measure_pipeline(_model(), x, y, None, "cpu", quick)
+
+
+def test_a_figure_taken_under_competition_is_retimed_up_to_the_bound_then_marked(monkeypatch):
+    # Before: a figure with another process on a core (others' cores 1.0) was kept as it
+    # was and the run said comparable: yes.
+    handed = _competition(monkeypatch, 1.0)
+    out = _timed_once(contention_cores=0.25, contention_retries=2)
+    assert len(handed) == 5 * 3  # five windows, each taken 1 + 2 times
+    for name in FIGURE_NAMES:
+        assert out[name]["tries"] == 3 and out[name]["contended"] is True
+    assert out["comparable"] is False
+    reason = out["not_comparable_reason"]
+    assert "throughput.contention_cores=0.25" in reason and "after 2 re-timings" in reason
+    assert "reducer (round 1: 1.00 cores)" in reason and "train_step (round 1" in reason
+    assert out["contention"] == {
+        "max_cores": 0.25, "retries": 2, "windows": 5, "retimed": 10, "contended": 5
+    }  # fmt: skip
+
+
+def test_a_figure_taken_on_a_quiet_machine_is_not_retimed(monkeypatch):
+    handed = _competition(monkeypatch, 0.05)
+    out = _timed_once()
+    assert len(handed) == 5
+    assert all(out[name]["tries"] == 1 and not out[name]["contended"] for name in FIGURE_NAMES)
+    assert out["comparable"] is True and out["not_comparable_reason"] is None
+    assert out["contention"]["retimed"] == out["contention"]["contended"] == 0
+
+
+def test_a_retime_that_finds_the_machine_quiet_keeps_the_figure_comparable(monkeypatch):
+    handed = _competition(monkeypatch, 0.9, 0.0)  # the first window only was contended
+    out = _timed_once(contention_retries=1)
+    assert len(handed) == 6
+    assert out["memory_floor"]["tries"] == 2 and not out["memory_floor"]["contended"]
+    assert out["memory_floor"]["others_cores"] == 0.0  # the quiet window is the one kept
+    assert out["comparable"] is True and out["contention"]["retimed"] == 1
+
+
+def test_no_retries_marks_a_contended_figure_at_once_beside_the_launcher_reason(monkeypatch):
+    handed = _competition(monkeypatch, 0.0, 0.0, 0.0, 0.0, 0.6)  # the training step only
+    out = _timed_once(contention_retries=0, comparable=False, reason="parallel launcher.")
+    assert len(handed) == 5 and out["train_step"]["contended"]
+    assert out["not_comparable_reason"].startswith("parallel launcher. other processes")
+    assert "train_step (round 1: 0.60 cores)" in out["not_comparable_reason"]
+    assert "reducer (" not in out["not_comparable_reason"]
+
+
+def test_contention_settings_are_checked():
+    with pytest.raises(ValueError, match="contention_retries must be >= 0"):
+        tp.retime_while_contended(lambda: None, -1, 0.25)
+    with pytest.raises(ValueError, match="contention_cores must be >= 0"):
+        tp.retime_while_contended(lambda: None, 1, -0.5)

@@ -68,6 +68,25 @@ def test_one_row_per_reducer_with_median_ratio_and_worst_contention():
     assert "3×128×128" in text and "**no**" in text
 
 
+def test_a_cell_with_a_contended_run_is_not_comparable_and_says_why():
+    # Before: every row read "comparable: yes" whatever others' cores said.
+    records = [_record("a", s, 100.0, 1000.0) for s in range(2)]
+    contended = _record("b", 0, 900.0, 1000.0, comparable=False)
+    contended["throughput"]["contention"] = {"max_cores": 0.25, "retries": 2, "contended": 2}
+    quiet = _record("b", 1, 900.0, 1000.0)
+    quiet["throughput"]["contention"] = {"max_cores": 0.25, "retries": 2, "contended": 0}
+    launcher = _record("c", 0, 500.0, 1000.0, comparable=False)  # no contention counted
+    table = throughput_table(records_to_frame([*records, contended, quiet, launcher]))
+    rows = {r["reducer"]: r for r in table.to_dict("records")}
+    assert not rows["b"]["comparable"] and rows["b"]["contended_runs"] == 1
+    assert rows["a"]["comparable"] and rows["a"]["contended_runs"] == 0
+    text = format_throughput_markdown(table)
+    line = {name: next(li for li in text.splitlines() if f"| {name} " in li) for name in "abc"}
+    assert line["b"].rstrip(" |").endswith("**no** (contended: 1 of 2 runs)")
+    assert line["c"].rstrip(" |").endswith("**no**") and "contended" not in line["c"]
+    assert line["a"].rstrip(" |").endswith("yes")
+
+
 def test_the_spread_between_runs_is_shown_beside_each_ratio_and_summed_up_under_the_table(
     tmp_path,
 ):

@@ -3,8 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from stn.reducers import ReducerConfigError, build_reducer
-from stn.train import ReducedClassifier, TrainSettings, make_optimizer
-from stn.transformer import NonFiniteTransformError, theta_from_params
+from stn.train import NonFiniteLossError, ReducedClassifier, TrainSettings, make_optimizer
+from stn.transformer import NonFiniteTransformError, TransformerDivergedError, theta_from_params
 
 
 def stn(**options):
@@ -65,6 +65,44 @@ def test_non_finite_transform_ends_training_with_a_reason():
     reducer.train()
     with pytest.raises(NonFiniteTransformError, match="non-finite transform"):
         reducer(torch.rand(2, 1, 60, 60))
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_a_non_finite_transform_says_the_transformer_diverged_in_any_mode(mode):
+    # Before: in eval mode (evaluation after a diverged step) the anti-aliased sampler
+    # failed with "cannot convert float NaN to integer".
+    reducer = stn(antialias=True)
+    with torch.no_grad():
+        reducer.localisation.head.bias[0] = float("nan")
+    reducer.train(mode == "train")
+    with pytest.raises(NonFiniteLossError, match="transformer diverged.*non-finite transform"):
+        reducer(torch.rand(2, 1, 60, 60))
+
+
+@pytest.mark.parametrize(
+    "transform,zoom,step",
+    [
+        # Before: the anti-aliased window was sized by this step and the batch of 2 asked
+        # for 9.6 GB. (The memory cap makes that fail fast instead.)
+        ("attention", 1e7, "1.25e+07"),
+        # Before: sampled silently with 250-tap windows (the compiled sampler; a 1e7 zoom
+        # there loops for hours instead of allocating).
+        ("affine", 100.0, "125"),
+    ],
+)
+def test_a_huge_zoom_fails_as_a_divergence_naming_the_step_and_bound(
+    transform, zoom, step, memory_cap
+):
+    reducer = stn(transform=transform, antialias=True)
+    with torch.no_grad():
+        reducer.localisation.head.bias[0] = zoom
+    with pytest.raises(TransformerDivergedError) as err:
+        reducer(torch.rand(2, 1, 60, 60))
+    message = str(err.value)
+    assert "transformer diverged" in message and "lower trainer.lr" in message
+    # One output step moves zoom · 60 / 48 px; the bound is the input's side.
+    assert f"reached {step} px, beyond the bound of 60 px" in message
+    assert isinstance(err.value, NonFiniteLossError)  # a failed run, as a NaN loss
 
 
 def test_loc_size_sets_the_low_resolution_copy():

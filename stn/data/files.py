@@ -3,6 +3,7 @@ and decoding one image file with Pillow to a fixed size."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NoReturn
@@ -61,7 +62,10 @@ def read_image(path: Path, size: int, channels: int) -> tuple[np.ndarray, tuple[
     """One image file as uint8 ``(channels, size, size)`` and its original ``(width, height)``.
 
     Resized with Pillow's bilinear filter, whose support widens with the downscale factor,
-    so a large image is averaged rather than aliased into the small one.
+    so a large image is averaged rather than aliased into the small one. A file Pillow
+    cannot decode, or one of more than twice ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (a
+    decompression bomb), raises :class:`DatasetFormatError` naming it; Pillow's warning for
+    an image over the limit (but not twice) is re-issued with the file's path.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -69,12 +73,26 @@ def read_image(path: Path, size: int, channels: int) -> tuple[np.ndarray, tuple[
         raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels}")
     mode = "L" if channels == 1 else "RGB"
     try:
-        with Image.open(path) as image:
-            # Pillow decodes lazily: a truncated file only fails here, inside the try.
-            original = image.size
-            pixels = image.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+        # Pillow's decompression-bomb warning does not say which file; it is re-issued
+        # below with the path (other warnings pass through unchanged).
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                # Pillow decodes lazily: a truncated file only fails here, inside the try.
+                original = image.size
+                pixels = image.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+    except Image.DecompressionBombError as err:
+        raise DatasetFormatError(
+            f"{path}: refused to decode: {err} If the image is genuine, raise "
+            "PIL.Image.MAX_IMAGE_PIXELS (Pillow refuses twice that many pixels); otherwise "
+            "remove the file"
+        ) from err
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise DatasetFormatError(f"{path}: cannot read this image ({err})") from err
+    for warning in caught:
+        bomb = issubclass(warning.category, Image.DecompressionBombWarning)
+        text = f"{path}: {warning.message}" if bomb else warning.message
+        warnings.warn(text, warning.category, stacklevel=2)
     array = np.asarray(pixels, dtype=np.uint8)
     array = array[None] if channels == 1 else array.transpose(2, 0, 1)
     return np.ascontiguousarray(array), original

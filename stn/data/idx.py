@@ -7,6 +7,7 @@ big-endian uint32 dimensions, then the values in C order, big-endian.
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -95,7 +96,9 @@ def read_idx(path: str | Path) -> np.ndarray:
         )
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = IDX_DTYPES[code]
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    # Python ints: np.prod in int64 wrapped around for headers of huge dimensions (2³¹ × 2³¹
+    # × 4 gave 0 bytes expected) and the damage surfaced as a reshape error without a name.
+    expected = header + math.prod(shape) * dtype.itemsize
     if len(data) != expected:
         problem = "truncated" if len(data) < expected else "has trailing bytes"
         raise DatasetFormatError(
