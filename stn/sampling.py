@@ -45,14 +45,26 @@ _CHUNK_ELEMENTS = 1 << 17
 _WEIGHT_CHUNK_ELEMENTS = 1 << 16
 
 
-class SamplingStepError(ValueError):
-    """An anti-aliased grid steps further than the input is large (see :func:`grid_sample`).
+# Anti-aliased sampling refuses a grid that spans more than this many times the input: a
+# zoom-out that far shows nothing a network can read, and its windows (cost ∝ step²) would
+# let a diverged transformer crawl through an epoch instead of failing.
+GRID_SPAN_LIMIT = 4
 
-    ``step`` (input pixels), ``bound`` (the input's larger side) and ``axis`` (``"x"`` or
+
+def step_bound(input_hw: tuple[int, int], output_hw: tuple[int, int]) -> float:
+    """The largest anti-aliased sampling step allowed, in input pixels: that of a grid of
+    ``output_hw`` spanning ``GRID_SPAN_LIMIT`` times the input's larger side."""
+    return GRID_SPAN_LIMIT * max(input_hw) / min(output_hw)
+
+
+class SamplingStepError(ValueError):
+    """An anti-aliased grid steps beyond :func:`step_bound` (see :func:`grid_sample`).
+
+    ``step`` (input pixels), ``bound`` (the largest step allowed) and ``axis`` (``"x"`` or
     ``"y"``) let a caller word its own message.
     """
 
-    def __init__(self, message: str, step: float, bound: int, axis: str) -> None:
+    def __init__(self, message: str, step: float, bound: float, axis: str) -> None:
         super().__init__(message)
         self.step, self.bound, self.axis = step, bound, axis
 
@@ -148,14 +160,14 @@ def _stretch(step_sq: Tensor) -> Tensor:
     return step_sq.clamp(min=1).sqrt()
 
 
-def _window_taps(fn: str, what: str, kern: Kernel, stretch: Tensor, axis: str, bound: int) -> int:
+def _window_taps(fn: str, what: str, kern: Kernel, stretch: Tensor, axis: str, bound: float) -> int:
     """Window length ``T`` of anti-aliased sampling along one input axis, or a clear error.
 
     The window is sized by the largest stretch ``s`` ``(*)`` in the batch, so one sample's
-    step sizes the working memory of all: a step beyond ``bound`` input pixels (the
-    input's larger side: one output step would cross the whole image) is refused before
-    anything of size samples × window is allocated. A diverged spatial transformer
-    produced such steps (10⁷ px: a 195 GB request for one batch).
+    step sizes the working memory of all: a step beyond ``bound`` input pixels
+    (:func:`step_bound`: the grid would span more than ``GRID_SPAN_LIMIT`` times the
+    input) is refused before anything of size samples × window is allocated. A diverged
+    spatial transformer produced such steps (10⁷ px: a 195 GB request for one batch).
     """
     widest = float(stretch.detach().max())
     if not math.isfinite(widest):
@@ -166,8 +178,8 @@ def _window_taps(fn: str, what: str, kern: Kernel, stretch: Tensor, axis: str, b
     if widest > bound:
         raise SamplingStepError(
             f"{fn}: the sampling step along input {axis} reaches {widest:.3g} px, beyond the "
-            f"bound of {bound} px (the input's larger side): one output step would cross the "
-            f"whole image, and antialias=True would widen every window of the batch to "
+            f"bound of {bound:.3g} px (a grid spanning {GRID_SPAN_LIMIT}× the input's larger "
+            f"side), and antialias=True would widen every window of the batch to "
             f"{support_taps(kern.radius * widest):.3g} taps. Pass a grid that zooms out less",
             widest,
             bound,
@@ -399,7 +411,7 @@ def _grid_sample_general(
         # the plain downscale factor, and it is invariant under rotation of the output grid.
         sx = _stretch(_finite_difference(x, 2) ** 2 + _finite_difference(x, 1) ** 2)
         sy = _stretch(_finite_difference(y, 2) ** 2 + _finite_difference(y, 1) ** 2)
-        bound = max(h, w)
+        bound = step_bound((h, w), (ho, wo))
         tx = _window_taps("grid_sample", "the grid", kern, sx, "x", bound)
         ty = _window_taps("grid_sample", "the grid", kern, sy, "y", bound)
     if sampler is not None:
@@ -478,9 +490,10 @@ def grid_sample(
         without anti-aliasing are delegated to it. Every other case runs a vectorised
         gather over ``ceil(2·radius·s)²`` taps per sample, in bounded chunks of samples;
         with ``antialias=True`` the window is sized by the largest ``s`` in the batch, and a
-        step beyond the input's larger side (one output step crossing the whole image, as a
-        diverged transform produces) raises :class:`SamplingStepError` naming the step and
-        that bound, rather than asking for a window of that size.
+        step beyond :func:`step_bound` (a grid spanning more than ``GRID_SPAN_LIMIT`` = 4
+        times the input's larger side, as a diverged transform produces) raises
+        :class:`SamplingStepError` naming the step and that bound, rather than asking for a
+        window of that size.
 
     .. warning::
         Anti-aliasing with ``zeros`` padding normalises weights over the whole window,
@@ -560,7 +573,13 @@ def affine_grid(theta: Tensor, output_size: Sequence[int], align_corners: bool =
 
 
 def _axis_matrix(
-    pos: Tensor, size: int, kern: Kernel, antialias: bool, padding_mode: str, axis: str, bound: int
+    pos: Tensor,
+    size: int,
+    kern: Kernel,
+    antialias: bool,
+    padding_mode: str,
+    axis: str,
+    bound: float,
 ) -> Tensor:
     """Dense sampling matrix ``(N, L_out, size)`` of one axis from positions ``(N, L_out)``.
 
@@ -608,7 +627,7 @@ def sample_axis_aligned(
         translation: ``(N, 2)`` as ``(t_x, t_y)``.
         output_size: ``(H_out, W_out)`` or ``(N, C, H_out, W_out)``.
         kernel, antialias, padding_mode, align_corners, kernel_params: as :func:`grid_sample`
-            (with ``antialias=True``, a step beyond the input's larger side raises
+            (with ``antialias=True``, a step beyond :func:`step_bound` raises
             :class:`SamplingStepError`).
 
     Returns:
@@ -630,7 +649,7 @@ def sample_axis_aligned(
     kern = get_kernel(kernel, **kernel_params)
     gx = scale[:, :1] * _base_coords(wo, align_corners, input) + translation[:, :1]  # (N, Wo)
     gy = scale[:, 1:] * _base_coords(ho, align_corners, input) + translation[:, 1:]  # (N, Ho)
-    bound = max(h, w)
+    bound = step_bound((h, w), (ho, wo))
     x = _unnormalize(gx, w, align_corners)
     y = _unnormalize(gy, h, align_corners)
     ax = _axis_matrix(x, w, kern, antialias, padding_mode, "x", bound)

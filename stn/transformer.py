@@ -539,8 +539,8 @@ class SpatialTransformer(Reducer):
             # A finite but huge zoom-out: the anti-aliased window would outgrow memory.
             raise TransformerDivergedError(
                 f"{self.name}: the transformer diverged: its sampling step along input "
-                f"{err.axis} reached {err.step:.3g} px, beyond the bound of {err.bound} px "
-                f"(the input's larger side; anti-aliasing would size every window by it); "
+                f"{err.axis} reached {err.step:.3g} px, beyond the bound of {err.bound:.3g} px "
+                f"(a grid spanning 4× the input; anti-aliasing sizes every window by it); "
                 f"{DIVERGED_HINT}"
             ) from err
 

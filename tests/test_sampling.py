@@ -359,14 +359,15 @@ def antialiased(path: str, inp: torch.Tensor, scale: float, size=(4, 4)) -> torc
 
 @pytest.mark.parametrize("path", ["torch", "native", "axis_aligned"])
 def test_antialiasing_refuses_a_step_wider_than_the_input_naming_step_and_bound(path):
-    # 8 px input, 4 px output, zoomed out 100×: one output step moves 100 · 8 / 4 = 200 px.
-    # Before the bound every path sampled it with 400-tap windows and said nothing.
+    # 8 px input, 4 px output, zoomed out 100×: one output step moves 100 · 8 / 4 = 200 px;
+    # the bound, a grid spanning 4× the input, is 4 · 8 / 4 = 8 px. Before the bound every
+    # path sampled it with 400-tap windows and said nothing.
     with pytest.raises(
         SamplingStepError, match=r"step along input x reaches 200 px, beyond the bound of 8 px"
     ) as err:
         antialiased(path, torch.rand(1, 1, 8, 8), 100.0)
     assert (err.value.step, err.value.bound, err.value.axis) == (pytest.approx(200), 8, "x")
-    # The input's larger side itself is allowed: the bound refuses only what lies beyond.
+    # The bound itself is allowed: it refuses only what lies beyond.
     out = antialiased(path, torch.rand(1, 1, 8, 8), 4.0)  # step 8 px
     assert out.shape == (1, 1, 4, 4) and torch.isfinite(out).all()
 
@@ -375,7 +376,7 @@ def test_antialiasing_refuses_a_step_wider_than_the_input_naming_step_and_bound(
 def test_a_diverged_step_is_refused_before_any_window_is_allocated(path, memory_cap):
     # The step of a diverged STN (3·10⁶ zoom): before the bound, one batch of 16 asked for
     # 37 GB here (the axis-aligned path) and 3.7·10¹⁶ bytes (the general path).
-    with pytest.raises(SamplingStepError, match=r"reaches 6e\+06 px, beyond the bound of 96 px"):
+    with pytest.raises(SamplingStepError, match=r"reaches 6e\+06 px, beyond the bound of 8 px"):
         antialiased(path, torch.rand(16, 1, 96, 96), 3e6, size=(48, 48))
 
 

@@ -246,7 +246,7 @@ def test_a_diverged_antialiased_stn_fails_its_run_saying_the_transformer_diverge
     record = read_record(out / "records" / f"{done.run_id}.json")
     assert done.status == record["status"] == "failed"
     assert record["error"].startswith("TransformerDivergedError: stn_bilinear_aa: the transformer")
-    assert "beyond the bound of 96 px" in record["error"]
+    assert "beyond the bound of 8 px" in record["error"]
     assert "lower trainer.lr or reducer.lr_multiplier" in record["error"]
 
 

@@ -100,8 +100,9 @@ def test_a_huge_zoom_fails_as_a_divergence_naming_the_step_and_bound(
         reducer(torch.rand(2, 1, 60, 60))
     message = str(err.value)
     assert "transformer diverged" in message and "lower trainer.lr" in message
-    # One output step moves zoom · 60 / 48 px; the bound is the input's side.
-    assert f"reached {step} px, beyond the bound of 60 px" in message
+    # One output step moves zoom · 60 / 48 px; the bound, a grid spanning 4× the input,
+    # is 4 · 60 / 48 = 5 px.
+    assert f"reached {step} px, beyond the bound of 5 px" in message
     assert isinstance(err.value, NonFiniteLossError)  # a failed run, as a NaN loss
 
 
