@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -50,11 +52,30 @@ def _print_tally(sweep_dir: str, interrupted: bool = False) -> bool:
     return tally.all_succeeded
 
 
+def _terminate_children() -> None:
+    """SIGTERM to this process's direct children (Linux /proc; nothing elsewhere).
+
+    A parallel launcher's workers (joblib's loky) ignore the terminal's Ctrl-C and would
+    outlive the ``os._exit`` of the sweep that started them.
+    """
+    me = str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = stat.read_text().rsplit(")", 1)[1].split()[1]  # after "pid (comm) state"
+            if parent == me:
+                os.kill(int(stat.parent.name), signal.SIGTERM)
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile, or not ours to signal
+
+
 def _on_interrupt(sweep_dir: str | None, signum: int, frame: FrameType | None) -> None:
     """SIGINT handler: say what happened, tally the sweep (if any), exit with 130.
 
-    Raised as SystemExit where the main thread is, so the job in progress unwinds (its
-    record is not written: a relaunch redoes it) and Hydra's launcher stops.
+    The process ends at once (``os._exit``): an exception raised wherever the main thread
+    happens to be can land inside Hydra's config composition, which turns it into a
+    config error and exit status 1 (seen under load). Nothing is lost that unwinding would
+    have kept: records are written atomically, the run in progress has none (a relaunch
+    redoes it), and a stale temporary record is removed at the next start.
     """
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C ends at once
     print(
@@ -66,7 +87,9 @@ def _on_interrupt(sweep_dir: str | None, signum: int, frame: FrameType | None) -
     if sweep_dir is not None:
         _print_tally(sweep_dir, interrupted=True)
     sys.stdout.flush()
-    raise SystemExit(INTERRUPTED_EXIT)
+    sys.stderr.flush()
+    _terminate_children()
+    os._exit(INTERRUPTED_EXIT)
 
 
 def _exit_cleanly_on_ctrl_c(sweep_dir: str | None) -> None:
