@@ -58,24 +58,36 @@ def summary_line(output: str) -> str:
     return next(line for line in output.splitlines() if line.startswith("sweep: "))
 
 
+def start_in_own_group(overrides: list[str], capture: bool) -> subprocess.Popen:
+    """The app in its own process group: killed whole, or reached by a Ctrl-C as from a
+    terminal; ``capture`` keeps its output as text."""
+    stream = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(
+        app_command(*overrides),
+        cwd=ROOT,
+        env=app_env(),
+        stdout=stream,
+        stderr=stream,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_first_record(proc: subprocess.Popen, out: Path, seconds: float = 240) -> None:
+    deadline = time.monotonic() + seconds
+    while not list(records_dir(out).glob("*.json")):
+        assert proc.poll() is None, "the sweep ended before writing its first record"
+        assert time.monotonic() < deadline, f"no record appeared within {seconds:.0f} s"
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
 def test_a_sweep_killed_mid_run_resumes_without_losing_or_repeating_work(tmp_path):
     out = tmp_path / "killed"
     sweep = ["-m", *TINY, "threads=1", "seed=0,1,2,3", f"results_dir={out}"]
-    proc = subprocess.Popen(
-        app_command(*sweep),
-        cwd=ROOT,
-        env=app_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group, killed whole below
-    )
+    proc = start_in_own_group(sweep, capture=False)
     try:
-        deadline = time.monotonic() + 240
-        while not list(records_dir(out).glob("*.json")):
-            assert proc.poll() is None, "the sweep ended before writing its first record"
-            assert time.monotonic() < deadline, "no record appeared within 240 s"
-            time.sleep(0.05)
+        wait_for_first_record(proc, out)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -97,28 +109,12 @@ def test_a_sweep_killed_mid_run_resumes_without_losing_or_repeating_work(tmp_pat
     assert f"{4 - len(before)} ok, 0 failed, {len(before)} skipped" in line
 
 
-def wait_for_first_record(proc: subprocess.Popen, out: Path, seconds: float = 240) -> None:
-    deadline = time.monotonic() + seconds
-    while not list(records_dir(out).glob("*.json")):
-        assert proc.poll() is None, "the sweep ended before writing its first record"
-        assert time.monotonic() < deadline, f"no record appeared within {seconds:.0f} s"
-        time.sleep(0.05)
-
-
 @pytest.mark.slow
 def test_ctrl_c_ends_a_sweep_with_a_message_the_tally_and_exit_code_130(tmp_path):
     # Before: a raw KeyboardInterrupt traceback, no tally line, exit status 1.
     out = tmp_path / "interrupted"
     sweep = ["-m", *TINY, "threads=1", "seed=0,1,2,3", f"results_dir={out}"]
-    proc = subprocess.Popen(
-        app_command(*sweep),
-        cwd=ROOT,
-        env=app_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches it
-    )
+    proc = start_in_own_group(sweep, capture=True)
     try:
         wait_for_first_record(proc, out)
         os.killpg(proc.pid, signal.SIGINT)
