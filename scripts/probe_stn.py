@@ -78,7 +78,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--classifier-bn", action="store_true", help="batch norm in the CNN")
+    parser.add_argument(
+        "--classifier",
+        choices=["cnn", "small_cnn"],
+        default="cnn",
+        help="the downstream network: the default normalised cnn, or the 16/32 small_cnn of "
+        "the probes in docs/stn.md (with --legacy-training to reproduce them)",
+    )
+    parser.add_argument(
+        "--classifier-bn", action="store_true", help="batch norm in small_cnn's stages"
+    )
+    parser.add_argument(
+        "--legacy-training",
+        action="store_true",
+        help="constant-rate Adam without clipping or decay (the training of earlier probes)",
+    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -97,10 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     out = (args.output, args.output)
     reducer = build_reducer(options, channels, (h, w), out)
     torch.manual_seed(args.seed)  # the same classifier init whatever the reducer drew
-    model = ReducedClassifier(
-        reducer,
-        build_classifier("cnn", channels, data.num_classes, out, batch_norm=args.classifier_bn),
+    options_of = {"small_cnn": {"channels": (16, 32), "batch_norm": args.classifier_bn}}
+    classifier = build_classifier(
+        args.classifier, channels, data.num_classes, out, **options_of.get(args.classifier, {})
     )
+    model = ReducedClassifier(reducer, classifier)
     device = torch.device("cpu")
     print(json.dumps({"options": options, "args": vars(args) | {"options": None}}))
     started = time.perf_counter()
@@ -110,7 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         line = {k: round(v, 3) for k, v in {**entry, **stats}.items() if k != "epoch"}
         print(f"epoch {entry['epoch']}: {line}", flush=True)
 
-    settings = TrainSettings(epochs=args.epochs, lr=args.lr, progress=False)
+    legacy = {"lr_schedule": "constant", "weight_decay": 0.0, "grad_clip_norm": None}
+    settings = TrainSettings(
+        epochs=args.epochs,
+        lr=args.lr,
+        progress=False,
+        **(legacy if args.legacy_training else {}),
+    )
     metrics = fit(model, data.train, data.test, settings, device, on_epoch_end=report)
     wall = time.perf_counter() - started
     print(
