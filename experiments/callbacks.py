@@ -25,7 +25,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from experiments.outcomes import tally_outcomes
-from stn.results import ResultsDirError, ensure_writable
+from stn.results.store import ResultsDirError, ensure_writable
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class ReportAtSweepEnd(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         # Imported here: the report's stack (pandas, scipy, matplotlib) takes seconds to
         # load, and a single run, which never reports, should not pay for it.
-        from stn.report import write_report
+        from stn.report.document import write_report
 
         results_dir = config.results_dir
         try:

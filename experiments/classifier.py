@@ -2,7 +2,7 @@
 
 A section names exactly one of
 
-- ``kind``: a predefined network of :mod:`stn.models` (``conf/classifier/cnn.yaml``, ...);
+- ``kind``: a predefined network of :mod:`stn.measure.models` (``conf/classifier/cnn.yaml``, ...);
 - ``_target_``: any importable callable ``package.module.Class`` that returns an
   ``nn.Module``, built with Hydra's ``instantiate`` (``conf/classifier/custom.yaml``).
 
@@ -25,7 +25,7 @@ import torch
 from hydra.utils import instantiate
 from torch import Tensor, nn
 
-from stn.models import CLASSIFIERS, build_classifier
+from stn.measure.models import CLASSIFIERS, build_classifier
 
 MISSING = "???"  # OmegaConf's mandatory value, left as is by to_container
 RUN_ARGS = ("in_channels", "num_classes", "input_size")

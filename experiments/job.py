@@ -27,16 +27,11 @@ from experiments.classifier import (
 from experiments.launcher import throughput_conditions
 from experiments.outcomes import JobOutcome
 from experiments.tracking import open_tracker
-from stn import native
 from stn.data.prepare import DatasetSpec, prepare_data
-from stn.environment import describe_determinism, describe_environment, resolve_device
-from stn.example_files import examples_path
-from stn.examples import try_save_examples
-from stn.models import count_parameters
-from stn.plateau import plateau_verdict
-from stn.reducers import build_reducer
-from stn.results import ensure_writable, is_ok, new_record, write_record
-from stn.throughput import (
+from stn.measure.environment import describe_determinism, describe_environment, resolve_device
+from stn.measure.models import count_parameters
+from stn.measure.plateau import plateau_verdict
+from stn.measure.throughput import (
     ThroughputSettings,
     measure_data_path,
     measure_pipeline,
@@ -44,7 +39,12 @@ from stn.throughput import (
     reset_peak_rss,
     timing_batch,
 )
-from stn.train import ReducedClassifier, TrainSettings, fit, seed_everything
+from stn.measure.train import ReducedClassifier, TrainSettings, fit, seed_everything
+from stn.reducers.base import build_reducer
+from stn.report.example_files import examples_path
+from stn.report.examples import try_save_examples
+from stn.results.store import ensure_writable, is_ok, new_record, write_record
+from stn.sampling import native
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: 
     record["throughput"] = measure_pipeline(
         model, batch.x, batch.y, batch.boxes, device, tp, output_size
     )
-    # After training and timing: whether the general sampler ran compiled (stn/native.py).
+    # After training and timing: whether the general sampler ran compiled (stn/sampling/native.py).
     record["environment"]["compiled_sampler"] = native.loaded_status()
     data_path = measure_data_path(data.train, batch_size, tp)
     record["throughput"]["data"] = data_path

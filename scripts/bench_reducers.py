@@ -31,9 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from stn.data.prepare import DatasetSpec, prepare_data
-from stn.models import build_classifier
-from stn.reducers import build_reducer
-from stn.throughput import (
+from stn.measure.models import build_classifier
+from stn.measure.throughput import (
     busy_cpu_seconds,
     measure,
     own_cpu_seconds,
@@ -41,7 +40,8 @@ from stn.throughput import (
     proc_status_bytes,
     reset_peak_rss,
 )
-from stn.train import ReducedClassifier, TrainSettings, make_optimizer
+from stn.measure.train import ReducedClassifier, TrainSettings, make_optimizer
+from stn.reducers.base import build_reducer
 
 # The digits_128 / digits_276 presets' canvases.
 CLUTTER = {96: 6, 128: 8, 276: 37}

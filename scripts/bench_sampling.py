@@ -1,7 +1,7 @@
 """Throughput of every sampling kernel, anti-aliased or not, against PyTorch's natives.
 
 Measures forward and forward+backward (gradients w.r.t. input and θ) images/s of
-``stn.sampling`` (general affine path, compiled and torch, and the axis-aligned fast
+``stn.sampling.grid`` (general affine path, compiled and torch, and the axis-aligned fast
 path) beside
 ``F.grid_sample`` (bilinear, bicubic) and
 ``F.interpolate(antialias=True)`` in the same run, and prints one markdown table per
@@ -29,10 +29,10 @@ from torch import Tensor
 # Runnable from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stn.kernels import Kernel, get_kernel, kernel_names  # noqa: E402
-from stn.native import NativeSampler, native_sampler, native_sampler_status  # noqa: E402
-from stn.sampling import _grid_sample_general, affine_grid, sample_axis_aligned  # noqa: E402
-from stn.throughput import busy_cpu_seconds, measure  # noqa: E402
+from stn.measure.throughput import busy_cpu_seconds, measure  # noqa: E402
+from stn.sampling.grid import _grid_sample_general, affine_grid, sample_axis_aligned  # noqa: E402
+from stn.sampling.kernels import Kernel, get_kernel, kernel_names  # noqa: E402
+from stn.sampling.native import NativeSampler, native_sampler, native_sampler_status  # noqa: E402
 
 Step = Callable[[Tensor, Tensor], Tensor]
 

@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from stn.models import build_classifier
-from stn.reducers import build_reducer
-from stn.throughput import measure
-from stn.train import ReducedClassifier, TrainSettings, make_optimizer
+from stn.measure.models import build_classifier
+from stn.measure.throughput import measure
+from stn.measure.train import ReducedClassifier, TrainSettings, make_optimizer
+from stn.reducers.base import build_reducer
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -34,8 +34,8 @@ if __package__ in (None, ""):
     # Run as `python scripts/report.py` from a checkout that is not pip-installed.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stn.report import Report, write_report  # noqa: E402
-from stn.results import records_dir  # noqa: E402
+from stn.report.document import Report, write_report  # noqa: E402
+from stn.results.store import records_dir  # noqa: E402
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_NO_RECORDS, EXIT_SKIPPED, EXIT_UNWRITTEN = 0, 1, 2, 3, 4
 

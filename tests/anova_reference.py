@@ -9,7 +9,7 @@ from scipy import stats as scipy_stats
 def two_way_anova(y: np.ndarray) -> tuple[float, int, np.ndarray]:
     """y: (treatments, blocks) → σ², residual df, (R, R) two-sided p of every pair.
 
-    Computed differently from ``stn.grouping``: least squares with an intercept and
+    Computed differently from ``stn.report.grouping``: least squares with an intercept and
     dummy columns for treatments and blocks; σ² = residual sum of squares / (N − rank);
     a difference of two treatment effects tested through its contrast's variance
     σ² cᵀ(XᵀX)⁻¹c.

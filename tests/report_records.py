@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from stn.example_files import examples_path, write_examples
-from stn.results import new_record, write_record
+from stn.report.example_files import examples_path, write_examples
+from stn.results.store import new_record, write_record
 
 
 def make_record(

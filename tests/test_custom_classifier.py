@@ -20,7 +20,7 @@ from experiments.classifier import (
     describe_classifier,
 )
 from experiments.job import plain_config, run_job
-from stn.models import MLP, count_parameters
+from stn.measure.models import MLP, count_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")

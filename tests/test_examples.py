@@ -4,9 +4,9 @@ import torch
 from torch import nn
 
 from stn.data.stream import Batch
-from stn.example_files import examples_path, load_examples
-from stn.examples import save_examples, try_save_examples
-from stn.reducers import Reducer, build_reducer
+from stn.reducers.base import Reducer, build_reducer
+from stn.report.example_files import examples_path, load_examples
+from stn.report.examples import save_examples, try_save_examples
 
 
 def _batch(n=8, size=96, boxes=True):

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from stn.data.canvas import CanvasSpec, render_canvases
-from stn.reducers import ReducerConfigError, build_reducer, reduce_batch
-from stn.train import ReducedClassifier, TrainSettings, make_optimizer
+from stn.measure.train import ReducedClassifier, TrainSettings, make_optimizer
+from stn.reducers.base import ReducerConfigError, build_reducer, reduce_batch
 
 
 def learned_resizer_parameters(c, n, r):
@@ -144,7 +144,7 @@ def test_oracle_crop_is_labelled_and_refused_without_boxes():
 def test_report_labels_the_oracle():
     import pandas as pd
 
-    from stn.report import comparison_table
+    from stn.report.document import comparison_table
 
     frame = pd.DataFrame(
         {

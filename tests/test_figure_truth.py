@@ -9,10 +9,10 @@ import pytest
 from matplotlib.text import Text
 from report_records import make_record
 
-from stn import figures
-from stn.collect import runs_frame
-from stn.label_placement import place_labels
-from stn.stats import summarise
+from stn.report import figures
+from stn.report.label_placement import place_labels
+from stn.report.stats import summarise
+from stn.results.collect import runs_frame
 
 # Twenty reducers like the main job's, with two tight clusters (within 1 % accuracy and
 # 10 % throughput of each other) whose names overwrote each other: accuracy per seed

@@ -2,7 +2,7 @@
 
 import pytest
 
-from stn.figures_scale import object_scale_frame, plot_accuracy_vs_object_scale
+from stn.report.figures_scale import object_scale_frame, plot_accuracy_vs_object_scale
 
 
 def record(reducer, scale, seed, accuracy, status="ok"):

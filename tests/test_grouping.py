@@ -5,7 +5,7 @@ import pytest
 from anova_reference import two_way_anova
 from scipy import stats as scipy_stats
 
-from stn.grouping import (
+from stn.report.grouping import (
     compact_letter_display,
     fit_block_model,
     holm,

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from stn.kernels import KERNELS, Kernel, get_kernel, kernel_names, support_taps
+from stn.sampling.kernels import KERNELS, Kernel, get_kernel, kernel_names, support_taps
 
 F64 = torch.float64
 

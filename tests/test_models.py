@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from stn.models import CifarResNet, build_classifier, count_parameters
+from stn.measure.models import CifarResNet, build_classifier, count_parameters
 
 
 @pytest.mark.parametrize("kind", ["cnn", "resnet", "small_cnn", "mlp"])

@@ -1,4 +1,4 @@
-"""The compiled sampler (stn/csrc/sampler.cpp) against the torch path it replaces on CPU,
+"""The compiled sampler (stn/sampling/csrc/sampler.cpp) against the torch path it replaces on CPU,
 gradcheck, threads, NaN grids, the build and its failures, the private cache (planted
 libraries are never loaded), and the backend switch."""
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from stn import native
-from stn.kernels import Kernel, get_kernel, kernel_names, support_taps
-from stn.sampling import _grid_sample_general, affine_grid, grid_sample
+from stn.sampling import native
+from stn.sampling.grid import _grid_sample_general, affine_grid, grid_sample
+from stn.sampling.kernels import Kernel, get_kernel, kernel_names, support_taps
 
 F64 = torch.float64
 

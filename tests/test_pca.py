@@ -5,12 +5,12 @@ import pytest
 import torch
 from sklearn.decomposition import PCA
 
-import stn.pca as pca_module
+import stn.reducers.pca as pca_module
 from stn.data.canvas import CanvasSpec
 from stn.data.images import ImageSet, stratified_split
 from stn.data.stream import BatchStream
-from stn.pca import chunk_sizes
-from stn.reducers import ReducerConfigError, build_reducer
+from stn.reducers.base import ReducerConfigError, build_reducer
+from stn.reducers.pca import chunk_sizes
 
 
 def low_rank_images(n=240, channels=1, side=16, seed=0):

@@ -6,11 +6,11 @@ import pytest
 import torch
 from sklearn.decomposition import PCA
 
-import stn.pca_gram as gram_module
+import stn.reducers.pca_gram as gram_module
 from stn.data.images import ImageSet
 from stn.data.stream import BatchStream
-from stn.pca_gram import fit_gram, gram_chunk_rows, gram_peak_bytes
-from stn.reducers import build_reducer
+from stn.reducers.base import build_reducer
+from stn.reducers.pca_gram import fit_gram, gram_chunk_rows, gram_peak_bytes
 
 
 def spectrum(n, d, channels, decay, seed):

@@ -8,22 +8,22 @@ import torch
 import torch.nn.functional as F
 from report_records import make_record, write_all
 
-from stn.collect import runs_frame
 from stn.data.images import ImageSet
 from stn.data.stream import BatchStream
-from stn.models import build_classifier
-from stn.plateau import (
+from stn.measure.models import build_classifier
+from stn.measure.plateau import (
     PLATEAU_RULE,
     chance_loss,
     plateau_verdict,
     record_plateau,
     stalled_counts,
 )
-from stn.reducers import build_reducer
-from stn.report import write_report
-from stn.stats import aggregate
-from stn.tables import STALLED_MARK, STALLED_NOTE, UNKNOWN_NOTE
-from stn.train import ReducedClassifier, TrainSettings, fit, seed_everything
+from stn.measure.train import ReducedClassifier, TrainSettings, fit, seed_everything
+from stn.reducers.base import build_reducer
+from stn.report.document import write_report
+from stn.report.stats import aggregate
+from stn.report.tables import STALLED_MARK, STALLED_NOTE, UNKNOWN_NOTE
+from stn.results.collect import runs_frame
 
 
 def _curves(*epochs: tuple[float, float]) -> list[dict]:

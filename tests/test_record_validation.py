@@ -9,8 +9,8 @@ import pytest
 from report_records import make_record, write_all
 
 from scripts import report as report_script
-from stn.report import write_report
-from stn.results import load_records, new_record, validate_record
+from stn.report.document import write_report
+from stn.results.store import load_records, new_record, validate_record
 
 
 def _set(path: str, value) -> Callable[[dict], None]:

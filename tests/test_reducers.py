@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stn.reducers import ReducerConfigError, build_reducer
+from stn.reducers.base import ReducerConfigError, build_reducer
 
 RESIZE_PRESETS = [
     ("nearest", False),

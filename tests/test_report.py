@@ -8,8 +8,8 @@ from PIL import Image
 from report_records import make_record, write_all, write_examples_for
 
 from scripts import report as report_script
-from stn.report import write_report
-from stn.results import SCHEMA_VERSION, write_record
+from stn.report.document import write_report
+from stn.results.store import SCHEMA_VERSION, write_record
 
 
 def _sweep(tmp_path: Path) -> tuple[Path, list[dict]]:
@@ -185,7 +185,7 @@ def test_a_25_record_sweep_reports_with_every_figure(tmp_path):
 
 
 def test_a_figure_that_fails_is_reported_and_the_rest_are_drawn(tmp_path, monkeypatch):
-    from stn import figures
+    from stn.report import figures
 
     def broken(*args, **kwargs):
         raise ValueError("odd data")

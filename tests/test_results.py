@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from stn.results import (
+from stn.results.store import (
     SCHEMA_VERSION,
     RecordError,
     load_records,

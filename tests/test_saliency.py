@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stn.reducers import ReducerConfigError, build_reducer
-from stn.saliency import saliency_grid
+from stn.reducers.base import ReducerConfigError, build_reducer
+from stn.reducers.saliency import saliency_grid
 
 
 def sampler(size: int = 64, **options):

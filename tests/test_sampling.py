@@ -8,14 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stn.kernels import get_kernel, kernel_names
-from stn.sampling import (
+from stn.sampling.grid import (
     SamplingStepError,
     _grid_sample_general,
     affine_grid,
     grid_sample,
     sample_axis_aligned,
 )
+from stn.sampling.kernels import get_kernel, kernel_names
 
 F64 = torch.float64
 NATIVE = ["nearest", "bilinear", "bicubic"]
@@ -326,7 +326,7 @@ def test_errors_say_what_is_wrong():
 def test_chunking_does_not_change_results(monkeypatch):
     # Chunks split the flattened (image, sample) axis; tiny chunks must give the same
     # outputs and gradients as one chunk, including chunks that straddle images.
-    import stn.sampling as sampling
+    import stn.sampling.grid as sampling
 
     gen = torch.Generator().manual_seed(4)
     inp = torch.randn(3, 2, 20, 18, generator=gen, dtype=F64)

@@ -14,10 +14,10 @@ import pytest
 from report_records import make_record, write_all, write_examples_for
 
 from scripts import report as report_script
-from stn import figures
-from stn import report as report_module
-from stn.atomic import STALE_TEMP_SECONDS, write_atomically
-from stn.results import ensure_writable, load_records, record_path, write_record
+from stn.report import document as report_module
+from stn.report import figures
+from stn.results.atomic import STALE_TEMP_SECONDS, write_atomically
+from stn.results.store import ensure_writable, load_records, record_path, write_record
 
 
 @pytest.fixture

@@ -6,9 +6,8 @@ import pytest
 from anova_reference import two_way_anova
 from report_records import make_record
 
-from stn.collect import completeness, runs_frame
-from stn.grouping import holm
-from stn.stats import (
+from stn.report.grouping import holm
+from stn.report.stats import (
     NEEDS_COMMON_SEEDS,
     NEEDS_SEEDS,
     NO_SPREAD,
@@ -19,6 +18,7 @@ from stn.stats import (
     summarise,
     t_interval_halfwidth,
 )
+from stn.results.collect import completeness, runs_frame
 
 
 def _runs(spec):

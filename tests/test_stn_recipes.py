@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from stn.data.canvas import CanvasSpec, render_canvases
 from stn.data.embedded import load_embedded_digits
 from stn.data.stream import BatchStream
-from stn.models import build_classifier
-from stn.reducers import ReducerConfigError, build_reducer
-from stn.train import ReducedClassifier, TrainSettings, fit, make_optimizer
-from stn.transformer import compose_params, theta_from_params
+from stn.measure.models import build_classifier
+from stn.measure.train import ReducedClassifier, TrainSettings, fit, make_optimizer
+from stn.reducers.base import ReducerConfigError, build_reducer
+from stn.reducers.transformer import compose_params, theta_from_params
 
 
 def stn(size: int = 64, **options):

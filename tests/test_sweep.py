@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from stn.plateau import plateau_verdict
-from stn.results import load_records
+from stn.measure.plateau import plateau_verdict
+from stn.results.store import load_records
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,7 +22,7 @@ from hydra import compose, initialize_config_dir
 import experiments.job
 from experiments.job import run_job
 from experiments.outcomes import JobOutcome, tally_outcomes, write_outcome
-from stn.results import load_records, new_record, read_record, records_dir, write_record
+from stn.results.store import load_records, new_record, read_record, records_dir, write_record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -222,7 +222,7 @@ def test_the_same_seed_twice_in_one_process_gives_identical_metrics_on_cpu(tmp_p
 
 
 def test_record_says_whether_the_general_sampler_ran_compiled(tmp_path):
-    # An affine STN with Lanczos-3 runs the general path: compiled on CPU (stn/native.py).
+    # An affine STN with Lanczos-3 runs the general path: compiled on CPU (stn/sampling/native.py).
     out = tmp_path / "affine"
     overrides = ("reducer=stn_affine", "reducer.kernel=lanczos3", f"results_dir={out}")
     done = run_job(compose_run(tmp_path, *overrides))

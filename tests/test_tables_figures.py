@@ -6,10 +6,10 @@ import torch.nn.functional as F
 from PIL import Image
 from report_records import make_record
 
-from stn import figures
-from stn.collect import curves_frame, runs_frame
-from stn.stats import summarise
-from stn.tables import latex_escape, to_latex, to_markdown, write_tables
+from stn.report import figures
+from stn.report.stats import summarise
+from stn.report.tables import latex_escape, to_latex, to_markdown, write_tables
+from stn.results.collect import curves_frame, runs_frame
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-import stn.throughput as tp
+import stn.measure.throughput as tp
 from experiments.launcher import throughput_conditions
 from stn.data.images import ImageSet
 from stn.data.prepare import _with_channels
-from stn.models import build_classifier
-from stn.reducers import Resize, build_reducer
-from stn.throughput import (
+from stn.measure.models import build_classifier
+from stn.measure.throughput import (
     ThroughputSettings,
     combine_rounds,
     is_out_of_memory,
@@ -23,7 +22,8 @@ from stn.throughput import (
     measure_pipeline,
     with_batch_backoff,
 )
-from stn.train import ReducedClassifier
+from stn.measure.train import ReducedClassifier
+from stn.reducers.base import Resize, build_reducer
 
 QUICK = ThroughputSettings(warmup=1, min_repeats=3, min_seconds=0.0)
 

@@ -6,9 +6,9 @@ import statistics
 import pandas as pd
 import pytest
 
-from stn.report import format_throughput_markdown, throughput_table, write_report
-from stn.results import load_records, new_record, records_to_frame, write_record
-from stn.throughput_table import spread_line
+from stn.report.document import format_throughput_markdown, throughput_table, write_report
+from stn.report.throughput_table import spread_line
+from stn.results.store import load_records, new_record, records_to_frame, write_record
 
 
 def _record(

@@ -6,7 +6,7 @@ import re
 
 import torch
 
-from stn.results import load_records
+from stn.results.store import load_records
 from tests.test_sweep import run_app
 
 

@@ -1,13 +1,13 @@
 """Measuring conditions: the cache flush before every timed call and glibc keeping freed
-memory while timing (stn/timing_hygiene.py)."""
+memory while timing (stn/measure/timing_hygiene.py)."""
 
 import resource
 
 import pytest
 import torch
 
-from stn.throughput import ThroughputSettings, measure, measure_pipeline
-from stn.timing_hygiene import (
+from stn.measure.throughput import ThroughputSettings, measure, measure_pipeline
+from stn.measure.timing_hygiene import (
     FALLBACK_CACHE_BYTES,
     cache_bytes,
     cache_flusher,
@@ -87,7 +87,7 @@ class RecordingLibc:
 
 
 def test_freed_memory_is_kept_inside_and_the_defaults_come_back_after(monkeypatch):
-    import stn.timing_hygiene as hygiene
+    import stn.measure.timing_hygiene as hygiene
 
     libc = RecordingLibc()
     monkeypatch.setattr(hygiene, "_glibc", lambda: libc)

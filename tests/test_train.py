@@ -5,9 +5,15 @@ import torch
 from stn.data.canvas import CanvasSpec
 from stn.data.embedded import load_embedded_digits
 from stn.data.stream import BatchStream
-from stn.models import build_classifier
-from stn.reducers import build_reducer
-from stn.train import NonFiniteLossError, ReducedClassifier, TrainSettings, fit, seed_everything
+from stn.measure.models import build_classifier
+from stn.measure.train import (
+    NonFiniteLossError,
+    ReducedClassifier,
+    TrainSettings,
+    fit,
+    seed_everything,
+)
+from stn.reducers.base import build_reducer
 
 
 def _run(seed: int, lr: float = 1e-3):
@@ -38,7 +44,7 @@ def test_diverging_loss_stops_the_run_with_a_reason():
 
 
 def test_reducer_parameters_train_at_their_own_rate():
-    from stn.train import make_optimizer
+    from stn.measure.train import make_optimizer
 
     reducer = build_reducer({"kind": "resize", "mode": "bilinear"}, 1, (64, 64))
     reducer.scale = torch.nn.Parameter(torch.ones(1))
@@ -49,7 +55,7 @@ def test_reducer_parameters_train_at_their_own_rate():
 
 
 def test_warmup_cosine_matches_a_linear_ramp_then_torchs_cosine_annealing():
-    from stn.train import lr_factor
+    from stn.measure.train import lr_factor
 
     total, warmup = 40, 6  # warmup_fraction 0.15 of 40 steps
     factors = [lr_factor(step, total, "warmup_cosine", 0.15) for step in range(total)]
@@ -69,7 +75,7 @@ def test_warmup_cosine_matches_a_linear_ramp_then_torchs_cosine_annealing():
 
 
 def test_fit_applies_the_schedule_to_every_group_and_clips_gradients(monkeypatch):
-    import stn.train as train_module
+    import stn.measure.train as train_module
 
     seen_norms: list[float] = []
     seen_lrs: list[list[float]] = []

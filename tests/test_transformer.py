@@ -2,9 +2,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stn.reducers import ReducerConfigError, build_reducer
-from stn.train import NonFiniteLossError, ReducedClassifier, TrainSettings, make_optimizer
-from stn.transformer import NonFiniteTransformError, TransformerDivergedError, theta_from_params
+from stn.measure.train import NonFiniteLossError, ReducedClassifier, TrainSettings, make_optimizer
+from stn.reducers.base import ReducerConfigError, build_reducer
+from stn.reducers.transformer import (
+    NonFiniteTransformError,
+    TransformerDivergedError,
+    theta_from_params,
+)
 
 
 def stn(**options):
@@ -29,7 +33,7 @@ def test_separable_attention_path_matches_the_affine_grid(kernel, antialias):
     reducer = stn(kernel=kernel, antialias=antialias)
     x = torch.rand(3, 1, 60, 60, dtype=torch.float64)
     params = torch.tensor([[0.5, 0.1, -0.2], [0.8, 0.0, 0.0], [1.2, -0.3, 0.1]], dtype=x.dtype)
-    from stn.sampling import affine_grid, grid_sample
+    from stn.sampling.grid import affine_grid, grid_sample
 
     theta = theta_from_params(params, "attention")
     reference = grid_sample(x, affine_grid(theta, (48, 48)), kernel, antialias)
@@ -50,7 +54,7 @@ def test_gradients_reach_the_localisation_net():
 
 
 def test_localisation_net_trains_at_its_multiplier():
-    from stn.models import build_classifier
+    from stn.measure.models import build_classifier
 
     model = ReducedClassifier(stn(lr_multiplier=0.1), build_classifier("cnn", 1, 10, (48, 48)))
     groups = make_optimizer(model, TrainSettings(lr=0.002)).param_groups
@@ -139,8 +143,8 @@ def _train_on_small_cluttered_canvases(**options) -> tuple[float, float]:
     from stn.data.embedded import load_embedded_digits
     from stn.data.images import stratified_split
     from stn.data.stream import BatchStream
-    from stn.models import build_classifier
-    from stn.train import fit, seed_everything
+    from stn.measure.models import build_classifier
+    from stn.measure.train import fit, seed_everything
 
     digits = load_embedded_digits()
     train_idx, test_idx = stratified_split(digits.labels, 0.2, 0)

@@ -4,7 +4,7 @@ Jaderberg et al. 2015 (arXiv 1506.02025). The localisation net looks at a cheap
 low-resolution copy of the input (so its cost does not grow with the canvas), predicts
 the parameters of a transform family initialised at the identity, and the input is
 sampled on the transformed ``output_size`` grid with any registered kernel, optionally
-anti-aliased (``stn.sampling``).
+anti-aliased (``stn.sampling.grid``).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stn.kernels import get_kernel
-from stn.reducers import REDUCER_OPTIMIZERS, Reducer, ReducerConfigError, Size
-from stn.sampling import SamplingStepError, affine_grid, grid_sample, sample_axis_aligned
-from stn.train import NonFiniteLossError
+from stn.measure.train import NonFiniteLossError
+from stn.reducers.base import REDUCER_OPTIMIZERS, Reducer, ReducerConfigError, Size
+from stn.sampling.grid import SamplingStepError, affine_grid, grid_sample, sample_axis_aligned
+from stn.sampling.kernels import get_kernel
 
 # family → number of parameters the localisation net predicts
 TRANSFORMS = {"affine": 6, "attention": 3}
@@ -42,7 +42,7 @@ DIVERGED_HINT = "lower trainer.lr or reducer.lr_multiplier"
 class TransformerDivergedError(NonFiniteLossError):
     """The localisation net's transform left any usable range: training diverged.
 
-    A :class:`stn.train.NonFiniteLossError`, so a run ends as failed with this reason
+    A :class:`stn.measure.train.NonFiniteLossError`, so a run ends as failed with this reason
     whether the loss, a parameter or the transform gave way first.
     """
 
@@ -291,8 +291,8 @@ class SpatialTransformer(Reducer):
         output_size: ``(h, w)`` of the sampled grid.
         in_channels: C.
         transform: ``affine`` (6 parameters) or ``attention`` (zoom + shift, 3).
-        kernel: sampling kernel name (``stn.kernels.kernel_names()``).
-        antialias: widen the kernel by the local sampling step (``stn.sampling``).
+        kernel: sampling kernel name (``stn.sampling.kernels.kernel_names()``).
+        antialias: widen the kernel by the local sampling step (``stn.sampling.grid``).
         loc_size: side of the low-resolution copy the localisation net sees.
         loc_downscale: instead of a fixed ``loc_size``, shrink the input by this factor
             (heatmap head only; the side is rounded to a multiple of ``2^stages``), so the
@@ -317,7 +317,7 @@ class SpatialTransformer(Reducer):
             Only the position is learned. Set it from the objects' size (e.g. 1.5× it).
         candidates: 1, or K > 1 glimpses per image at the heatmap's K strongest separate
             peaks (heatmap head with ``glimpse_size``): ``forward`` returns
-            ``(N·K, C, h, w)``, image-major, and :class:`stn.train.ReducedClassifier`
+            ``(N·K, C, h, w)``, image-major, and :class:`stn.measure.train.ReducedClassifier`
             keeps each class's largest logit over an image's K glimpses (multiple-instance
             max-pooling), so the classifier, not the detector, decides which glimpse holds
             the object. Costs K classifier passes per image.
@@ -476,7 +476,8 @@ class SpatialTransformer(Reducer):
             self.requires_grad_(False)
 
     def on_epoch_start(self, epoch: int) -> None:
-        """Curriculum hook (``stn.train.fit`` calls it): the fixed zoom of ``epoch`` (0-based)."""
+        """Curriculum hook (``stn.measure.train.fit`` calls it): the fixed zoom of ``epoch``
+        (0-based)."""
         schedule = self.zoom_schedule
         self.fixed_zoom = schedule[epoch] if epoch < len(schedule) else None
         # Frozen parameters get no gradient, so the optimiser leaves them as they are, and

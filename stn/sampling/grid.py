@@ -24,12 +24,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from stn import native
-from stn.kernels import Kernel, get_kernel, support_taps
+from stn.sampling import native
+from stn.sampling.kernels import Kernel, get_kernel, support_taps
 
 PADDING_MODES = ("zeros", "border")
 # "auto": F.grid_sample where it has the kernel, else the compiled sampler where it runs
-# (CPU, float32/64, stn/native.py), else the torch path; the others force one path.
+# (CPU, float32/64, stn/sampling/native.py), else the torch path; the others force one path.
 BACKENDS = ("auto", "native", "torch")
 
 # PyTorch kernels that F.grid_sample implements natively: (name, its mode).
@@ -396,7 +396,7 @@ def _grid_sample_general(
 ) -> Tensor:
     """Vectorised separable sampler for any kernel; see :func:`grid_sample`.
 
-    ``sampler``: the compiled sampler (:func:`stn.native.native_sampler`) to run the
+    ``sampler``: the compiled sampler (:func:`stn.sampling.native.native_sampler`) to run the
     windows with, or ``None`` for the torch path. Both compute the same weights.
     """
     n, c, h, w = input.shape
@@ -461,10 +461,10 @@ def grid_sample(
     Args:
         input: ``(N, C, H_in, W_in)`` floating point.
         grid: ``(N, H_out, W_out, 2)``, same dtype and device as ``input``.
-        kernel: a name from :func:`stn.kernels.kernel_names` (``nearest``, ``bilinear``,
+        kernel: a name from :func:`stn.sampling.kernels.kernel_names` (``nearest``, ``bilinear``,
             ``bicubic`` (a = −0.75, PyTorch/OpenCV), ``bicubic_pil`` (a = −0.5, Pillow),
             ``lanczos2``, ``lanczos3``, ``gaussian``, ``box``) or a built
-            :class:`stn.kernels.Kernel`.
+            :class:`stn.sampling.kernels.Kernel`.
         antialias: stretch the kernel along each input axis by the local sampling step
             ``s = max(1, step)`` in input pixels, where ``step`` is the norm of how far one
             output step (along output x and y, by finite differences of the grid) moves
@@ -475,7 +475,7 @@ def grid_sample(
             the nearest edge pixel). ``"reflection"`` is not supported.
         align_corners: as in :func:`torch.nn.functional.grid_sample`.
         backend: ``"auto"`` (default): ``F.grid_sample`` for the kernels it has without
-            anti-aliasing, else the compiled sampler (:mod:`stn.native`; CPU float32/64)
+            anti-aliasing, else the compiled sampler (:mod:`stn.sampling.native`; CPU float32/64)
             where it could be built, else the torch path. ``"native"`` or ``"torch"``
             force that general path (``"native"`` fails with the reason where it cannot
             run).

@@ -47,7 +47,7 @@ class Kernel:
             is several times cheaper than ``T`` calls of ``fn`` and ``deriv``.
         formula: the closed form and its parameters (``("keys", (a,))``, ``("lanczos",
             (lobes,))``, ``("gaussian", (sigma, value at the radius))``, ``("tent", ())``,
-            ...) for the compiled sampler (``stn/csrc/sampler.cpp``), which evaluates the
+            ...) for the compiled sampler (``stn/sampling/csrc/sampler.cpp``), which evaluates the
             same formulas; ``None`` for kernels it does not know (they use the torch path).
     """
 

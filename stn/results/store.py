@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stn.atomic import TEMP_SUFFIX, remove_stale_temp_files, write_atomically
-from stn.example_files import EXAMPLES_SUBDIR
+from stn.report.example_files import EXAMPLES_SUBDIR
+from stn.results.atomic import TEMP_SUFFIX, remove_stale_temp_files, write_atomically
 
 if TYPE_CHECKING:
     import pandas as pd

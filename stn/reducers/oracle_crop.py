@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stn.reducers import Reducer, ReducerConfigError, Size
+from stn.reducers.base import Reducer, ReducerConfigError, Size
 
 
 def pixel_boxes(boxes: Tensor, height: int, width: int) -> Tensor:

@@ -16,7 +16,7 @@ inference, training step) beside two references measured on the same batch in th
 same process (a plain read of the batch, the memory floor; and
 ``F.interpolate(bilinear, antialias=True)``) and stores each figure as a ratio to both.
 Every timed call starts from memory (cache flushed) with glibc keeping freed memory, so
-the figures measure the code rather than what ran before it (:mod:`stn.timing_hygiene`).
+the figures measure the code rather than what ran before it (:mod:`stn.measure.timing_hygiene`).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stn.data.stream import Batch, BatchStream
-from stn.reducers import reduce_batch
-from stn.timing_hygiene import cache_flusher, keep_freed_memory
+from stn.measure.timing_hygiene import cache_flusher, keep_freed_memory
+from stn.reducers.base import reduce_batch
 
 T = TypeVar("T")
 
@@ -239,7 +239,7 @@ def measure(
     a core changed 2× from one tenth of a second to the next here, so only calls timed
     side by side make a ratio that means the same in two runs. ``flush`` (untimed) runs
     before every timed call, references included (see
-    :func:`stn.timing_hygiene.cache_flusher`).
+    :func:`stn.measure.timing_hygiene.cache_flusher`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -357,7 +357,7 @@ class ThroughputSettings:
     copy of the batch (see :func:`measure_pipeline`). ``flush_cache``: read a buffer
     twice the cache's size before every timed call, so every figure starts from memory;
     ``keep_freed_memory``: glibc keeps freed memory while timing, so no call pays for
-    page faults another did not (both in :mod:`stn.timing_hygiene`). ``comparable``
+    page faults another did not (both in :mod:`stn.measure.timing_hygiene`). ``comparable``
     is ``False`` (with ``reason``) when the figures were taken beside other runs, e.g.
     under a parallel launcher; they are recorded but flagged. ``contention_cores``: a
     timed window in which other processes kept more cores than this busy

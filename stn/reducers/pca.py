@@ -7,12 +7,12 @@ image, which is why the sweep also pairs PCA with the MLP classifier.
 
 Fitting reads the training canvases as rendered at placement epoch 0. Solvers:
 ``gram`` (exact, through the ``n × n`` Gram matrix of the images, in chunks, on the
-run's device: see ``stn.pca_gram``), ``randomized`` (scikit-learn's randomised SVD),
+run's device: see ``stn.reducers.pca_gram``), ``randomized`` (scikit-learn's randomised SVD),
 ``full`` (exact LAPACK SVD), ``incremental`` (``IncrementalPCA`` over chunks of the
 stream) and ``auto``: of ``gram`` and ``randomized``, those whose estimated memory fits
 ``memory_budget_mb``, the one with fewer estimated flops; ``incremental`` when neither
 fits. The record says which ran and why. The fitted map is cached on disk (see
-``stn.pca_cache``).
+``stn.reducers.pca_cache``).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stn.pca_cache import FittedPCA, cache_key, cache_path, load_fitted, save_fitted
-from stn.pca_gram import RowReader, fit_gram, gram_chunk_rows, gram_peak_bytes
-from stn.reducers import Reducer, ReducerConfigError, Size
+from stn.reducers.base import Reducer, ReducerConfigError, Size
+from stn.reducers.pca_cache import FittedPCA, cache_key, cache_path, load_fitted, save_fitted
+from stn.reducers.pca_gram import RowReader, fit_gram, gram_chunk_rows, gram_peak_bytes
 
 if TYPE_CHECKING:
     from stn.data.stream import BatchStream
@@ -98,7 +98,7 @@ def randomized_flops(n: int, features: int, k: int, iterated_power: int | str) -
 
 
 def gram_flops(n: int, features: int, k: int) -> float:
-    """Rough flops of :func:`stn.pca_gram.fit_gram`: the Gram's upper triangle
+    """Rough flops of :func:`stn.reducers.pca_gram.fit_gram`: the Gram's upper triangle
     (``n²·d``), the eigenproblem and the components (``2·k·n·d``)."""
     return float(n * n * features + EIGH_FLOPS_PER_N3 * n**3 + 2 * k * n * features)
 

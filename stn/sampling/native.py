@@ -1,6 +1,6 @@
-"""The compiled sampler: ``stn/csrc/sampler.cpp`` built on first use, called through ctypes.
+"""The compiled sampler: ``csrc/sampler.cpp`` built on first use, called through ctypes.
 
-The general path of :func:`stn.sampling.grid_sample` in pure torch materialises every tap's
+The general path of :func:`stn.sampling.grid.grid_sample` in pure torch materialises every tap's
 weight and value as tensors; the compiled sampler computes each sample's window in
 registers, forward and backward in one pass per sample. It has no torch headers and a
 plain C ABI, so it builds with the system C++ compiler in seconds (no ninja, no
@@ -50,7 +50,7 @@ _FLAGS = ["-O3", "-fno-math-errno", "-shared", "-fPIC", "-pthread", "-std=c++17"
 if platform.machine().lower() in ("x86_64", "amd64"):
     _FLAGS.insert(1, "-march=x86-64-v2")
 _ABI_VERSION = 1
-# Closed forms the compiled sampler knows (stn/csrc/sampler.cpp's Kind).
+# Closed forms the compiled sampler knows (stn/sampling/csrc/sampler.cpp's Kind).
 _KINDS = {"nearest": 0, "box": 1, "tent": 2, "keys": 3, "lanczos": 4, "gaussian": 5}
 _DTYPES = {torch.float32: "f32", torch.float64: "f64"}
 # A compile is killed after 300 s (build's timeout), so a scratch file older than twice

@@ -1,7 +1,7 @@
 """Multiple comparisons within a family of reducers: Holm's correction, the randomised
 complete block model (reducers × seeds) and the compact letter display.
 
-Pure NumPy/SciPy functions on arrays; ``stn.stats`` applies them to a runs frame.
+Pure NumPy/SciPy functions on arrays; ``stn.report.stats`` applies them to a runs frame.
 
 The block model: ``accuracy[r, s] = μ + reducer_r + seed_s + ε``, ε ~ N(0, σ²). A seed
 fixes the classifier's initial weights and the training order for every reducer, so runs

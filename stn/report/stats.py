@@ -1,13 +1,13 @@
 """Aggregation over seeds, the comparison with the baseline reducer and the grouping.
 
-Input is a runs frame (one row per record: ``stn.collect.runs_frame``); output is one
+Input is a runs frame (one row per record: ``stn.results.collect.runs_frame``); output is one
 row per (dataset, reducer, classifier) with accuracy statistics over the seeds, the
 median of every throughput column ``tp_<figure>_<stat>``, the comparison with the
 baseline reducer and a compact-letter-display group.
 
 Comparisons are made within a family: the reducers of one (dataset, classifier). Each
 family is fitted as a randomised complete block design (reducers are treatments, seeds
-are blocks; ``stn.grouping``) on the seeds common to its reducers, and every test uses
+are blocks; ``stn.report.grouping``) on the seeds common to its reducers, and every test uses
 that model's pooled residual variance, Holm-corrected over the family.
 """
 
@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from stn.grouping import (
+from stn.measure.plateau import stalled_counts
+from stn.report.grouping import (
     BlockFit,
     compact_letter_display,
     fit_block_model,
@@ -31,7 +32,6 @@ from stn.grouping import (
     letter_names,
     pairwise_p_values,
 )
-from stn.plateau import stalled_counts
 
 GROUP_KEYS = ["dataset", "reducer", "classifier"]
 FAMILY_KEYS = ["dataset", "classifier"]
@@ -78,7 +78,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     ``accuracy_ci_low``/``_high``, ``test_loss_mean``, ``train_seconds_median`` and the
     median of every ``tp_*`` column.
     ``stalled`` / ``stalled_unknown``: runs that ended on the chance plateau / whose
-    verdict is unknown (``stn.plateau``); the accuracy statistics still include them.
+    verdict is unknown (``stn.measure.plateau``); the accuracy statistics still include them.
     """
     ok = _ok_runs(runs)
     tp_columns = [c for c in runs.columns if c.startswith("tp_")]

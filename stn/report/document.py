@@ -24,20 +24,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stn import figures, figures_scale
-from stn.collect import Completeness, completeness, curves_frame, runs_frame
-from stn.example_files import examples_path, load_examples
-from stn.plateau import PLATEAU_CONDITION, PLATEAU_RULE, stalled_counts
-from stn.results import SkippedRecord, load_records
-from stn.stats import BASELINE, GROUPING_TEST, SIGNIFICANCE_TEST, compare_families, summarise
-from stn.tables import STALLED_MARK, TABLE_STEM, to_markdown, write_tables
-from stn.throughput_table import (
+from stn.measure.plateau import PLATEAU_CONDITION, PLATEAU_RULE, stalled_counts
+from stn.report import figures, figures_scale
+from stn.report.example_files import examples_path, load_examples
+from stn.report.stats import BASELINE, GROUPING_TEST, SIGNIFICANCE_TEST, compare_families, summarise
+from stn.report.tables import STALLED_MARK, TABLE_STEM, to_markdown, write_tables
+from stn.report.throughput_table import (
     THROUGHPUT_NOTE,
     format_throughput_markdown,
     spread_line,
     throughput_table,
     trained_runs,
 )
+from stn.results.collect import Completeness, completeness, curves_frame, runs_frame
+from stn.results.store import SkippedRecord, load_records
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ ENVIRONMENT_MACHINE = ("cpu", "cpu_count", "torch_threads", "device", "gpu", "cu
 @dataclass(frozen=True)
 class Report:
     path: Path
-    table: pd.DataFrame  # stn.stats.summarise: one row per (dataset, reducer, classifier)
+    table: pd.DataFrame  # stn.report.stats.summarise: one row per (dataset, reducer, classifier)
     table_markdown: str
     runs: pd.DataFrame  # one row per readable record
     failed: pd.DataFrame  # runs whose status is not ok, with their error
@@ -274,7 +274,7 @@ def _problems_section(
         ]
     if skipped:
         lines += ["## Skipped record files", ""]
-        # The reason starts with the path already (stn.results.RecordError).
+        # The reason starts with the path already (stn.results.store.RecordError).
         lines += [f"- `{s.path}`: {s.reason.removeprefix(f'{s.path}: ')}" for s in skipped]
         lines += [""]
     return lines

@@ -8,7 +8,7 @@ low-resolution copy; each output grid point is pulled towards salient cells,
 so salient regions get more samples (magnified) without regressing any coordinate. The
 saliency map is padded by replicating its border (the paper's fix for the pull towards the
 centre), the coarse grid is upsampled to the output size and the input is sampled there
-with any kernel of ``stn.sampling.grid_sample``. A uniform saliency (the start: its last
+with any kernel of ``stn.sampling.grid.grid_sample``. A uniform saliency (the start: its last
 layer is zero) gives the identity grid, i.e. a plain resize.
 """
 
@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stn.kernels import get_kernel
-from stn.reducers import Reducer, ReducerConfigError, Size
-from stn.sampling import grid_sample
-from stn.transformer import LOC_NORMS, conv_stages, standardize
+from stn.reducers.base import Reducer, ReducerConfigError, Size
+from stn.reducers.transformer import LOC_NORMS, conv_stages, standardize
+from stn.sampling.grid import grid_sample
+from stn.sampling.kernels import get_kernel
 
 
 def gaussian_taps(radius: int, sigma: float, like: Tensor) -> Tensor:
@@ -75,7 +75,7 @@ class SaliencySampler(Reducer):
         name: preset name.
         output_size: ``(h, w)``.
         in_channels: C.
-        kernel, antialias, kernel_params: the sampler (``stn.sampling.grid_sample``).
+        kernel, antialias, kernel_params: the sampler (``stn.sampling.grid.grid_sample``).
         loc_size: side of the low-resolution copy the saliency net sees.
         loc_channels: saliency net (conv–pool) stages; the map is ``loc_size / 2^stages``.
         loc_norm: ``none`` or ``standardize`` (per image) for the low-res copy.

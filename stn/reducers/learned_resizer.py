@@ -18,7 +18,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stn.reducers import Reducer, ReducerConfigError, Size
+from stn.reducers.base import Reducer, ReducerConfigError, Size
 
 
 class ResBlock(nn.Module):

@@ -1,7 +1,7 @@
 """Example files on disk: where they live, atomic write, tolerant read (NumPy only).
 
-Kept apart from ``stn.examples`` (which runs reducers, so needs torch) so that the
-report reads pictures without paying torch's import time. Contents: see ``stn.examples``.
+Kept apart from ``stn.report.examples`` (which runs reducers, so needs torch) so that the
+report reads pictures without paying torch's import time. Contents: see ``stn.report.examples``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stn.atomic import write_atomically
+from stn.results.atomic import write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from stn.plateau import record_plateau
-from stn.results import records_to_frame
+from stn.measure.plateau import record_plateau
+from stn.results.store import records_to_frame
 
 # Frame column → where the resolved config keeps the same fact.
 CONFIG_FALLBACKS = {
@@ -22,7 +22,7 @@ CONFIG_FALLBACKS = {
     "classifier": ("classifier", "name"),
 }
 GRID_KEYS = ["dataset", "reducer", "classifier", "seed"]
-# Frame column → key of the run's plateau verdict (stn.plateau.plateau_verdict).
+# Frame column → key of the run's plateau verdict (stn.measure.plateau.plateau_verdict).
 PLATEAU_COLUMNS = {
     "ended_on_plateau": "ended_on_plateau",
     "left_plateau_at_epoch": "left_at_epoch",
@@ -39,7 +39,7 @@ def _config_value(record: dict[str, Any], section: str, key: str) -> Any:
 
 
 def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """``stn.results.records_to_frame`` plus the config fields the report groups by.
+    """``stn.results.store.records_to_frame`` plus the config fields the report groups by.
 
     Adds ``kernel`` and ``antialias`` (from ``config.reducer``; STN presets set them),
     the plateau verdict (``PLATEAU_COLUMNS``; ``ended_on_plateau`` is ``None`` where

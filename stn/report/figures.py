@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Polygon, Rectangle
 from matplotlib.text import Annotation
 
-from stn.label_placement import place_labels
+from stn.report.label_placement import place_labels
 
 DPI = 100
 PLOT_SIZE = (8.0, 5.0)  # inches: the Pareto, kernel and learning-curve figures
@@ -71,7 +71,7 @@ def draw_accuracy_vs_throughput(
     table: pd.DataFrame, throughput: str = "tp_reducer_images_per_s"
 ) -> tuple[Figure, list[Annotation]]:
     """The figure of ``plot_accuracy_vs_throughput`` and its point labels, which never
-    overlap (``stn.label_placement``): the front's in bold, placed first."""
+    overlap (``stn.report.label_placement``): the front's in bold, placed first."""
     figure, ax = _figure()
     data = table.dropna(subset=["accuracy_mean", throughput]).reset_index(drop=True)
     x, y = data[throughput].to_numpy(float), 100 * data["accuracy_mean"].to_numpy(float)

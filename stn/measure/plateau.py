@@ -15,7 +15,7 @@ below 0.9·ln C (``None``: never). The two need not agree: a run can leave and f
 back (``left_at_epoch`` set, ``ended_on_plateau``), or keep a high loss while it
 classifies better than 2/C (``left_at_epoch`` ``None``, not on the plateau).
 
-The training loss and accuracy of an epoch are ``stn.train.fit``'s: means over the
+The training loss and accuracy of an epoch are ``stn.measure.train.fit``'s: means over the
 epoch's steps, taken while the weights change.
 """
 
@@ -47,7 +47,7 @@ def plateau_verdict(curves: Sequence[dict[str, Any]], num_classes: int) -> dict[
     """Whether a run ended on the chance plateau, from its per-epoch curves.
 
     Args:
-        curves: ``stn.train.fit``'s ``curves``, one dict per epoch in order, each with
+        curves: ``stn.measure.train.fit``'s ``curves``, one dict per epoch in order, each with
             ``train_loss`` and ``train_accuracy`` (``epoch``, 1-based, if present).
         num_classes: C, the number of classes of the dataset (≥ 2).
 
@@ -119,8 +119,8 @@ def _number(entry: Any, key: str, index: int) -> float:
     value = entry.get(key) if isinstance(entry, dict) else None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(
-            f"curves[{index}] needs a finite number under {key!r} (stn.train.fit's per-epoch "
-            f"entry), got {value!r}"
+            f"curves[{index}] needs a finite number under {key!r} "
+            f"(stn.measure.train.fit's per-epoch entry), got {value!r}"
         )
     return float(value)
 

@@ -31,14 +31,14 @@ class ReducerConfigError(ValueError):
     """A reducer preset that cannot be built; the message names the fix."""
 
 
-REDUCER_OPTIMIZERS = ("adam", "sgd")  # what may train a learned reducer (stn.train)
+REDUCER_OPTIMIZERS = ("adam", "sgd")  # what may train a learned reducer (stn.measure.train)
 
 
 class Reducer(nn.Module):
     """Base class: ``(N, C, H, W) → (N·K, C, *output_size)``, ``K = candidates``.
 
     ``candidates`` is 1 for every reducer but an STN that offers several glimpses per
-    image (image-major); :class:`stn.train.ReducedClassifier` pools the classifier's
+    image (image-major); :class:`stn.measure.train.ReducedClassifier` pools the classifier's
     logits over them.
     """
 
@@ -228,12 +228,14 @@ def _lazy(module: str, factory: str) -> ReducerFactory:
 REDUCER_KINDS: dict[str, ReducerFactory] = {
     "resize": _build_resize,
     "pool": _build_pool,
-    "stn": _with_options("stn.transformer", "SpatialTransformer", STN_OPTIONS, "STN"),
-    "pca": _lazy("stn.pca", "build_pca"),
-    "learned_resizer": _lazy("stn.learned_resizer", "build_learned_resizer"),
-    "pool_blur": _lazy("stn.blur_pool", "build_blur_pool"),
-    "oracle_crop": _lazy("stn.oracle_crop", "build_oracle_crop"),
-    "saliency": _with_options("stn.saliency", "SaliencySampler", SALIENCY_OPTIONS, "saliency"),
+    "stn": _with_options("stn.reducers.transformer", "SpatialTransformer", STN_OPTIONS, "STN"),
+    "pca": _lazy("stn.reducers.pca", "build_pca"),
+    "learned_resizer": _lazy("stn.reducers.learned_resizer", "build_learned_resizer"),
+    "pool_blur": _lazy("stn.reducers.blur_pool", "build_blur_pool"),
+    "oracle_crop": _lazy("stn.reducers.oracle_crop", "build_oracle_crop"),
+    "saliency": _with_options(
+        "stn.reducers.saliency", "SaliencySampler", SALIENCY_OPTIONS, "saliency"
+    ),
 }
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from stn.plateau import PLATEAU_CONDITION
-from stn.stats import BASELINE
+from stn.measure.plateau import PLATEAU_CONDITION
+from stn.report.stats import BASELINE
 
 TABLE_STEM = "summary"
 STALLED_MARK = "†"  # after a row's accuracy: some of its runs ended on the chance plateau

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from stn.data.stream import Batch, BatchStream
-from stn.reducers import Reducer, reduce_batch
+from stn.reducers.base import Reducer, reduce_batch
 
 
 class NonFiniteLossError(RuntimeError):
@@ -148,7 +148,7 @@ def make_optimizer(
     groups = [{"params": list(model.classifier.parameters()), "lr": settings.lr}]
     reducer_params = [p for p in model.reducer.parameters() if p.requires_grad]
     reducer_lr = settings.lr * float(getattr(model.reducer, "lr_multiplier", 1.0))
-    # The reducer validated its ``optimizer`` (one of stn.reducers.REDUCER_OPTIMIZERS).
+    # The reducer validated its ``optimizer`` (one of stn.reducers.base.REDUCER_OPTIMIZERS).
     if reducer_params and getattr(model.reducer, "optimizer", "adam") == "sgd":
         return JointOptimizer(
             torch.optim.AdamW(groups, weight_decay=settings.weight_decay),

@@ -1,7 +1,7 @@
 """Per-run picture artifacts: a few fixed test inputs and what the reducer made of them.
 
 Records hold numbers only; the report's example grid and STN sampling-region figures
-read these files instead (``stn.example_files``, which needs no torch). One ``.npz`` per
+read these files instead (``stn.report.example_files``, which needs no torch). One ``.npz`` per
 run under ``<results_dir>/examples/<run_id>.npz`` with the arrays
 
 - ``inputs``  ``(k, C, H, W)`` uint8: the first ``k`` images of the test stream (the same
@@ -23,8 +23,8 @@ import torch
 from torch import Tensor, nn
 
 from stn.data.stream import Batch
-from stn.example_files import write_examples
-from stn.reducers import reduce_batch
+from stn.reducers.base import reduce_batch
+from stn.report.example_files import write_examples
 
 log = logging.getLogger(__name__)
 

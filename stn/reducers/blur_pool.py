@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from scipy.special import comb
 from torch import Tensor
 
-from stn.reducers import Reducer, ReducerConfigError, Size
+from stn.reducers.base import Reducer, ReducerConfigError, Size
 
 
 def binomial_taps(factor: float) -> int:

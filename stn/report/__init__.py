@@ -1,0 +1,1 @@
+"""Reporting: tables, figures, statistics and the written report, from records only."""

@@ -1,0 +1,1 @@
+"""Results: the record store (atomic write, read, validate, collect into a frame)."""
