@@ -40,7 +40,7 @@ from stn.measure.throughput import (
     timing_batch,
 )
 from stn.measure.train import ReducedClassifier, TrainSettings, fit, seed_everything
-from stn.reducers.base import build_reducer
+from stn.reducers.registry import build_reducer
 from stn.report.example_files import examples_path
 from stn.report.examples import try_save_examples
 from stn.results.store import ensure_writable, is_ok, new_record, write_record

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 
 from stn.measure.throughput import cpu_seconds_by_state, measure, reference_steps
 from stn.measure.timing_hygiene import cache_flusher, keep_freed_memory
-from stn.reducers.base import build_reducer
+from stn.reducers.registry import build_reducer
 from stn.report.document import throughput_table
 from stn.report.throughput_table import THROUGHPUT_KEYS
 from stn.results.store import load_records, records_to_frame

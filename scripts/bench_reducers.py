@@ -41,7 +41,7 @@ from stn.measure.throughput import (
     reset_peak_rss,
 )
 from stn.measure.train import ReducedClassifier, TrainSettings, make_optimizer
-from stn.reducers.base import build_reducer
+from stn.reducers.registry import build_reducer
 
 # The digits_128 / digits_276 presets' canvases.
 CLUTTER = {96: 6, 128: 8, 276: 37}

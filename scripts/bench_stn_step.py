@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from stn.measure.models import build_classifier
 from stn.measure.throughput import measure
 from stn.measure.train import ReducedClassifier, TrainSettings, make_optimizer
-from stn.reducers.base import build_reducer
+from stn.reducers.registry import build_reducer
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

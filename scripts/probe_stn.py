@@ -22,7 +22,7 @@ import torch
 from stn.data.prepare import DatasetSpec, prepare_data
 from stn.measure.models import build_classifier
 from stn.measure.train import ReducedClassifier, TrainSettings, fit, seed_everything
-from stn.reducers.base import build_reducer
+from stn.reducers.registry import build_reducer
 
 
 def parse_option(text: str) -> tuple[str, object]:

@@ -4,7 +4,8 @@ import torch
 from torch import nn
 
 from stn.data.stream import Batch
-from stn.reducers.base import Reducer, build_reducer
+from stn.reducers.base import Reducer
+from stn.reducers.registry import build_reducer
 from stn.report.example_files import examples_path, load_examples
 from stn.report.examples import save_examples, try_save_examples
 

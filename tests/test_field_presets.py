@@ -6,7 +6,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 from experiments.job import run_job
-from stn.reducers.base import build_reducer
+from stn.reducers.registry import build_reducer
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 NEW = ["pca", "pca_whiten", "learned_resizer", "pool_blur", "oracle_crop"]

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from stn.data.canvas import CanvasSpec, render_canvases
 from stn.measure.train import ReducedClassifier, TrainSettings, make_optimizer
-from stn.reducers.base import ReducerConfigError, build_reducer, reduce_batch
+from stn.reducers.base import ReducerConfigError, reduce_batch
+from stn.reducers.registry import build_reducer
 
 
 def learned_resizer_parameters(c, n, r):

@@ -9,8 +9,9 @@ import stn.reducers.pca as pca_module
 from stn.data.canvas import CanvasSpec
 from stn.data.images import ImageSet, stratified_split
 from stn.data.stream import BatchStream
-from stn.reducers.base import ReducerConfigError, build_reducer
+from stn.reducers.base import ReducerConfigError
 from stn.reducers.pca import chunk_sizes
+from stn.reducers.registry import build_reducer
 
 
 def low_rank_images(n=240, channels=1, side=16, seed=0):

@@ -9,8 +9,8 @@ from sklearn.decomposition import PCA
 import stn.reducers.pca_gram as gram_module
 from stn.data.images import ImageSet
 from stn.data.stream import BatchStream
-from stn.reducers.base import build_reducer
 from stn.reducers.pca_gram import fit_gram, gram_chunk_rows, gram_peak_bytes
+from stn.reducers.registry import build_reducer
 
 
 def spectrum(n, d, channels, decay, seed):

@@ -19,7 +19,7 @@ from stn.measure.plateau import (
     stalled_counts,
 )
 from stn.measure.train import ReducedClassifier, TrainSettings, fit, seed_everything
-from stn.reducers.base import build_reducer
+from stn.reducers.registry import build_reducer
 from stn.report.document import write_report
 from stn.report.stats import aggregate
 from stn.report.tables import STALLED_MARK, STALLED_NOTE, UNKNOWN_NOTE

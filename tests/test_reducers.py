@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stn.reducers.base import ReducerConfigError, build_reducer
+from stn.reducers.base import ReducerConfigError
+from stn.reducers.registry import build_reducer
 
 RESIZE_PRESETS = [
     ("nearest", False),

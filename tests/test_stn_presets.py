@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from stn.reducers.base import build_reducer
+from stn.reducers.registry import build_reducer
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 

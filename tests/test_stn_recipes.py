@@ -10,7 +10,8 @@ from stn.data.embedded import load_embedded_digits
 from stn.data.stream import BatchStream
 from stn.measure.models import build_classifier
 from stn.measure.train import ReducedClassifier, TrainSettings, fit, make_optimizer
-from stn.reducers.base import ReducerConfigError, build_reducer
+from stn.reducers.base import ReducerConfigError
+from stn.reducers.registry import build_reducer
 from stn.reducers.transformer import compose_params, theta_from_params
 
 

@@ -23,7 +23,8 @@ from stn.measure.throughput import (
     with_batch_backoff,
 )
 from stn.measure.train import ReducedClassifier
-from stn.reducers.base import Resize, build_reducer
+from stn.reducers.registry import build_reducer
+from stn.reducers.resize import Resize
 
 QUICK = ThroughputSettings(warmup=1, min_repeats=3, min_seconds=0.0)
 

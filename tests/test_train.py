@@ -13,7 +13,7 @@ from stn.measure.train import (
     fit,
     seed_everything,
 )
-from stn.reducers.base import build_reducer
+from stn.reducers.registry import build_reducer
 
 
 def _run(seed: int, lr: float = 1e-3):

@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from stn.measure.train import NonFiniteLossError, ReducedClassifier, TrainSettings, make_optimizer
-from stn.reducers.base import ReducerConfigError, build_reducer
+from stn.reducers.base import ReducerConfigError
+from stn.reducers.registry import build_reducer
 from stn.reducers.transformer import (
     NonFiniteTransformError,
     TransformerDivergedError,

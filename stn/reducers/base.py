@@ -1,23 +1,32 @@
-"""Every way to reach the small network input, behind one interface.
+"""The reducer interface, its option set and the registry every kind adds itself to.
 
 A reducer is a ``torch.nn.Module`` mapping ``(N, C, H, W)`` float images to
-``(N, C, h, w)`` (``h, w`` = ``output_size``, 48×48 by default). Each one reports its
-name, kind, parameter count and whether it is learned, so tables can show them.
+``(N·K, C, h, w)`` (``h, w`` = ``output_size``, 48×48 by default; ``K = candidates``, 1
+for all but a multi-glimpse STN). Each kind is a :class:`Reducer` subclass with its own
+frozen :class:`ReducerConfig` subclass, declared together in the kind's module::
+
+    @dataclass(frozen=True)
+    class ResizeConfig(ReducerConfig):
+        mode: str = option("bilinear", "...")
+
+    @register_reducer("resize", ResizeConfig)
+    class Resize(Reducer): ...
+
 Reducers that need data first (PCA) set ``needs_fit`` and implement ``fit``; reducers
 that need the ground-truth object box (the oracle crop) set ``uses_boxes`` and take
-``forward(x, boxes)``.
-
-Build one from a preset's fields with ``build_reducer(spec, in_channels, input_size)``.
+``forward(x, boxes)``. Build one from a preset with
+``stn.reducers.registry.build_reducer(spec, in_channels, input_size, output_size)``.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from stn.options import OptionsError, describe_options, option
 
 if TYPE_CHECKING:
     import torch
@@ -27,32 +36,75 @@ if TYPE_CHECKING:
 Size = tuple[int, int]
 
 
-class ReducerConfigError(ValueError):
+class ReducerConfigError(OptionsError):
     """A reducer preset that cannot be built; the message names the fix."""
 
 
 REDUCER_OPTIMIZERS = ("adam", "sgd")  # what may train a learned reducer (stn.measure.train)
 
 
+@dataclass(frozen=True)
+class ReducerConfig:
+    """Options every reducer kind has; each kind's config adds its own."""
+
+    name: str = option("", "label in tables and run ids (empty: the kind)")
+    kind: str = option("", "which registered reducer builds this (conf/reducer/*.yaml sets it)")
+
+
+@dataclass(frozen=True)
+class LearnedReducerConfig(ReducerConfig):
+    """Options of reducers trained jointly with the downstream network."""
+
+    lr_multiplier: float = option(1.0, "the reducer trains at trainer.lr × this (same schedule)")
+    optimizer: str = option("adam", "adam (with the classifier's AdamW) or sgd (momentum 0.9)")
+
+    def __post_init__(self) -> None:
+        if not self.lr_multiplier >= 0:
+            raise ReducerConfigError(f"lr_multiplier must be >= 0, got {self.lr_multiplier}")
+        if self.optimizer not in REDUCER_OPTIMIZERS:
+            raise ReducerConfigError(
+                f"optimizer {self.optimizer!r} is not one of {', '.join(REDUCER_OPTIMIZERS)}"
+            )
+
+
 class Reducer(nn.Module):
     """Base class: ``(N, C, H, W) → (N·K, C, *output_size)``, ``K = candidates``.
 
     ``candidates`` is 1 for every reducer but an STN that offers several glimpses per
-    image (image-major); :class:`stn.measure.train.ReducedClassifier` pools the classifier's
-    logits over them.
+    image (image-major); :class:`stn.measure.train.ReducedClassifier` pools the
+    classifier's logits over them. ``lr_multiplier``, ``optimizer`` and
+    ``on_epoch_start`` are the hooks the trainer calls; learned kinds override them.
     """
 
-    kind: str = "reducer"
+    kind: ClassVar[str] = "reducer"
+    config_type: ClassVar[type[ReducerConfig]] = ReducerConfig
     learned: bool = False
     needs_fit: bool = False
     uses_boxes: bool = False
     candidates: int = 1
-    optimizer: str = "adam"  # one of REDUCER_OPTIMIZERS
 
-    def __init__(self, name: str, output_size: Size) -> None:
+    def __init__(
+        self, config: ReducerConfig, in_channels: int, input_size: Size, output_size: Size
+    ) -> None:
         super().__init__()
-        self.name = name
+        self.config = config
+        self.name = config.name or self.kind
+        self.in_channels = int(in_channels)
+        self.input_size = (int(input_size[0]), int(input_size[1]))
         self.output_size = (int(output_size[0]), int(output_size[1]))
+
+    @property
+    def lr_multiplier(self) -> float:
+        """The reducer's parameters train at ``trainer.lr ×`` this."""
+        return float(getattr(self.config, "lr_multiplier", 1.0))
+
+    @property
+    def optimizer(self) -> str:
+        """What trains the reducer's parameters: one of ``REDUCER_OPTIMIZERS``."""
+        return str(getattr(self.config, "optimizer", "adam"))
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called by the trainer before each epoch (0-based); curricula set up here."""
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -63,7 +115,9 @@ class Reducer(nn.Module):
         return {}
 
     def describe(self) -> dict[str, Any]:
+        """The record's ``reducer`` section: identity, size, and every option's value."""
         return {
+            **describe_options(self.config, leave_out=("name", "kind")),
             "name": self.name,
             "kind": self.kind,
             "learned": self.learned,
@@ -72,199 +126,25 @@ class Reducer(nn.Module):
         }
 
 
-RESIZE_MODES = ("nearest", "bilinear", "bicubic", "area")
-ANTIALIAS_MODES = ("bilinear", "bicubic")
+# kind → reducer class, filled by @register_reducer where each kind is defined;
+# stn.reducers.registry imports every kind's module, so the table is complete there.
+REDUCERS: dict[str, type[Reducer]] = {}
+
+R = TypeVar("R", bound=type[Reducer])
 
 
-class Resize(Reducer):
-    """``F.interpolate`` to the output size; ``antialias`` widens the filter on downscale."""
+def register_reducer(kind: str, config_type: type[ReducerConfig]) -> Callable[[R], R]:
+    """Class decorator: ``kind`` in presets builds this class from a ``config_type``."""
 
-    kind = "resize"
+    def register(cls: R) -> R:
+        if kind in REDUCERS and REDUCERS[kind] is not cls:
+            raise ValueError(f"reducer kind {kind!r} is registered twice")
+        cls.kind = kind
+        cls.config_type = config_type
+        REDUCERS[kind] = cls
+        return cls
 
-    def __init__(self, name: str, output_size: Size, mode: str, antialias: bool = False) -> None:
-        super().__init__(name, output_size)
-        if mode not in RESIZE_MODES:
-            raise ReducerConfigError(
-                f"resize mode {mode!r} is not one of {', '.join(RESIZE_MODES)}"
-            )
-        if antialias and mode not in ANTIALIAS_MODES:
-            raise ReducerConfigError(
-                f"antialias=true needs mode bilinear or bicubic, not {mode!r} "
-                "(area already averages every input pixel)"
-            )
-        self.mode = mode
-        self.antialias = antialias
-
-    def forward(self, x: Tensor) -> Tensor:
-        align = False if self.mode in ANTIALIAS_MODES else None
-        return F.interpolate(
-            x, size=self.output_size, mode=self.mode, align_corners=align, antialias=self.antialias
-        )
-
-
-POOL_MODES = ("avg", "max", "adaptive_avg", "adaptive_max")
-
-
-class Pool(Reducer):
-    """Non-overlapping pooling (``avg``/``max``) or adaptive pooling to the output size."""
-
-    kind = "pool"
-
-    def __init__(self, name: str, output_size: Size, mode: str, input_size: Size) -> None:
-        super().__init__(name, output_size)
-        if mode not in POOL_MODES:
-            raise ReducerConfigError(f"pool mode {mode!r} is not one of {', '.join(POOL_MODES)}")
-        self.mode = mode
-        self.factor: Size | None = None
-        if mode in ("avg", "max"):
-            factors = []
-            for axis, (size_in, size_out) in enumerate(
-                zip(input_size, self.output_size, strict=True)
-            ):
-                if size_in % size_out:
-                    multiples = ", ".join(str(size_out * k) for k in range(2, 7))
-                    raise ReducerConfigError(
-                        f"pool_{mode} cannot reach {size_out} from {size_in} on axis {axis}: "
-                        f"the input size must be a multiple of the output size ({multiples}, ...). "
-                        "Use reducer=pool_adaptive for any size."
-                    )
-                factors.append(size_in // size_out)
-            self.factor = (factors[0], factors[1])
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.mode == "avg":
-            return F.avg_pool2d(x, self.factor)
-        if self.mode == "max":
-            return F.max_pool2d(x, self.factor)
-        if self.mode == "adaptive_avg":
-            return F.adaptive_avg_pool2d(x, self.output_size)
-        return F.adaptive_max_pool2d(x, self.output_size)
-
-
-ReducerFactory = Callable[[str, Mapping[str, Any], int, Size, Size], Reducer]
-
-
-def _build_resize(
-    name: str, spec: Mapping[str, Any], in_channels: int, input_size: Size, output_size: Size
-) -> Reducer:
-    return Resize(name, output_size, spec["mode"], bool(spec.get("antialias", False)))
-
-
-def _build_pool(
-    name: str, spec: Mapping[str, Any], in_channels: int, input_size: Size, output_size: Size
-) -> Reducer:
-    return Pool(name, output_size, spec["mode"], input_size)
-
-
-STN_OPTIONS = (
-    "transform",
-    "kernel",
-    "antialias",
-    "loc_size",
-    "loc_downscale",
-    "loc_channels",
-    "loc_hidden",
-    "loc_batch_norm",
-    "loc_head_init",
-    "blob_sharpness",
-    "loc_head",
-    "loc_norm",
-    "init_scale",
-    "glimpses",
-    "zoom_schedule",
-    "glimpse_size",
-    "candidates",
-    "loc_warmup_epochs",
-    "lr_multiplier",
-    "optimizer",
-    "kernel_params",
-)
-
-
-SALIENCY_OPTIONS = (
-    "kernel",
-    "antialias",
-    "kernel_params",
-    "loc_size",
-    "loc_channels",
-    "loc_norm",
-    "grid_size",
-    "sigma",
-    "lr_multiplier",
-)
-
-
-def _with_options(
-    module: str, class_name: str, options: tuple[str, ...], what: str
-) -> ReducerFactory:
-    """A factory for ``class_name(name, output_size, in_channels, **options)`` that refuses
-    keys it does not know, naming the valid ones (the module imports this one, so it is
-    resolved on first build)."""
-
-    def build(
-        name: str, spec: Mapping[str, Any], in_channels: int, input_size: Size, output_size: Size
-    ) -> Reducer:
-        unknown = set(spec) - set(options) - {"name", "kind"}
-        if unknown:
-            raise ReducerConfigError(
-                f"unknown {what} option(s) {sorted(unknown)}; valid: {', '.join(options)}"
-            )
-        cls = getattr(importlib.import_module(module), class_name)
-        return cls(name, output_size, in_channels, **{k: spec[k] for k in options if k in spec})
-
-    return build
-
-
-def _lazy(module: str, factory: str) -> ReducerFactory:
-    """A factory from a module that itself imports this one: resolved on first build."""
-
-    def build(*args: Any) -> Reducer:
-        return getattr(importlib.import_module(module), factory)(*args)
-
-    return build
-
-
-# kind → factory. A new reducer kind adds one line here and one preset in conf/reducer/.
-REDUCER_KINDS: dict[str, ReducerFactory] = {
-    "resize": _build_resize,
-    "pool": _build_pool,
-    "stn": _with_options("stn.reducers.transformer", "SpatialTransformer", STN_OPTIONS, "STN"),
-    "pca": _lazy("stn.reducers.pca", "build_pca"),
-    "learned_resizer": _lazy("stn.reducers.learned_resizer", "build_learned_resizer"),
-    "pool_blur": _lazy("stn.reducers.blur_pool", "build_blur_pool"),
-    "oracle_crop": _lazy("stn.reducers.oracle_crop", "build_oracle_crop"),
-    "saliency": _with_options(
-        "stn.reducers.saliency", "SaliencySampler", SALIENCY_OPTIONS, "saliency"
-    ),
-}
-
-
-def build_reducer(
-    spec: Mapping[str, Any], in_channels: int, input_size: Size, output_size: Size = (48, 48)
-) -> Reducer:
-    """Build the reducer a preset describes.
-
-    Args:
-        spec: the preset's fields: ``name``, ``kind`` and the kind's own options.
-        in_channels: C of the ``(N, C, H, W)`` input.
-        input_size: ``(H, W)`` of the input.
-        output_size: ``(h, w)`` of the output.
-    """
-    kind = spec.get("kind")
-    if kind not in REDUCER_KINDS:
-        raise ReducerConfigError(
-            f"unknown reducer kind {kind!r}; known kinds: {', '.join(sorted(REDUCER_KINDS))}"
-        )
-    if min(output_size) < 1:
-        raise ReducerConfigError(f"output size must be positive, got {tuple(output_size)}")
-    if input_size[0] < output_size[0] or input_size[1] < output_size[1]:
-        raise ReducerConfigError(
-            f"input {tuple(input_size)} is smaller than the output {tuple(output_size)}: "
-            "a reducer only shrinks. Use a canvas of at least the output size "
-            "(dataset.canvas_size)."
-        )
-    name = str(spec.get("name", kind))
-    return REDUCER_KINDS[kind](name, spec, in_channels, tuple(input_size), tuple(output_size))
+    return register
 
 
 def reduce_batch(reducer: Reducer, x: Tensor, boxes: Tensor | None = None) -> Tensor:
@@ -277,14 +157,3 @@ def reduce_batch(reducer: Reducer, x: Tensor, boxes: Tensor | None = None) -> Te
             )
         return reducer(x, boxes)
     return reducer(x)
-
-
-__all__ = [
-    "Reducer",
-    "ReducerConfigError",
-    "Resize",
-    "Pool",
-    "REDUCER_KINDS",
-    "build_reducer",
-    "reduce_batch",
-]

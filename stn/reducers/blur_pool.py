@@ -18,7 +18,7 @@ Zhang blurs and then strides by an integer factor. To reach 48×48 from any size
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from scipy.special import comb
 from torch import Tensor
 
-from stn.reducers.base import Reducer, ReducerConfigError, Size
+from stn.options import option
+from stn.reducers.base import Reducer, ReducerConfig, ReducerConfigError, Size, register_reducer
 
 
 def binomial_taps(factor: float) -> int:
@@ -44,33 +45,50 @@ def binomial_filter(taps: int) -> Tensor:
     return (weights / weights.sum()).float()
 
 
+@dataclass(frozen=True)
+class BlurPoolConfig(ReducerConfig):
+    # Any: an integer or an [h, w] pair or null (OmegaConf has no union of int and list).
+    taps: Any = option(None, "binomial filter width, one or [h, w]; null = 2·ceil(H/h) − 1")
+
+    def __post_init__(self) -> None:
+        taps = self.taps
+        if isinstance(taps, int) and not isinstance(taps, bool):
+            taps = (taps, taps)
+        if taps is not None:
+            pair = tuple(taps) if isinstance(taps, (list, tuple)) else ()
+            if len(pair) != 2 or not all(
+                isinstance(t, int) and not isinstance(t, bool) for t in pair
+            ):
+                raise ReducerConfigError(
+                    f"pool_blur taps must be an integer, [h, w] integers or null, got {self.taps!r}"
+                )
+            taps = pair
+        object.__setattr__(self, "taps", taps)
+
+
+@register_reducer("pool_blur", BlurPoolConfig)
 class BlurPool(Reducer):
     """``(N, C, H, W) → (N, C, h, w)``: separable binomial blur, then bilinear subsample."""
 
-    kind = "pool_blur"
+    config: BlurPoolConfig
 
     def __init__(
-        self,
-        name: str,
-        output_size: Size,
-        in_channels: int,
-        input_size: Size,
-        taps: tuple[int, int] | None = None,
+        self, config: BlurPoolConfig, in_channels: int, input_size: Size, output_size: Size
     ) -> None:
-        super().__init__(name, output_size)
+        super().__init__(config, in_channels, input_size, output_size)
+        taps = config.taps
         if taps is None:
             taps = tuple(
                 binomial_taps(size_in / size_out)
-                for size_in, size_out in zip(input_size, self.output_size, strict=True)
+                for size_in, size_out in zip(self.input_size, self.output_size, strict=True)
             )
-        for axis, (t, size_in) in enumerate(zip(taps, input_size, strict=True)):
+        for axis, (t, size_in) in enumerate(zip(taps, self.input_size, strict=True)):
             if t < 1 or t // 2 >= size_in:
                 raise ReducerConfigError(
                     f"pool_blur taps={t} on axis {axis} must lie in [1, {2 * size_in - 1}] "
                     f"for a {size_in}-pixel input"
                 )
         self.taps = (int(taps[0]), int(taps[1]))
-        self.in_channels = int(in_channels)
         # Depthwise kernels (C, 1, t, 1) and (C, 1, 1, t); buffers so .to(device) moves them.
         rows = binomial_filter(self.taps[0]).view(1, 1, -1, 1).repeat(in_channels, 1, 1, 1)
         cols = binomial_filter(self.taps[1]).view(1, 1, 1, -1).repeat(in_channels, 1, 1, 1)
@@ -97,12 +115,3 @@ class BlurPool(Reducer):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "taps": list(self.taps)}
-
-
-def build_blur_pool(
-    name: str, spec: Mapping[str, Any], in_channels: int, input_size: Size, output_size: Size
-) -> Reducer:
-    taps = spec.get("taps")
-    if taps is not None:
-        taps = (int(taps), int(taps)) if isinstance(taps, int) else (int(taps[0]), int(taps[1]))
-    return BlurPool(name, output_size, in_channels, input_size, taps)

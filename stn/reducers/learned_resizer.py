@@ -12,13 +12,19 @@ filters, r = 1 or 2 blocks and LeakyReLU slope 0.2; n = 16, r = 1 keeps it CPU-s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stn.reducers.base import Reducer, ReducerConfigError, Size
+from stn.options import option
+from stn.reducers.base import (
+    LearnedReducerConfig,
+    Reducer,
+    ReducerConfigError,
+    Size,
+    register_reducer,
+)
 
 
 class ResBlock(nn.Module):
@@ -38,42 +44,38 @@ class ResBlock(nn.Module):
         return x + self.body(x)
 
 
-class LearnedResizer(Reducer):
-    """``(N, C, H, W) → (N, C, h, w)``: bilinear resize plus a learned residual.
+@dataclass(frozen=True)
+class LearnedResizerConfig(LearnedReducerConfig):
+    filters: int = option(16, "n, width of every inner convolution (paper: 16)")
+    res_blocks: int = option(1, "r, residual blocks at the output resolution (paper: 1 or 2)")
+    slope: float = option(0.2, "LeakyReLU negative slope (paper: 0.2)")
+    antialias: bool = option(False, "widen the bilinear resizes on downscale (paper: false)")
 
-    Args:
-        filters: n, the width of every inner convolution.
-        res_blocks: r, residual blocks at the output resolution.
-        slope: LeakyReLU negative slope.
-        antialias: widen the two bilinear resizes' filters on downscale (the paper's
-            resize does not; ``false`` follows it).
-        lr_multiplier: the resizer trains at ``trainer.lr × lr_multiplier``.
-    """
-
-    kind = "learned_resizer"
-    learned = True
-
-    def __init__(
-        self,
-        name: str,
-        output_size: Size,
-        in_channels: int,
-        filters: int = 16,
-        res_blocks: int = 1,
-        slope: float = 0.2,
-        antialias: bool = False,
-        lr_multiplier: float = 1.0,
-    ) -> None:
-        super().__init__(name, output_size)
-        if filters < 1 or res_blocks < 0:
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.filters < 1 or self.res_blocks < 0:
             raise ReducerConfigError(
                 f"learned_resizer needs filters >= 1 and res_blocks >= 0, "
-                f"got filters={filters}, res_blocks={res_blocks}"
+                f"got filters={self.filters}, res_blocks={self.res_blocks}"
             )
-        if not lr_multiplier > 0:
-            raise ReducerConfigError(f"lr_multiplier must be > 0, got {lr_multiplier}")
-        self.antialias = antialias
-        self.lr_multiplier = float(lr_multiplier)
+        if not self.lr_multiplier > 0:
+            raise ReducerConfigError(f"lr_multiplier must be > 0, got {self.lr_multiplier}")
+
+
+@register_reducer("learned_resizer", LearnedResizerConfig)
+class LearnedResizer(Reducer):
+    """``(N, C, H, W) → (N, C, h, w)``: bilinear resize plus a learned residual
+    (options: :class:`LearnedResizerConfig`)."""
+
+    learned = True
+    config: LearnedResizerConfig
+
+    def __init__(
+        self, config: LearnedResizerConfig, in_channels: int, input_size: Size, output_size: Size
+    ) -> None:
+        super().__init__(config, in_channels, input_size, output_size)
+        filters, slope = config.filters, config.slope
+        self.antialias = config.antialias
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, filters, 7, padding=3),
             nn.LeakyReLU(slope),
@@ -81,7 +83,7 @@ class LearnedResizer(Reducer):
             nn.LeakyReLU(slope),
             nn.BatchNorm2d(filters),
         )
-        self.blocks = nn.Sequential(*(ResBlock(filters, slope) for _ in range(res_blocks)))
+        self.blocks = nn.Sequential(*(ResBlock(filters, slope) for _ in range(config.res_blocks)))
         self.merge = nn.Sequential(
             nn.Conv2d(filters, filters, 3, padding=1), nn.BatchNorm2d(filters)
         )
@@ -96,18 +98,3 @@ class LearnedResizer(Reducer):
         resized = self.resize(self.features(x))
         merged = self.merge(self.blocks(resized)) + resized
         return self.to_image(merged) + self.resize(x)
-
-
-def build_learned_resizer(
-    name: str, spec: Mapping[str, Any], in_channels: int, input_size: Size, output_size: Size
-) -> Reducer:
-    return LearnedResizer(
-        name,
-        output_size,
-        in_channels,
-        filters=int(spec.get("filters", 16)),
-        res_blocks=int(spec.get("res_blocks", 1)),
-        slope=float(spec.get("slope", 0.2)),
-        antialias=bool(spec.get("antialias", False)),
-        lr_multiplier=float(spec.get("lr_multiplier", 1.0)),
-    )

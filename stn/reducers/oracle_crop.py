@@ -15,14 +15,13 @@ few calls, and the result equals cropping and resizing every image on its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stn.reducers.base import Reducer, ReducerConfigError, Size
+from stn.reducers.base import Reducer, ReducerConfig, register_reducer
 
 
 def pixel_boxes(boxes: Tensor, height: int, width: int) -> Tensor:
@@ -43,10 +42,12 @@ def pixel_boxes(boxes: Tensor, height: int, width: int) -> Tensor:
     return rounded
 
 
+@register_reducer("oracle_crop", ReducerConfig)
 class OracleCrop(Reducer):
-    """``(N, C, H, W), boxes (N, 4) → (N, C, h, w)``: crop each box, resize anti-aliased."""
+    """``(N, C, H, W), boxes (N, 4) → (N, C, h, w)``: crop each box, resize anti-aliased.
 
-    kind = "oracle_crop"
+    Takes no options of its own (``ReducerConfig``: name and kind only)."""
+
     uses_boxes = True
 
     def forward(self, x: Tensor, boxes: Tensor) -> Tensor:
@@ -76,12 +77,3 @@ class OracleCrop(Reducer):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "oracle": True}
-
-
-def build_oracle_crop(
-    name: str, spec: Mapping[str, Any], in_channels: int, input_size: Size, output_size: Size
-) -> Reducer:
-    unknown = set(spec) - {"name", "kind"}
-    if unknown:
-        raise ReducerConfigError(f"oracle_crop takes no options, got {sorted(unknown)}")
-    return OracleCrop(name, output_size)

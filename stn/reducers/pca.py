@@ -20,8 +20,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stn.reducers.base import Reducer, ReducerConfigError, Size
+from stn.options import option
+from stn.reducers.base import Reducer, ReducerConfig, ReducerConfigError, Size, register_reducer
 from stn.reducers.pca_cache import FittedPCA, cache_key, cache_path, load_fitted, save_fitted
 from stn.reducers.pca_gram import RowReader, fit_gram, gram_chunk_rows, gram_peak_bytes
 
@@ -47,33 +48,50 @@ EIGH_FLOPS_PER_N3 = 14.0
 
 
 @dataclass(frozen=True)
-class PCAOptions:
-    """What a ``pca`` preset sets (see ``conf/reducer/pca.yaml``)."""
+class PCAConfig(ReducerConfig):
+    """What a ``pca`` preset sets; :class:`PCAReducer` resolves ``n_components``."""
 
-    n_components: int
-    whiten: bool = False
-    solver: str = "auto"
-    memory_budget_mb: float = 2048.0
-    iterated_power: int | str = "auto"
-    random_state: int = 0
-    cache_dir: str | None = ".cache/pca"
+    n_components: int | None = option(None, "per channel; null = output h·w, at most that")
+    whiten: bool = option(False, "divide each coefficient by sqrt(its explained variance)")
+    solver: str = option(
+        "auto",
+        "auto | gram | randomized | full | incremental. gram: exact, via the n×n Gram of the "
+        "images; auto: of gram and randomized, those within memory_budget_mb, the one with "
+        "fewer estimated flops; IncrementalPCA when neither fits",
+    )
+    memory_budget_mb: float = option(
+        2048.0, "peak memory the fit may plan for (gram streams the split in chunks beyond it)"
+    )
+    # Any: an integer or "auto" (OmegaConf has no union of int and str).
+    iterated_power: Any = option("auto", "randomized SVD power iterations (auto: scikit-learn's)")
+    random_state: int = option(0, "seeds the randomised SVD (one fit serves every run seed)")
+    cache_dir: str | None = option(
+        ".cache/pca", "fitted maps keyed by data and options; null disables (relative: launch dir)"
+    )
 
     def __post_init__(self) -> None:
         if self.solver not in SOLVERS:
             raise ReducerConfigError(
                 f"pca solver {self.solver!r} is not one of {', '.join(SOLVERS)}"
             )
-        if self.n_components < 1:
+        if self.n_components is not None and self.n_components < 1:
             raise ReducerConfigError(f"pca n_components must be >= 1, got {self.n_components}")
         if not self.memory_budget_mb > 0:
             raise ReducerConfigError(
                 f"pca memory_budget_mb must be > 0, got {self.memory_budget_mb}"
             )
+        power = self.iterated_power
+        if power != "auto" and (isinstance(power, bool) or not isinstance(power, int) or power < 0):
+            raise ReducerConfigError(
+                f"pca iterated_power must be auto or an integer >= 0, got {power!r}"
+            )
+        if self.cache_dir == "":
+            object.__setattr__(self, "cache_dir", None)
 
     def fit_options(self, solver: str, chunk_rows: int | None) -> dict[str, Any]:
         """The options that change the fitted map (whitening is applied afterwards)."""
         fields = asdict(self)
-        for transform_only in ("whiten", "memory_budget_mb", "cache_dir", "solver"):
+        for transform_only in ("name", "kind", "whiten", "memory_budget_mb", "cache_dir", "solver"):
             fields.pop(transform_only)
         return {**fields, "solver": solver, "chunk_rows": chunk_rows}
 
@@ -167,7 +185,7 @@ def chunks(train: BatchStream, sizes: list[int]) -> Iterator[np.ndarray]:
 
 
 def fit_in_memory(
-    train: BatchStream, channels: int, features: int, options: PCAOptions, solver: str
+    train: BatchStream, channels: int, features: int, options: PCAConfig, solver: str
 ) -> FittedPCA:
     from sklearn.decomposition import PCA
 
@@ -187,7 +205,7 @@ def fit_in_memory(
 
 
 def fit_incremental(
-    train: BatchStream, channels: int, options: PCAOptions, chunk_rows: int
+    train: BatchStream, channels: int, options: PCAConfig, chunk_rows: int
 ) -> FittedPCA:
     from sklearn.decomposition import IncrementalPCA
 
@@ -242,6 +260,7 @@ def fit_gram_stream(
     return fitted, result.facts
 
 
+@register_reducer("pca", PCAConfig)
 class PCAReducer(Reducer):
     """``(N, C, H, W) → (N, C, h, w)``: per-channel PCA coefficients, zero-padded.
 
@@ -249,22 +268,22 @@ class PCAReducer(Reducer):
     variance (as scikit-learn's ``PCA(whiten=True)`` does).
     """
 
-    kind = "pca"
     needs_fit = True
+    config: PCAConfig
 
     def __init__(
-        self, name: str, output_size: Size, in_channels: int, input_size: Size, options: PCAOptions
+        self, config: PCAConfig, in_channels: int, input_size: Size, output_size: Size
     ) -> None:
-        super().__init__(name, output_size)
+        super().__init__(config, in_channels, input_size, output_size)
         slots = self.output_size[0] * self.output_size[1]
+        # ``options``: the config with n_components resolved (null: every output slot).
+        options = replace(config, n_components=config.n_components or slots)
         if options.n_components > slots:
             raise ReducerConfigError(
                 f"pca n_components={options.n_components} does not fit the {slots} slots of "
                 f"the {self.output_size[0]}×{self.output_size[1]} output; use at most {slots}"
             )
         self.options = options
-        self.in_channels = int(in_channels)
-        self.input_size = (int(input_size[0]), int(input_size[1]))
         self.features = self.input_size[0] * self.input_size[1]
         # Empty until fit; filled by assignment so a large projection is allocated once.
         self.register_buffer("mean", torch.empty(0))
@@ -419,28 +438,3 @@ class PCAReducer(Reducer):
         facts["n_components"] = self.options.n_components
         facts["whiten"] = self.options.whiten
         return facts
-
-
-def build_pca(
-    name: str, spec: Mapping[str, Any], in_channels: int, input_size: Size, output_size: Size
-) -> Reducer:
-    """``kind: pca`` (``whiten: true`` for ``pca_whiten``); ``n_components`` null = h·w."""
-    known = set(PCAOptions.__dataclass_fields__) | {"name", "kind"}
-    unknown = set(spec) - known
-    if unknown:
-        raise ReducerConfigError(
-            f"unknown pca option(s) {sorted(unknown)}; valid: {sorted(known - {'name', 'kind'})}"
-        )
-    fields = {k: v for k, v in spec.items() if k not in ("name", "kind")}
-    if fields.get("n_components") is None:
-        fields["n_components"] = int(output_size[0]) * int(output_size[1])
-    cache_dir = fields.get("cache_dir")
-    options = PCAOptions(
-        **{
-            **fields,
-            "n_components": int(fields["n_components"]),
-            "whiten": bool(fields.get("whiten", False)),
-            "cache_dir": None if cache_dir in (None, "") else str(cache_dir),
-        }
-    )
-    return PCAReducer(name, output_size, in_channels, input_size, options)

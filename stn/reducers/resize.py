@@ -1,0 +1,51 @@
+"""``F.interpolate`` straight to the output size (the naive baselines)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from stn.options import option
+from stn.reducers.base import Reducer, ReducerConfig, ReducerConfigError, Size, register_reducer
+
+RESIZE_MODES = ("nearest", "bilinear", "bicubic", "area")
+ANTIALIAS_MODES = ("bilinear", "bicubic")
+
+
+@dataclass(frozen=True)
+class ResizeConfig(ReducerConfig):
+    mode: str = option("bilinear", f"interpolation: {', '.join(RESIZE_MODES)}")
+    antialias: bool = option(False, "widen the filter by the downscale factor (bilinear, bicubic)")
+
+    def __post_init__(self) -> None:
+        if self.mode not in RESIZE_MODES:
+            raise ReducerConfigError(
+                f"resize mode {self.mode!r} is not one of {', '.join(RESIZE_MODES)}"
+            )
+        if self.antialias and self.mode not in ANTIALIAS_MODES:
+            raise ReducerConfigError(
+                f"antialias=true needs mode bilinear or bicubic, not {self.mode!r} "
+                "(area already averages every input pixel)"
+            )
+
+
+@register_reducer("resize", ResizeConfig)
+class Resize(Reducer):
+    """``F.interpolate`` to the output size; ``antialias`` widens the filter on downscale."""
+
+    config: ResizeConfig
+
+    def __init__(
+        self, config: ResizeConfig, in_channels: int, input_size: Size, output_size: Size
+    ) -> None:
+        super().__init__(config, in_channels, input_size, output_size)
+        self.mode = config.mode
+        self.antialias = config.antialias
+
+    def forward(self, x: Tensor) -> Tensor:
+        align = False if self.mode in ANTIALIAS_MODES else None
+        return F.interpolate(
+            x, size=self.output_size, mode=self.mode, align_corners=align, antialias=self.antialias
+        )
