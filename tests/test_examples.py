@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from stn.data.stream import Batch
-from stn.reducers.base import Reducer
+from stn.reducers.base import Reducer, ReducerConfig
 from stn.reducers.registry import build_reducer
 from stn.report.example_files import examples_path, load_examples
 from stn.report.examples import save_examples, try_save_examples
@@ -66,7 +66,14 @@ def test_a_broken_reducer_only_warns(tmp_path, caplog):
         def forward(self, x):
             raise RuntimeError("boom")
 
-    assert try_save_examples(Broken("broken", (48, 48)), _batch(), tmp_path / "b.npz") is None
+    assert (
+        try_save_examples(
+            Broken(ReducerConfig(name="broken"), 1, (96, 96), (48, 48)),
+            _batch(),
+            tmp_path / "b.npz",
+        )
+        is None
+    )
     assert "boom" in caplog.text and not (tmp_path / "b.npz").exists()
 
 

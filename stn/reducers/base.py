@@ -106,6 +106,10 @@ class Reducer(nn.Module):
     def on_epoch_start(self, epoch: int) -> None:
         """Called by the trainer before each epoch (0-based); curricula set up here."""
 
+    def described_options(self) -> dict[str, Any]:
+        """Every option of the config but name and kind, JSON-ready."""
+        return describe_options(self.config, leave_out=("name", "kind"))
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
@@ -115,9 +119,10 @@ class Reducer(nn.Module):
         return {}
 
     def describe(self) -> dict[str, Any]:
-        """The record's ``reducer`` section: identity, size, and every option's value."""
+        """The record's ``reducer`` section: what the report groups and labels by. The
+        options themselves are in the record's ``config.reducer``; kinds whose tables
+        show some add them with ``self.described_options()``."""
         return {
-            **describe_options(self.config, leave_out=("name", "kind")),
             "name": self.name,
             "kind": self.kind,
             "learned": self.learned,
