@@ -88,9 +88,9 @@ def lr_factor(step: int, total_steps: int, schedule: str, warmup_fraction: float
 class ReducedClassifier(nn.Module):
     """``reducer`` then ``classifier``: ``(N, C, H, W) → (N, num_classes)`` logits.
 
-    A reducer with ``candidates`` K > 1 gives K glimpses per image; each class keeps its
-    largest logit over them (multiple-instance max-pooling): an image is read as the
-    class its most convincing glimpse shows.
+    A reducer with ``candidates`` K > 1 gives K glimpses per image; its
+    ``pool_candidates`` turns their logits into one reading (by default each class keeps
+    its largest logit: the image is read as the class its most convincing glimpse shows).
     """
 
     def __init__(self, reducer: Reducer, classifier: nn.Module) -> None:
@@ -101,7 +101,9 @@ class ReducedClassifier(nn.Module):
     def forward(self, x: Tensor, boxes: Tensor | None = None) -> Tensor:
         logits = self.classifier(reduce_batch(self.reducer, x, boxes))
         if self.reducer.candidates > 1:
-            logits = logits.view(x.shape[0], self.reducer.candidates, -1).amax(1)
+            logits = self.reducer.pool_candidates(
+                logits.view(x.shape[0], self.reducer.candidates, -1)
+            )
         return logits
 
 

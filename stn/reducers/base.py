@@ -106,6 +106,12 @@ class Reducer(nn.Module):
     def on_epoch_start(self, epoch: int) -> None:
         """Called by the trainer before each epoch (0-based); curricula set up here."""
 
+    def pool_candidates(self, logits: Tensor) -> Tensor:
+        """``(N, K, classes) → (N, classes)``: one reading per image from its K glimpses'
+        logits (called when ``candidates > 1``). Default: each class keeps its largest
+        logit (multiple-instance max-pooling: the most convincing glimpse decides)."""
+        return logits.amax(1)
+
     def described_options(self) -> dict[str, Any]:
         """Every option of the config but name and kind, JSON-ready."""
         return describe_options(self.config, leave_out=("name", "kind"))
