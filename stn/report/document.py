@@ -420,15 +420,16 @@ def _example_figures(
     plan: FigurePlan = []
     order = {name: i for i, name in enumerate(table["reducer"])} if not table.empty else {}
     ok = runs[(runs["status"] == "ok") & runs["run_id"].notna()]
-    ok = ok.assign(_seed_text=ok["seed"].map(str), _run_text=ok["run_id"].map(str)).sort_values(
-        ["_seed_text", "_run_text"], kind="stable"
+    # Reducers in the table's order; within one, seeds then run ids ascending (as text).
+    ok = ok.sort_values(["seed", "run_id"], key=lambda column: column.map(str))
+    ok = ok.sort_values(
+        "reducer", key=lambda names: names.map(lambda n: order.get(n, len(order))), kind="stable"
     )
     for dataset in sorted(set(ok["dataset"]), key=str):
         inputs, boxes = None, None
         outputs: dict[str, np.ndarray] = {}
         thetas: dict[str, np.ndarray] = {}
-        rank = ok["reducer"].map(lambda name: order.get(name, len(order)))
-        for run in ok.assign(_rank=rank).sort_values("_rank", kind="stable").itertuples():
+        for run in ok.itertuples():
             reducer = run.reducer
             if run.dataset != dataset or str(reducer) in outputs:
                 continue
