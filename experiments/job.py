@@ -43,7 +43,16 @@ from stn.measure.train import ReducedClassifier, TrainSettings, fit, seed_everyt
 from stn.reducers.registry import build_reducer
 from stn.report.example_files import examples_path
 from stn.report.examples import try_save_examples
-from stn.results.store import ensure_writable, is_ok, new_record, write_record
+from stn.results.record import (
+    ClassifierInfo,
+    DatasetInfo,
+    Metrics,
+    Record,
+    ReducerInfo,
+    Resources,
+    new_record,
+)
+from stn.results.store import ensure_writable, is_ok, write_record
 from stn.sampling import native
 
 log = logging.getLogger(__name__)
@@ -91,7 +100,7 @@ def run_job(cfg: DictConfig) -> JobOutcome:
     sweep_dir = Path(config["results_dir"])
     ensure_writable(sweep_dir)
     record = new_record(config, sweep=str(config["sweep"]))
-    run_id = record["run_id"]
+    run_id = record.run_id
     run_name = f"{config['reducer']['name']}-{config['dataset']['name']}-s{config['seed']}"
     if config["device"] == "cuda_if_present" and not torch.cuda.is_available():
         log.info("skipped %s: device=cuda_if_present and no CUDA GPU here", run_name)
@@ -100,23 +109,23 @@ def run_job(cfg: DictConfig) -> JobOutcome:
         log.info("skipped %s (%s): an ok record already exists in %s", run_name, run_id, sweep_dir)
         return JobOutcome("skipped", run_id, run_name)
     started = time.time()
-    record["timing"]["started_at"] = started
+    record.timing.started_at = started
     with open_tracker(config["logger"], run_name, config, group=str(config["sweep"])) as tracker:
         try:
             _train_and_measure(config, record, tracker)
-            record["status"] = "ok"
+            record.status = "ok"
         except Exception as err:  # noqa: BLE001 - one failed run must not end the sweep
-            record["status"] = "failed"
-            record["error"] = f"{type(err).__name__}: {err}"
-            record["traceback"] = traceback.format_exc()
-            log.error("run %s failed: %s", run_name, record["error"])
+            record.status = "failed"
+            record.error = f"{type(err).__name__}: {err}"
+            record.traceback = traceback.format_exc()
+            log.error("run %s failed: %s", run_name, record.error)
         _release_gpu_memory()
-        record["timing"]["finished_at"] = time.time()
-        record["timing"]["duration_s"] = record["timing"]["finished_at"] - started
+        record.timing.finished_at = time.time()
+        record.timing.duration_s = record.timing.finished_at - started
         path = write_record(record, sweep_dir)
-        tracker.summary({"status": record["status"], **_scalar_metrics(record.get("metrics", {}))})
-    log.info("%s %s → %s", record["status"], run_name, path)
-    return JobOutcome(str(record["status"]), run_id, run_name, record["error"])
+        tracker.summary({"status": record.status, **record.metrics.scalars()})
+    log.info("%s %s → %s", record.status, run_name, path)
+    return JobOutcome(record.status, run_id, run_name, record.error)
 
 
 def _release_gpu_memory() -> None:
@@ -125,11 +134,7 @@ def _release_gpu_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-
-
-def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: Any) -> None:
+def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> None:
     # Checked before any data is read: a malformed size fails at once, saying so.
     output_size = output_size_of(config["output_size"])
     if config.get("threads"):
@@ -137,8 +142,8 @@ def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: 
     device = resolve_device(str(config["device"]))
     # Peak memory of this run alone where the kernel lets us reset the high-water mark.
     rss_scope = "run" if reset_peak_rss() else "process"
-    record["environment"] = describe_environment(device)
-    record["determinism"] = describe_determinism(device)
+    record.environment = describe_environment(device)
+    record.determinism = describe_determinism(device)
     check_classifier_section(config["classifier"])  # a mistyped target fails before the data
     seed = int(config["seed"])
     seed_everything(seed)
@@ -146,7 +151,7 @@ def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: 
     batch_size = int(trainer.pop("batch_size"))
     settings = TrainSettings(**trainer)
     data = prepare_data(dataset_spec(config["dataset"]), seed, batch_size)
-    record["dataset"] = {"name": config["dataset"]["name"], **data.describe()}
+    record.dataset = DatasetInfo.from_json({"name": config["dataset"]["name"], **data.describe()})
 
     channels, height, width = data.train.input_shape
     reducer = build_reducer(config["reducer"], channels, (height, width), output_size)
@@ -157,44 +162,43 @@ def _train_and_measure(config: dict[str, Any], record: dict[str, Any], tracker: 
     classifier = build_configured_classifier(
         config["classifier"], channels, data.num_classes, output_size
     )
-    record["classifier"] = {
-        **describe_classifier(config["classifier"]),
-        "parameters": count_parameters(classifier),
-    }
+    record.classifier = ClassifierInfo.from_json(
+        {**describe_classifier(config["classifier"]), "parameters": count_parameters(classifier)}
+    )
     if reducer.needs_fit:
-        record["reducer_fit"] = reducer.fit(data.train, device=device)
-    record["reducer"] = reducer.describe()
+        record.reducer_fit = reducer.fit(data.train, device=device)
+    record.reducer = ReducerInfo.from_json(reducer.describe())
 
     model = ReducedClassifier(reducer, classifier)
     mode = config.get("mode", "train")
     if mode not in RUN_MODES:
         raise ValueError(f"mode={mode!r} is not one of {', '.join(RUN_MODES)}")
     if mode == "train":  # throughput: no training, the record has no accuracy
-        record["metrics"] = fit(
-            model,
-            data.train,
-            data.test,
-            settings,
-            device,
-            on_epoch_end=lambda entry: tracker.log(entry),
+        record.metrics = Metrics.from_json(
+            fit(
+                model,
+                data.train,
+                data.test,
+                settings,
+                device,
+                on_epoch_end=lambda entry: tracker.log(entry),
+            )
         )
         # Whether the optimiser left the ln C plateau: the report counts and marks runs
         # that did not, instead of averaging them silently into the reducer's mean.
-        record["metrics"]["plateau"] = plateau_verdict(
-            record["metrics"]["curves"], int(data.num_classes)
-        )
-    record["resources"] = {"peak_rss_mb": peak_rss_bytes() / 2**20, "peak_rss_scope": rss_scope}
+        record.metrics.plateau = plateau_verdict(record.metrics.curves, int(data.num_classes))
+    record.resources = Resources(peak_rss_mb=peak_rss_bytes() / 2**20, peak_rss_scope=rss_scope)
     tp = ThroughputSettings.from_config(config["throughput"], **throughput_conditions())
     batch = timing_batch(data.test, tp.batch_size or batch_size)
-    record["throughput"] = measure_pipeline(
+    record.throughput = measure_pipeline(
         model, batch.x, batch.y, batch.boxes, device, tp, output_size
     )
     # After training and timing: whether the general sampler ran compiled (stn/sampling/native.py).
-    record["environment"]["compiled_sampler"] = native.loaded_status()
+    record.environment["compiled_sampler"] = native.loaded_status()
     data_path = measure_data_path(data.train, batch_size, tp)
-    record["throughput"]["data"] = data_path
-    record["throughput"]["ratios"]["data_vs_train_step"] = (
-        data_path["images_per_s"] / record["throughput"]["train_step"]["images_per_s"]
+    record.throughput["data"] = data_path
+    record.throughput["ratios"]["data_vs_train_step"] = (
+        data_path["images_per_s"] / record.throughput["train_step"]["images_per_s"]
     )
-    example_file = examples_path(config["results_dir"], record["run_id"])
-    record["examples"] = try_save_examples(model.reducer, next(data.test.batches()), example_file)
+    example_file = examples_path(config["results_dir"], record.run_id)
+    record.examples = try_save_examples(model.reducer, next(data.test.batches()), example_file)

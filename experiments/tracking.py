@@ -1,19 +1,38 @@
-"""wandb adapter: one wandb run per job, never able to lose the local record.
+"""The one wandb adapter: a wandb run per job (``open_tracker``) and one per report
+(``log_report``, used by ``scripts/report.py``). Nothing else in the suite imports wandb.
 
-Offline by default (the mode comes from ``WANDB_MODE``, else ``offline``), ``disabled``
-in tests. Any wandb failure becomes a warning and the job goes on without tracking.
+The mode is the logger config's ``mode`` (``${oc.env:WANDB_MODE,offline}``) for jobs and
+``WANDB_MODE`` for reports, ``offline`` when unset; tests set ``disabled``. Nothing here
+waits for a login: offline and disabled need none, and online mode without saved
+credentials (``wandb login`` or ``WANDB_API_KEY``) tracks offline instead, with a warning,
+rather than prompting. Any wandb failure becomes a warning and the work goes on without
+tracking: the local record and report never depend on it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
+
+DEFAULT_MODE = "offline"
+DEFAULT_PROJECT = "stn-bench"
+DISABLED = "disabled"
+
+
+def wandb_mode(configured: str | None = None) -> str:
+    """The mode to run wandb in: ``configured`` if given, else ``WANDB_MODE``, else
+    ``offline``."""
+    return configured or os.environ.get("WANDB_MODE") or DEFAULT_MODE
 
 
 class Tracker:
@@ -36,6 +55,39 @@ class Tracker:
         except Exception as err:  # noqa: BLE001 - tracking must never end a run
             log.warning("wandb %s failed (%s); continuing without it", what, err)
             self.run = None
+
+
+def start_run(mode: str, **init: Any) -> Any | None:
+    """``wandb.init(mode=mode, **init)``, or ``None`` (with a warning) when wandb fails.
+
+    Online mode without saved credentials runs offline instead of prompting for a key.
+    """
+    # Offline runs otherwise make one network look-up at finish (error reporting).
+    os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    try:
+        import wandb
+
+        if mode == "online" and not wandb.login(prompt=False, verify=False):
+            log.warning(
+                "wandb: online mode but no saved credentials (run `wandb login` or set "
+                "WANDB_API_KEY); tracking offline instead (`wandb sync` uploads it later)"
+            )
+            mode = "offline"
+        return wandb.init(mode=mode, **init)
+    except Exception as err:  # noqa: BLE001 - the local results never depend on wandb
+        log.warning("wandb could not start (%s); the local results are still written", err)
+        return None
+
+
+def finish_run(run: Any) -> bool:
+    """Finish ``run``; ``False`` (with a warning) when wandb fails to."""
+    try:
+        run.finish()
+    except Exception as err:  # noqa: BLE001
+        log.warning("wandb could not finish the run (%s)", err)
+        return False
+    return True
 
 
 def _unusable_dir(folder: str | None) -> str | None:
@@ -61,7 +113,8 @@ def open_tracker(
     settings: dict[str, Any], name: str, config: dict[str, Any], group: str
 ) -> Iterator[Tracker]:
     """Yield a ``Tracker`` for one job; ``settings`` is the ``logger`` config group."""
-    if not settings.get("enabled", False) or settings.get("mode") == "disabled":
+    mode = wandb_mode(settings.get("mode"))
+    if not settings.get("enabled", False) or mode == DISABLED:
         yield Tracker(None)
         return
     problem = _unusable_dir(settings.get("dir"))
@@ -69,30 +122,62 @@ def open_tracker(
         log.warning("wandb off for this run: %s; the local record is still written", problem)
         yield Tracker(None)
         return
-    # Offline runs otherwise make one network look-up at finish (error reporting).
-    os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
-    os.environ.setdefault("WANDB_SILENT", "true")
-    try:
-        import wandb
-
-        run = wandb.init(
-            project=settings.get("project", "stn-bench"),
-            entity=settings.get("entity"),
-            mode=settings.get("mode", "offline"),
-            dir=settings.get("dir"),
-            name=name,
-            group=group,
-            config=config,
-            reinit="finish_previous",
-        )
-    except Exception as err:  # noqa: BLE001
-        log.warning("wandb could not start (%s); the local record is still written", err)
+    run = start_run(
+        mode,
+        project=settings.get("project", DEFAULT_PROJECT),
+        entity=settings.get("entity"),
+        dir=settings.get("dir"),
+        name=name,
+        group=group,
+        config=config,
+        reinit="finish_previous",
+    )
+    if run is None:
         yield Tracker(None)
         return
     try:
         yield Tracker(run)
     finally:
-        try:
-            run.finish()
-        except Exception as err:  # noqa: BLE001
-            log.warning("wandb could not finish the run (%s)", err)
+        finish_run(run)
+
+
+def log_report(
+    name: str,
+    table: pd.DataFrame,
+    figures: Mapping[str, Path],
+    summary: dict[str, Any],
+    config: dict[str, Any],
+    project: str = DEFAULT_PROJECT,
+) -> bool:
+    """Log a report's table (as a wandb Table) and figures (caption → PNG) to one run
+    named ``name``, with ``summary`` values; never raises. Returns whether the run was
+    logged and finished (``False``: mode ``disabled``, or wandb failed, with a warning)."""
+    mode = wandb_mode()
+    if mode == DISABLED:
+        return False
+    run = start_run(mode, project=project, name=name, job_type="report", config=config)
+    if run is None:
+        return False
+    try:
+        import wandb
+
+        rows = [[_plain(v) for v in row] for row in table.itertuples(index=False)]
+        logged: dict[str, Any] = {"summary": wandb.Table(columns=list(table.columns), data=rows)}
+        for caption, path in figures.items():
+            logged[f"figures/{path.stem}"] = wandb.Image(str(path), caption=caption)
+        run.log(logged)
+        run.summary.update(summary)
+    except Exception as err:  # noqa: BLE001 - the local report is written; wandb is extra
+        log.warning("wandb push failed (%s); the local report is unaffected", err)
+        finish_run(run)
+        return False
+    return finish_run(run)
+
+
+def _plain(value: Any) -> Any:
+    """A table cell wandb accepts: numpy scalars as Python numbers, NaN as empty."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

@@ -27,7 +27,6 @@ agree better than that: compare by the ratio to interpolate_aa.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -46,7 +45,9 @@ from stn.measure.timing_hygiene import cache_flusher, keep_freed_memory
 from stn.reducers.registry import build_reducer
 from stn.report.document import throughput_table
 from stn.report.throughput_table import THROUGHPUT_KEYS
-from stn.results.store import load_records, records_to_frame
+from stn.results.collect import runs_frame
+from stn.results.record import Record
+from stn.results.store import load_records
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,7 +121,7 @@ def bench_ops(args: argparse.Namespace) -> int:
     return 0
 
 
-def _throughput_run(tmp: str, overrides: list[str]) -> tuple[float, list[dict], str]:
+def _throughput_run(tmp: str, overrides: list[str]) -> tuple[float, list[Record], str]:
     """Launch ``experiments.run`` (wandb offline, one thread) in its own process; returns
     its wall time, the records it wrote and its stderr. ``overrides`` go first, so they
     may start with ``-m``."""
@@ -153,13 +154,13 @@ def _throughput_run(tmp: str, overrides: list[str]) -> tuple[float, list[dict], 
         text=True,
     )
     wall = time.perf_counter() - started
-    records = [json.loads(f.read_text()) for f in Path(tmp, "run", "records").glob("*.json")]
+    records, _ = load_records(Path(tmp, "run"))
     return wall, records, proc.stderr if proc.returncode else ""
 
 
-def _measuring_seconds(record: dict) -> float:
+def _measuring_seconds(record: Record) -> float:
     """Seconds a run spent timing (the figures and the data path), not harness overhead."""
-    throughput = record["throughput"]
+    throughput = record.throughput
     return throughput["seconds"] + throughput["data"]["window_s"]
 
 
@@ -176,7 +177,7 @@ def bench_overhead(args: argparse.Namespace) -> int:
         overheads.append(wall - measuring)
         print(
             f"own process {attempt + 1}: wall {wall:.2f} s, measuring {measuring:.2f} s, "
-            f"in-job outside measuring {record['timing']['duration_s'] - measuring:.2f} s, "
+            f"in-job outside measuring {record.timing.duration_s - measuring:.2f} s, "
             f"overhead {wall - measuring:.2f} s"
         )
     print(
@@ -190,7 +191,7 @@ def bench_overhead(args: argparse.Namespace) -> int:
         print(failure[-3000:] or f"expected {args.sweep} records", file=sys.stderr)
         return 1
     measuring = sum(_measuring_seconds(r) for r in records)
-    in_job = statistics.median(r["timing"]["duration_s"] - _measuring_seconds(r) for r in records)
+    in_job = statistics.median(r.timing.duration_s - _measuring_seconds(r) for r in records)
     print(
         f"sweep of {args.sweep} runs in one process (basic launcher): wall {wall:.2f} s, "
         f"measuring {measuring:.2f} s → overhead per run {(wall - measuring) / args.sweep:.2f} s "
@@ -214,7 +215,7 @@ def bench_agreement(args: argparse.Namespace) -> int:
     tables = []
     for folder in (args.first, args.second):
         records, _ = load_records(folder)
-        table = throughput_table(records_to_frame(records))
+        table = throughput_table(runs_frame(records))
         if table.empty:
             print(f"error: {folder} has no ok throughput records", file=sys.stderr)
             return 2

@@ -24,16 +24,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
-import os
 import sys
 from pathlib import Path
-from typing import Any
 
 if __package__ in (None, ""):
     # Run as `python scripts/report.py` from a checkout that is not pip-installed.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from experiments.tracking import DEFAULT_PROJECT, log_report  # noqa: E402
 from stn.report.document import Report, write_report  # noqa: E402
 from stn.results.store import records_dir  # noqa: E402
 
@@ -52,51 +50,25 @@ def exit_code(report: Report) -> int:
     return EXIT_OK if report.completeness.complete else EXIT_INCOMPLETE
 
 
-def push_to_wandb(report: Report, sweep_name: str, project: str = "stn-bench") -> bool:
-    """Log the summary table and the figures to one wandb run; never raises or blocks.
+def push_to_wandb(report: Report, sweep_name: str, project: str = DEFAULT_PROJECT) -> bool:
+    """Log the summary table and the figures to one wandb run (``experiments.tracking``);
+    never raises or blocks.
 
     The mode comes from ``WANDB_MODE`` (default ``offline``; sync later with
-    ``wandb sync``). Returns whether the run finished.
+    ``wandb sync``). Returns whether the run was logged and finished.
     """
-    os.environ.setdefault("WANDB_ERROR_REPORTING", "false")  # offline: no network look-up
-    os.environ.setdefault("WANDB_SILENT", "true")
-    try:
-        import wandb
-
-        table = report.table
-        rows = [[_plain(v) for v in row] for row in table.itertuples(index=False)]
-        with wandb.init(
-            project=project,
-            mode=os.environ.get("WANDB_MODE", "offline"),
-            name=f"report-{sweep_name}",
-            job_type="report",
-            config={"sweep": sweep_name, "records": len(report.runs)},
-        ) as run:
-            logged: dict[str, Any] = {
-                "summary": wandb.Table(columns=list(table.columns), data=rows)
-            }
-            for caption, path in report.figures.items():
-                logged[f"figures/{path.stem}"] = wandb.Image(str(path), caption=caption)
-            run.log(logged)
-            run.summary.update(
-                {
-                    "ok": report.completeness.ok,
-                    "failed": report.completeness.failed,
-                    "expected": report.completeness.expected,
-                }
-            )
-        return True
-    except Exception as err:  # noqa: BLE001 - the local report is written; wandb is extra
-        log.warning("wandb push failed (%s); the local report is unaffected", err)
-        return False
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
+    return log_report(
+        f"report-{sweep_name}",
+        report.table,
+        report.figures,
+        summary={
+            "ok": report.completeness.ok,
+            "failed": report.completeness.failed,
+            "expected": report.completeness.expected,
+        },
+        config={"sweep": sweep_name, "records": len(report.runs)},
+        project=project,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from stn.report.example_files import examples_path, write_examples
-from stn.results.store import new_record, write_record
+from stn.results.record import ClassifierInfo, DatasetInfo, Metrics, Record, ReducerInfo, new_record
+from stn.results.store import write_record
 
 
 def make_record(
@@ -24,7 +25,7 @@ def make_record(
     epochs: int = 3,
     num_classes: int | None = 10,
     stalled: bool = False,
-) -> dict[str, Any]:
+) -> Record:
     """A record as ``run_job`` writes it. ``stalled``: its training loss stays at ln C and
     its training accuracy at 1/C (the chance plateau); ``num_classes=None`` leaves the
     class count out, as in records that cannot get a plateau verdict."""
@@ -38,16 +39,14 @@ def make_record(
         "results_dir": "unused",
     }
     record = new_record(config, sweep="test")
-    record["status"] = status
-    record["environment"] = {"python": "3.11", "torch": "2.13.0", "cpu": "test", "device": "cpu"}
+    record.status = status
+    record.environment = {"python": "3.11", "torch": "2.13.0", "cpu": "test", "device": "cpu"}
     if status != "ok":
-        record["error"] = "ReducerConfigError: pool_avg cannot reach 48 from 100\nsecond line"
+        record.error = "ReducerConfigError: pool_avg cannot reach 48 from 100\nsecond line"
         return record
-    record["reducer"] = {"name": reducer, "kind": kind, "learned": kind == "stn", "parameters": 0}
-    record["classifier"] = {"name": classifier, "parameters": 10}
-    record["dataset"] = {"name": dataset}
-    if num_classes is not None:
-        record["dataset"]["num_classes"] = num_classes
+    record.reducer = ReducerInfo(name=reducer, kind=kind, learned=kind == "stn", parameters=0)
+    record.classifier = ClassifierInfo(name=classifier, parameters=10)
+    record.dataset = DatasetInfo(name=dataset, num_classes=num_classes)
     chance = np.log(num_classes or 10)
     curves = [
         {
@@ -60,8 +59,8 @@ def make_record(
         }
         for e in range(epochs)
     ]
-    record["metrics"] = {"test_accuracy": accuracy, "test_loss": 1.0, "curves": curves}
-    record["throughput"] = {
+    record.metrics = Metrics(test_accuracy=accuracy, test_loss=1.0, curves=curves)
+    record.throughput = {
         "reducer": {
             "images_per_s": images_per_s,
             "step_ms_median": 64e3 / images_per_s,
@@ -72,9 +71,7 @@ def make_record(
     return record
 
 
-def write_examples_for(
-    record: dict[str, Any], sweep_dir: Path, theta: bool = False, k: int = 4
-) -> Path:
+def write_examples_for(record: Record, sweep_dir: Path, theta: bool = False, k: int = 4) -> Path:
     """A small examples file: (k, 1, 96, 96) inputs, (k, 1, 48, 48) outputs, θ optional."""
     rng = np.random.default_rng(0)
     arrays = {
@@ -85,9 +82,9 @@ def write_examples_for(
     }
     if theta:
         arrays["theta"] = np.tile(np.array([[0.5, 0, 0.1], [0, 0.5, -0.2]], np.float32), (k, 1, 1))
-    return write_examples(arrays, examples_path(sweep_dir, record["run_id"]))
+    return write_examples(arrays, examples_path(sweep_dir, record.run_id))
 
 
-def write_all(records: list[dict[str, Any]], sweep_dir: Path) -> None:
+def write_all(records: list[Record], sweep_dir: Path) -> None:
     for record in records:
         write_record(record, sweep_dir)

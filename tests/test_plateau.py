@@ -15,7 +15,6 @@ from stn.measure.plateau import (
     PLATEAU_RULE,
     chance_loss,
     plateau_verdict,
-    record_plateau,
     stalled_counts,
 )
 from stn.measure.train import ReducedClassifier, TrainSettings, fit, seed_everything
@@ -23,7 +22,7 @@ from stn.reducers.registry import build_reducer
 from stn.report.document import write_report
 from stn.report.stats import aggregate
 from stn.report.tables import STALLED_MARK, STALLED_NOTE, UNKNOWN_NOTE
-from stn.results.collect import runs_frame
+from stn.results.collect import record_plateau, runs_frame
 
 
 def _curves(*epochs: tuple[float, float]) -> list[dict]:
@@ -108,11 +107,11 @@ def test_record_plateau_prefers_the_stored_verdict_then_the_curves_else_unknown(
     assert record_plateau(learned)["ended_on_plateau"] is False  # computed from its curves
     stalled = make_record("pool_avg", 0, 0.1, stalled=True)
     assert record_plateau(stalled)["ended_on_plateau"] is True
-    learned["metrics"]["plateau"] = plateau_verdict(_curves((2.3, 0.1)), 10)
+    learned.metrics.plateau = plateau_verdict(_curves((2.3, 0.1)), 10)
     assert record_plateau(learned)["ended_on_plateau"] is True  # the stored one wins
     assert record_plateau(make_record("pool_avg", 0, 0.8, num_classes=None)) is None
     no_curves = make_record("pool_avg", 0, 0.8)
-    del no_curves["metrics"]["curves"]
+    no_curves.metrics.curves = None
     assert record_plateau(no_curves) is None
     assert record_plateau(make_record("pool_avg", 0, None, status="failed")) is None
 

@@ -10,7 +10,8 @@ from report_records import make_record, write_all
 
 from scripts import report as report_script
 from stn.report.document import write_report
-from stn.results.store import load_records, new_record, validate_record
+from stn.results.record import new_record, validate_record
+from stn.results.store import load_records
 
 
 def _set(path: str, value) -> Callable[[dict], None]:
@@ -57,7 +58,7 @@ def _good_sweep(folder) -> None:
 def _write_bad(folder, change: Callable[[dict], None]) -> str:
     """An otherwise fine record of ``pool_odd`` with ``change`` applied, written as JSON
     the way any writer might (NaN and Infinity included); returns its file name."""
-    record = make_record("pool_odd", 0, 0.99)
+    record = make_record("pool_odd", 0, 0.99).to_json()
     change(record)
     name = "bad-record.json"
     (folder / "records" / name).write_text(json.dumps(record, allow_nan=True))
@@ -86,7 +87,7 @@ def test_a_bad_record_is_named_left_out_and_the_report_written_from_the_rest(
 
 
 def test_every_problem_of_a_record_is_named_at_once():
-    record = make_record("pool_avg", 0, 0.5)
+    record = make_record("pool_avg", 0, 0.5).to_json()
     record["config"]["seed"] = True
     record["config"]["dataset"] = {"canvas_size": 96}
     record["config"]["reducer"]["antialias"] = "false"
@@ -103,12 +104,14 @@ def test_every_problem_of_a_record_is_named_at_once():
 
 
 def test_records_the_job_writes_in_every_state_are_valid():
-    assert validate_record(make_record("pool_avg", 0, 0.5)) == []
-    assert validate_record(make_record("pool_avg", 0, 1.0)) == []
-    failed_early = make_record("pool_max", 0, None, status="failed")  # reducer {} metrics {}
+    assert validate_record(make_record("pool_avg", 0, 0.5).to_json()) == []
+    assert validate_record(make_record("pool_avg", 0, 1.0).to_json()) == []
+    # reducer {} metrics {}
+    failed_early = make_record("pool_max", 0, None, status="failed").to_json()
     assert failed_early["reducer"] == {} and validate_record(failed_early) == []
-    config = make_record("pool_avg", 0, 0.5)["config"] | {"mode": "throughput"}
-    throughput_only = new_record(config, "t") | {"status": "ok"}  # no accuracy: not trained
+    config = make_record("pool_avg", 0, 0.5).config | {"mode": "throughput"}
+    # no accuracy: not trained
+    throughput_only = new_record(config, "t").to_json() | {"status": "ok"}
     assert validate_record(throughput_only) == []
     assert (
         "test_accuracy is missing"

@@ -9,7 +9,8 @@ from report_records import make_record, write_all, write_examples_for
 
 from scripts import report as report_script
 from stn.report.document import write_report
-from stn.results.store import SCHEMA_VERSION, write_record
+from stn.results.record import SCHEMA_VERSION
+from stn.results.store import write_record
 
 
 def _sweep(tmp_path: Path) -> tuple[Path, list[dict]]:
@@ -204,8 +205,8 @@ def test_a_sweep_over_object_scale_gets_its_figure(tmp_path):
             record = make_record(
                 reducer, seed=0, accuracy=scale if reducer == "resize_bilinear" else 0.9
             )
-            record["config"]["dataset"]["object_scale"] = [scale, scale]
-            record["run_id"] = f"{reducer}-{scale}"
+            record.config["dataset"]["object_scale"] = [scale, scale]
+            record.run_id = f"{reducer}-{scale}"
             write_record(record, tmp_path)
     report = write_report(tmp_path)
     caption = next(c for c in report.figures if "object scale" in c)
@@ -224,7 +225,7 @@ def test_report_groups_reducers_and_says_how_many_groups_the_data_separate(tmp_p
         for seed in range(3):
             noise_k = noise[(seed + k) % 3]
             records.append(make_record(reducer, seed, level + offsets[seed] + noise_k))
-            records[-1]["reducer"]["oracle"] = reducer == "oracle_crop"
+            records[-1].reducer.oracle = reducer == "oracle_crop"
     write_all(records, tmp_path)
     report = write_report(tmp_path, with_figures=False)
     text = report.path.read_text()

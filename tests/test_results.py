@@ -2,16 +2,17 @@ import json
 
 import pytest
 
-from stn.results.store import (
+from stn.results.collect import runs_frame
+from stn.results.record import (
     SCHEMA_VERSION,
-    RecordError,
-    load_records,
+    ClassifierInfo,
+    DatasetInfo,
+    Metrics,
+    ReducerInfo,
     new_record,
-    read_record,
-    records_to_frame,
     run_id_for,
-    write_record,
 )
+from stn.results.store import RecordError, load_records, read_record, write_record
 
 
 def _record(seed=0, status="ok"):
@@ -23,22 +24,21 @@ def _record(seed=0, status="ok"):
         "results_dir": "x",
     }
     record = new_record(config, "t")
-    record.update(
-        status=status,
-        reducer={"name": "pool_avg", "kind": "pool", "learned": False, "parameters": 0},
-        classifier={"name": "cnn", "parameters": 10},
-        dataset={"name": "digits_96"},
-        metrics={"test_accuracy": 0.5 + seed / 10, "test_loss": 1.0, "curves": []},
-        throughput={"reducer": {"images_per_s": 100.0, "batch_size": 8, "device": "cpu"}},
-    )
+    record.status = status
+    record.reducer = ReducerInfo(name="pool_avg", kind="pool", learned=False, parameters=0)
+    record.classifier = ClassifierInfo(name="cnn", parameters=10)
+    record.dataset = DatasetInfo(name="digits_96")
+    record.metrics = Metrics(test_accuracy=0.5 + seed / 10, test_loss=1.0, curves=[])
+    record.throughput = {"reducer": {"images_per_s": 100.0, "batch_size": 8, "device": "cpu"}}
     return record
 
 
 def test_record_round_trip(tmp_path):
     record = _record()
     path = write_record(record, tmp_path)
-    assert path.name == f"{record['run_id']}.json"
-    assert read_record(path) == json.loads(json.dumps(record))
+    assert path.name == f"{record.run_id}.json"
+    assert read_record(path) == record
+    assert json.loads(path.read_text()) == json.loads(json.dumps(record.to_json()))
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
 
 
@@ -64,7 +64,7 @@ def test_bad_records_are_named_and_skipped(tmp_path):
 
 
 def test_records_to_frame_flattens_throughput():
-    frame = records_to_frame([_record(0), _record(1, status="failed")])
+    frame = runs_frame([_record(0), _record(1, status="failed")])
     assert list(frame["reducer"]) == ["pool_avg", "pool_avg"]
     assert list(frame["status"]) == ["ok", "failed"]
     assert frame["tp_reducer_images_per_s"].tolist() == [100.0, 100.0]

@@ -58,7 +58,7 @@ def test_a_killed_writers_temp_file_is_removed_on_the_next_start_and_a_fresh_one
     tmp_path,
 ):
     record = make_record("pool_avg", 0, 0.5)
-    target = record_path(tmp_path, record["run_id"])
+    target = record_path(tmp_path, record.run_id)
     target.parent.mkdir(parents=True)
     writer = multiprocessing.get_context("fork").Process(target=_write_then_die, args=(target,))
     writer.start()
@@ -66,7 +66,7 @@ def test_a_killed_writers_temp_file_is_removed_on_the_next_start_and_a_fresh_one
     assert writer.exitcode == -signal.SIGKILL
     (stale,) = target.parent.glob(".*.tmp")  # what the killed writer left behind
     _age(stale, STALE_TEMP_SECONDS + 60)
-    fresh = target.parent / f".{record['run_id']}.0123456789abcdef.tmp"  # a live writer's
+    fresh = target.parent / f".{record.run_id}.0123456789abcdef.tmp"  # a live writer's
     fresh.write_bytes(b"{")
     _age(fresh, 60)
     examples_leftover = tmp_path / "examples" / ".abc.0123456789abcdef.tmp"

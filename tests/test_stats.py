@@ -19,6 +19,7 @@ from stn.report.stats import (
     t_interval_halfwidth,
 )
 from stn.results.collect import completeness, runs_frame
+from stn.results.record import Metrics, ReducerInfo
 
 
 def _runs(spec):
@@ -141,12 +142,12 @@ def test_unknown_and_missing_fields_do_not_break_the_frame():
         kind="stn",
         reducer_options={"kernel": "lanczos", "antialias": True},
     )
-    record["throughput"]["inference"] = {"images_per_s": 50.0, "note": "text is ignored"}
-    record["throughput"]["reducer"]["ratio_to_floor"] = 0.5
-    record["something_new"] = {"x": 1}
+    record.throughput["inference"] = {"images_per_s": 50.0, "note": "text is ignored"}
+    record.throughput["reducer"]["ratio_to_floor"] = 0.5
+    record.extra["something_new"] = {"x": 1}
     bare = make_record("pool_avg", 0, None, status="failed")
-    bare.pop("metrics")
-    bare["reducer"] = {}  # a run that failed before its reducer was built
+    bare.metrics = Metrics()
+    bare.reducer = ReducerInfo()  # a run that failed before its reducer was built
     runs = runs_frame([record, bare])
     assert list(runs["reducer"]) == ["stn_lanczos_aa", "pool_avg"]
     assert runs.loc[0, "kernel"] == "lanczos" and bool(runs.loc[0, "antialias"])

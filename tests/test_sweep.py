@@ -35,24 +35,24 @@ def test_smoke_sweep_writes_two_ok_records_and_a_two_row_table(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     records, skipped = load_records(out)
     assert not skipped
-    assert sorted(r["reducer"]["name"] for r in records) == ["pool_avg", "resize_bilinear"]
-    assert all(r["status"] == "ok" for r in records)
+    assert sorted(r.reducer.name for r in records) == ["pool_avg", "resize_bilinear"]
+    assert all(r.status == "ok" for r in records)
     for r in records:
-        assert r["throughput"]["reducer"]["images_per_s"] > 0
-        assert r["throughput"]["inference"]["images_per_s"] > 0
-        assert r["throughput"]["train_step"]["images_per_s"] > 0
-        assert r["throughput"]["ratios"]["reducer_vs_memory_floor"] > 0
-        assert r["throughput"]["comparable"] is True  # the basic launcher
-        assert r["metrics"]["curves"] and 0 <= r["metrics"]["test_accuracy"] <= 1
-        assert r["config"]["seed"] == 0 and r["environment"]["torch"]
+        assert r.throughput["reducer"]["images_per_s"] > 0
+        assert r.throughput["inference"]["images_per_s"] > 0
+        assert r.throughput["train_step"]["images_per_s"] > 0
+        assert r.throughput["ratios"]["reducer_vs_memory_floor"] > 0
+        assert r.throughput["comparable"] is True  # the basic launcher
+        assert r.metrics.curves and 0 <= r.metrics.test_accuracy <= 1
+        assert r.config["seed"] == 0 and r.environment["torch"]
         # The job judged the run against its dataset's class count (digits: 10).
-        assert r["metrics"]["plateau"] == plateau_verdict(r["metrics"]["curves"], 10)
+        assert r.metrics.plateau == plateau_verdict(r.metrics.curves, 10)
     table_rows = [line for line in proc.stdout.splitlines() if line.startswith("| digits_96")]
     assert len(table_rows) == 2
     report = (out / "report.md").read_text()
     assert "resize_bilinear" in report and "pool_avg" in report
     assert sorted(p.stem for p in (out / "examples").glob("*.npz")) == sorted(
-        r["run_id"] for r in records
+        r.run_id for r in records
     )
     assert "![What each reducer makes of the same test images" in report
 
@@ -75,11 +75,11 @@ def test_a_failing_run_writes_a_failed_record_and_the_sweep_goes_on(tmp_path):
         cwd=tmp_path,
     )
     records, _ = load_records(out)
-    status = {r["config"]["reducer"]["name"]: r for r in records}
-    assert status["resize_bilinear"]["status"] == "ok"
+    status = {r.config["reducer"]["name"]: r for r in records}
+    assert status["resize_bilinear"].status == "ok"
     failed = status["pool_avg"]
-    assert failed["status"] == "failed"
-    assert "cannot reach 48 from 100" in failed["error"] and "pool_adaptive" in failed["error"]
+    assert failed.status == "failed"
+    assert "cannot reach 48 from 100" in failed.error and "pool_adaptive" in failed.error
     assert "Failed runs" in (out / "report.md").read_text()
     assert proc.returncode == 0 or "failed" in proc.stdout
 
@@ -104,9 +104,9 @@ def test_bad_settings_fail_with_a_clear_message(tmp_path, override, message):
         cwd=tmp_path,
     )
     records, _ = load_records(out)
-    assert len(records) == 1 and records[0]["status"] == "failed"
-    assert message in records[0]["error"]
-    assert json.loads(json.dumps(records[0]))["config"]
+    assert len(records) == 1 and records[0].status == "failed"
+    assert message in records[0].error
+    assert json.loads(json.dumps(records[0].to_json()))["config"]
 
 
 def test_unknown_preset_fails_before_running_and_lists_choices(tmp_path):

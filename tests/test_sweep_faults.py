@@ -22,7 +22,8 @@ from hydra import compose, initialize_config_dir
 import experiments.job
 from experiments.job import run_job
 from experiments.outcomes import JobOutcome, tally_outcomes, write_outcome
-from stn.results.store import load_records, new_record, read_record, records_dir, write_record
+from stn.results.record import Metrics, new_record
+from stn.results.store import load_records, read_record, records_dir, write_record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,7 +94,7 @@ def test_a_sweep_killed_mid_run_resumes_without_losing_or_repeating_work(tmp_pat
         proc.wait()
     before = snapshot(records_dir(out))
     assert 1 <= len(before) < 4, "the kill should land before the sweep's last run"
-    assert all(read_record(records_dir(out) / name)["status"] == "ok" for name in before)
+    assert all(read_record(records_dir(out) / name).status == "ok" for name in before)
 
     again = run_app(*sweep)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -102,9 +103,9 @@ def test_a_sweep_killed_mid_run_resumes_without_losing_or_repeating_work(tmp_pat
     assert {name: after[name] for name in before} == before
     records, skipped = load_records(out)
     assert not skipped
-    assert sorted(r["config"]["seed"] for r in records) == [0, 1, 2, 3]
-    assert all(r["status"] == "ok" for r in records)
-    assert all(f"{r['run_id']}.json" in after for r in records) and len(after) == 4
+    assert sorted(r.config["seed"] for r in records) == [0, 1, 2, 3]
+    assert all(r.status == "ok" for r in records)
+    assert all(f"{r.run_id}.json" in after for r in records) and len(after) == 4
     line = summary_line(again.stdout)
     assert f"{4 - len(before)} ok, 0 failed, {len(before)} skipped" in line
 
@@ -129,7 +130,7 @@ def test_ctrl_c_ends_a_sweep_with_a_message_the_tally_and_exit_code_130(tmp_path
     line = summary_line(stdout)
     assert "interrupted" in line
     records, _ = load_records(out)
-    ok = sum(r["status"] == "ok" for r in records)
+    ok = sum(r.status == "ok" for r in records)
     assert 1 <= ok < 4 and line.startswith(f"sweep: {ok} ok, 0 failed, 0 skipped")
 
 
@@ -140,13 +141,13 @@ def test_a_raising_and_a_diverging_run_fail_alone_and_the_sweep_exits_non_zero(t
     proc = run_app("-m", *TINY, "threads=1", "trainer.lr=0.001,1e30,-1", f"results_dir={out}")
     assert proc.returncode == 1, proc.stderr[-3000:]
     records, _ = load_records(out)
-    by_lr = {r["config"]["trainer"]["lr"]: r for r in records}
+    by_lr = {r.config["trainer"]["lr"]: r for r in records}
     assert len(by_lr) == 3
-    assert by_lr[0.001]["status"] == "ok"
-    assert by_lr[1e30]["status"] == "failed"
-    assert by_lr[1e30]["error"].startswith("NonFiniteLossError")
-    assert by_lr[-1]["status"] == "failed"
-    assert "trainer.lr must be > 0" in by_lr[-1]["error"]
+    assert by_lr[0.001].status == "ok"
+    assert by_lr[1e30].status == "failed"
+    assert by_lr[1e30].error.startswith("NonFiniteLossError")
+    assert by_lr[-1].status == "failed"
+    assert "trainer.lr must be > 0" in by_lr[-1].error
     assert "1 ok, 2 failed, 0 skipped" in summary_line(proc.stdout)
     assert "trainer.lr=-1" in proc.stdout  # the failed job is named by its overrides
 
@@ -166,10 +167,10 @@ def _write_many(folder: str, writer: str, start: Event, count: int) -> None:
     for i in range(count):
         metrics = {"test_accuracy": 0.5, "writer": writer, "payload": [i] * 500}
         shared = new_record(_config(i=i, shared=True), sweep="s")
-        shared.update(status="ok", error=None, metrics=metrics)
+        shared.status, shared.error, shared.metrics = "ok", None, Metrics.from_json(metrics)
         write_record(shared, folder)
         own = new_record(_config(i=i, writer=writer), sweep="s")
-        own.update(status="ok", metrics=metrics)
+        own.status, own.metrics = "ok", Metrics.from_json(metrics)
         write_record(own, folder)
 
 
@@ -192,9 +193,9 @@ def test_two_processes_writing_records_into_one_folder_never_clobber(tmp_path):
     # count shared ids (one record each, written by both) + count own ids per writer
     assert len(records) == 3 * count
     for record in records:
-        metrics = record["metrics"]
+        metrics = record.metrics.to_json()
         assert metrics["writer"] in ("a", "b")
-        assert metrics["payload"] == [record["config"]["i"]] * 500
+        assert metrics["payload"] == [record.config["i"]] * 500
     assert not [p for p in records_dir(tmp_path).iterdir() if p.suffix != ".json"]
 
 
@@ -215,10 +216,10 @@ def test_the_same_seed_twice_in_one_process_gives_identical_metrics_on_cpu(tmp_p
     second = run_job(compose_run(tmp_path, f"results_dir={tmp_path / 'b'}", "seed=3"))
     assert first.status == second.status == "ok" and first.run_id == second.run_id
     a, b = (read_record(tmp_path / d / "records" / f"{first.run_id}.json") for d in "ab")
-    assert without_timing(a["metrics"]) == without_timing(b["metrics"])
-    assert a["metrics"]["steps"] == 2
-    assert a["determinism"]["repeatable"] is True and a["environment"]["torch_threads"] == 1
-    assert a["determinism"]["deterministic_algorithms"] is False
+    assert without_timing(a.metrics.to_json()) == without_timing(b.metrics.to_json())
+    assert a.metrics.steps == 2
+    assert a.determinism["repeatable"] is True and a.environment["torch_threads"] == 1
+    assert a.determinism["deterministic_algorithms"] is False
 
 
 def test_record_says_whether_the_general_sampler_ran_compiled(tmp_path):
@@ -228,7 +229,7 @@ def test_record_says_whether_the_general_sampler_ran_compiled(tmp_path):
     done = run_job(compose_run(tmp_path, *overrides))
     record = read_record(out / "records" / f"{done.run_id}.json")
     assert done.status == "ok"
-    assert record["environment"]["compiled_sampler"].startswith("compiled (")
+    assert record.environment["compiled_sampler"].startswith("compiled (")
 
 
 def test_a_diverged_antialiased_stn_fails_its_run_saying_the_transformer_diverged(
@@ -240,10 +241,10 @@ def test_a_diverged_antialiased_stn_fails_its_run_saying_the_transformer_diverge
     overrides = ("reducer=stn_bilinear_aa", "trainer.lr=1e8", f"results_dir={out}")
     done = run_job(compose_run(tmp_path, *overrides))
     record = read_record(out / "records" / f"{done.run_id}.json")
-    assert done.status == record["status"] == "failed"
-    assert record["error"].startswith("TransformerDivergedError: stn_bilinear_aa: the transformer")
-    assert "beyond the bound of 8 px" in record["error"]
-    assert "lower trainer.lr or reducer.lr_multiplier" in record["error"]
+    assert done.status == record.status == "failed"
+    assert record.error.startswith("TransformerDivergedError: stn_bilinear_aa: the transformer")
+    assert "beyond the bound of 8 px" in record.error
+    assert "lower trainer.lr or reducer.lr_multiplier" in record.error
 
 
 @pytest.mark.parametrize(
@@ -269,7 +270,7 @@ def test_a_malformed_setting_fails_the_run_naming_it_and_its_form(tmp_path, over
     assert re.search(message, done.reason.split(": ", 1)[1]), done.reason
     assert done.reason.startswith("ValueError: ")
     record = read_record(out / "records" / f"{done.run_id}.json")
-    assert record["error"] == done.reason
+    assert record.error == done.reason
 
 
 def test_out_of_memory_fails_one_run_and_the_next_run_in_the_process_is_ok(tmp_path, monkeypatch):
@@ -284,7 +285,7 @@ def test_out_of_memory_fails_one_run_and_the_next_run_in_the_process_is_ok(tmp_p
     assert failed.status == "failed" and "OutOfMemoryError" in failed.reason
     assert ok.status == "ok"
     record = read_record(out / "records" / f"{failed.run_id}.json")
-    assert record["status"] == "failed" and "Tried to allocate" in record["error"]
+    assert record.status == "failed" and "Tried to allocate" in record.error
 
 
 def test_wandb_dir_that_is_a_file_warns_and_the_record_is_still_written(
@@ -299,7 +300,7 @@ def test_wandb_dir_that_is_a_file_warns_and_the_record_is_still_written(
     with caplog.at_level(logging.WARNING):
         outcome = run_job(cfg)
     assert outcome.status == "ok"
-    assert read_record(tmp_path / "out" / "records" / f"{outcome.run_id}.json")["status"] == "ok"
+    assert read_record(tmp_path / "out" / "records" / f"{outcome.run_id}.json").status == "ok"
     assert any(str(not_a_folder) in r.getMessage() for r in caplog.records)
 
 
@@ -316,7 +317,7 @@ def test_wandb_init_raising_warns_and_the_record_is_still_written(tmp_path, monk
     with caplog.at_level(logging.WARNING):
         outcome = run_job(cfg)
     assert outcome.status == "ok"
-    assert read_record(tmp_path / "out" / "records" / f"{outcome.run_id}.json")["status"] == "ok"
+    assert read_record(tmp_path / "out" / "records" / f"{outcome.run_id}.json").status == "ok"
     assert any("could not reach api.wandb.ai" in r.getMessage() for r in caplog.records)
 
 
@@ -369,7 +370,7 @@ def test_an_interrupted_tally_says_so_and_does_not_count_as_success(tmp_path):
 def ok_records_of(out: Path) -> list[dict]:
     records, skipped = load_records(out)
     assert not skipped
-    return [r for r in records if r["status"] == "ok"]
+    return [r for r in records if r.status == "ok"]
 
 
 @pytest.mark.slow
@@ -383,10 +384,10 @@ def test_a_joblib_sweep_of_two_runs_writes_ok_records_with_one_thread_per_worker
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = ok_records_of(out)
-    assert sorted(r["config"]["seed"] for r in records) == [0, 1]
+    assert sorted(r.config["seed"] for r in records) == [0, 1]
     # joblib gives each of n_jobs workers cores // n_jobs threads; the record says so.
     expected = max(joblib.cpu_count() // 2, 1)
-    assert [r["environment"]["torch_threads"] for r in records] == [expected, expected]
+    assert [r.environment["torch_threads"] for r in records] == [expected, expected]
     assert "2 ok, 0 failed, 0 skipped" in summary_line(proc.stdout)
 
 
@@ -398,5 +399,5 @@ def test_a_submitit_local_sweep_of_two_runs_writes_ok_records(tmp_path):
         f"results_dir={out}",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(r["config"]["seed"] for r in ok_records_of(out)) == [0, 1]
+    assert sorted(r.config["seed"] for r in ok_records_of(out)) == [0, 1]
     assert "2 ok, 0 failed, 0 skipped" in summary_line(proc.stdout)

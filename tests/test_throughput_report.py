@@ -8,7 +8,9 @@ import pytest
 
 from stn.report.document import format_throughput_markdown, throughput_table, write_report
 from stn.report.throughput_table import spread_line
-from stn.results.store import load_records, new_record, records_to_frame, write_record
+from stn.results.collect import runs_frame
+from stn.results.record import ClassifierInfo, DatasetInfo, Metrics, ReducerInfo, new_record
+from stn.results.store import load_records, write_record
 
 
 def _record(
@@ -33,32 +35,30 @@ def _record(
     }
     record = new_record(config, "t")
     figure = {"images_per_s": reducer_img_s, "device": "cpu", "threads": 1, "others_cores": 0.1}
-    record.update(
-        status="ok",
-        reducer={"name": reducer},
-        classifier={"name": classifier},
-        dataset={"name": "digits_128"},
-        metrics={} if accuracy is None else {"test_accuracy": accuracy},
-        throughput={
-            "reducer": figure,
-            "inference": {**figure, "images_per_s": 50.0},
-            "train_step": {**figure, "images_per_s": 20.0, "others_cores": 0.7},
-            "memory_floor": {"images_per_s": floor_img_s, "gb_per_s": floor_gb_s},
-            "ratios": {
-                "reducer_vs_memory_floor": reducer_img_s / floor_img_s,
-                "reducer_vs_interpolate_aa": vs_interp,
-            },
-            "batch": {"size": batch, "channels": 3, "height": 128, "width": 128},
-            "comparable": comparable,
+    record.status = "ok"
+    record.reducer = ReducerInfo(name=reducer)
+    record.classifier = ClassifierInfo(name=classifier)
+    record.dataset = DatasetInfo(name="digits_128")
+    record.metrics = Metrics(test_accuracy=accuracy)
+    record.throughput = {
+        "reducer": figure,
+        "inference": {**figure, "images_per_s": 50.0},
+        "train_step": {**figure, "images_per_s": 20.0, "others_cores": 0.7},
+        "memory_floor": {"images_per_s": floor_img_s, "gb_per_s": floor_gb_s},
+        "ratios": {
+            "reducer_vs_memory_floor": reducer_img_s / floor_img_s,
+            "reducer_vs_interpolate_aa": vs_interp,
         },
-    )
+        "batch": {"size": batch, "channels": 3, "height": 128, "width": 128},
+        "comparable": comparable,
+    }
     return record
 
 
 def test_one_row_per_reducer_with_median_ratio_and_worst_contention():
     records = [_record("a", s, 100.0 * (s + 1), 1000.0) for s in range(3)]
     records.append(_record("b", 0, 900.0, 1000.0, comparable=False))
-    table = throughput_table(records_to_frame(records))
+    table = throughput_table(runs_frame(records))
     rows = {r["reducer"]: r for r in table.to_dict("records")}
     assert rows["a"]["reducer_vs_floor"] == pytest.approx(0.2) and rows["a"]["n"] == 3
     assert rows["a"]["others_cores"] == pytest.approx(0.7)
@@ -72,11 +72,11 @@ def test_a_cell_with_a_contended_run_is_not_comparable_and_says_why():
     # Before: every row read "comparable: yes" whatever others' cores said.
     records = [_record("a", s, 100.0, 1000.0) for s in range(2)]
     contended = _record("b", 0, 900.0, 1000.0, comparable=False)
-    contended["throughput"]["contention"] = {"max_cores": 0.25, "retries": 2, "contended": 2}
+    contended.throughput["contention"] = {"max_cores": 0.25, "retries": 2, "contended": 2}
     quiet = _record("b", 1, 900.0, 1000.0)
-    quiet["throughput"]["contention"] = {"max_cores": 0.25, "retries": 2, "contended": 0}
+    quiet.throughput["contention"] = {"max_cores": 0.25, "retries": 2, "contended": 0}
     launcher = _record("c", 0, 500.0, 1000.0, comparable=False)  # no contention counted
-    table = throughput_table(records_to_frame([*records, contended, quiet, launcher]))
+    table = throughput_table(runs_frame([*records, contended, quiet, launcher]))
     rows = {r["reducer"]: r for r in table.to_dict("records")}
     assert not rows["b"]["comparable"] and rows["b"]["contended_runs"] == 1
     assert rows["a"]["comparable"] and rows["a"]["contended_runs"] == 0
@@ -95,7 +95,7 @@ def test_the_spread_between_runs_is_shown_beside_each_ratio_and_summed_up_under_
     for seed, (rate, gb_s) in enumerate(((90.0, 2.5), (100.0, 3.0), (110.0, 4.0))):
         write_record(_record("a", seed, rate, 1000.0, vs_interp=2.0, floor_gb_s=gb_s), tmp_path)
     write_record(_record("b", 0, 500.0, 1000.0, vs_interp=1.0), tmp_path)
-    table = throughput_table(records_to_frame(load_records(tmp_path)[0])).set_index("reducer")
+    table = throughput_table(runs_frame(load_records(tmp_path)[0])).set_index("reducer")
     assert table.loc["a", "reducer_vs_floor_cv"] == pytest.approx(0.10)
     assert table.loc["a", "reducer_vs_interp_aa_cv"] == pytest.approx(0.0)
     assert (table.loc["a", "floor_gb_s_min"], table.loc["a", "floor_gb_s_max"]) == (2.5, 4.0)
@@ -109,36 +109,36 @@ def test_the_spread_between_runs_is_shown_beside_each_ratio_and_summed_up_under_
 
 def test_the_spread_line_leaves_out_a_ratio_no_record_has():
     records = [_record("a", s, 100.0 + s, 1000.0) for s in range(2)]  # no interpolate_aa
-    line = spread_line(throughput_table(records_to_frame(records)))
+    line = spread_line(throughput_table(runs_frame(records)))
     assert "memory floor varied by" in line and "interpolate_aa by" not in line
 
 
 def test_no_spread_line_when_every_cell_ran_once():
-    table = throughput_table(records_to_frame([_record("a", 0, 100.0, 1000.0, vs_interp=1.0)]))
+    table = throughput_table(runs_frame([_record("a", 0, 100.0, 1000.0, vs_interp=1.0)]))
     assert spread_line(table) is None
 
 
 def test_runs_at_different_batch_sizes_are_rows_of_their_own():
     records = [_record("a", s, 100.0, 1000.0) for s in range(2)]
     records.append(_record("a", 0, 900.0, 1000.0, batch=1024))
-    table = throughput_table(records_to_frame(records))
+    table = throughput_table(runs_frame(records))
     assert sorted(zip(table["batch"], table["n"], strict=True)) == [(64, 2), (1024, 1)]
     assert table.set_index("batch").loc[1024, "reducer_img_s"] == pytest.approx(900.0)
 
 
 def test_runs_with_different_downstream_networks_are_rows_of_their_own():
     records = [_record("a", 0, 100.0, 1000.0), _record("a", 1, 300.0, 1000.0, classifier="mlp")]
-    table = throughput_table(records_to_frame(records))
+    table = throughput_table(runs_frame(records))
     assert sorted(zip(table["classifier"], table["n"], strict=True)) == [("cnn", 1), ("mlp", 1)]
     assert "| mlp " in format_throughput_markdown(table)
-    one_network = throughput_table(records_to_frame(records[:1]))
+    one_network = throughput_table(runs_frame(records[:1]))
     assert "cnn" not in format_throughput_markdown(one_network)  # no column to tell apart
 
 
 def test_records_without_figures_give_an_empty_table():
     record = _record("a", 0, 1.0, 1.0, accuracy=0.5)
-    record["throughput"] = {}
-    assert throughput_table(records_to_frame([record])).empty
+    record.throughput = {}
+    assert throughput_table(runs_frame([record])).empty
 
 
 def test_throughput_only_sweep_report_has_no_accuracy_table(tmp_path):
@@ -150,8 +150,9 @@ def test_throughput_only_sweep_report_has_no_accuracy_table(tmp_path):
 
 def test_a_run_that_failed_before_building_its_reducer_is_named_from_its_config():
     record = new_record({"reducer": {"name": "pool_avg"}, "seed": 0}, "t")
-    record.update(status="failed", error="ReducerConfigError: cannot reach 48 from 276")
-    assert records_to_frame([record])["reducer"].tolist() == ["pool_avg"]
+    record.status = "failed"
+    record.error = "ReducerConfigError: cannot reach 48 from 276"
+    assert runs_frame([record])["reducer"].tolist() == ["pool_avg"]
 
 
 def test_agreement_compares_two_sweeps_and_the_scatter_between_passes(tmp_path, capsys):

@@ -35,15 +35,15 @@ def test_throughput_sweep_under_a_parallel_launcher(tmp_path):
     # cuda_if_present: no record at all on a machine without a GPU.
     assert len(records) == (8 if torch.cuda.is_available() else 4)
     # One pass over every cell per seed: repeats of a cell are a pass apart in time.
-    in_order = sorted(records, key=lambda r: r["timing"]["started_at"])
-    assert [r["config"]["seed"] for r in in_order] == sorted(r["config"]["seed"] for r in records)
-    failed = [r for r in records if r["status"] != "ok"]
-    assert {r["config"]["reducer"]["name"] for r in failed} == {"pool_avg"}
+    in_order = sorted(records, key=lambda r: r.timing.started_at)
+    assert [r.config["seed"] for r in in_order] == sorted(r.config["seed"] for r in records)
+    failed = [r for r in records if r.status != "ok"]
+    assert {r.config["reducer"]["name"] for r in failed} == {"pool_avg"}
     record = next(
-        r for r in records if r["status"] == "ok" and r["throughput"]["reducer"]["device"] == "cpu"
+        r for r in records if r.status == "ok" and r.throughput["reducer"]["device"] == "cpu"
     )
-    assert record["status"] == "ok" and record["metrics"] == {}
-    tp = record["throughput"]
+    assert record.status == "ok" and record.metrics.to_json() == {}
+    tp = record.throughput
     for figure in ("reducer", "inference", "train_step", "memory_floor", "interpolate_aa"):
         assert tp[figure]["images_per_s"] > 0 and tp[figure]["threads"] == 1
     assert tp["batch"]["channels"] == 3 and tp["batch"]["height"] == 128

@@ -88,25 +88,6 @@ def plateau_verdict(curves: Sequence[dict[str, Any]], num_classes: int) -> dict[
     }
 
 
-def record_plateau(record: dict[str, Any]) -> dict[str, Any] | None:
-    """A record's plateau verdict: the stored ``metrics["plateau"]``, else computed from
-    its ``metrics["curves"]`` and ``dataset["num_classes"]`` (records written before the
-    field existed), else ``None`` (unknown: no curves, no class count, or unusable ones).
-    """
-    metrics = record.get("metrics") or {}
-    stored = metrics.get("plateau")
-    if isinstance(stored, dict) and isinstance(stored.get("ended_on_plateau"), bool):
-        return stored
-    num_classes = (record.get("dataset") or {}).get("num_classes")
-    curves = metrics.get("curves")
-    if not isinstance(num_classes, (int, np.integer)) or not isinstance(curves, list):
-        return None
-    try:
-        return plateau_verdict(curves, int(num_classes))
-    except ValueError:
-        return None  # damaged curves: say "unknown" rather than guess
-
-
 def _check_classes(num_classes: int) -> None:
     integer = isinstance(num_classes, (int, np.integer)) and not isinstance(num_classes, bool)
     if not integer or num_classes < 2:

@@ -37,6 +37,7 @@ from stn.report.throughput_table import (
     trained_runs,
 )
 from stn.results.collect import Completeness, completeness, curves_frame, runs_frame
+from stn.results.record import Record
 from stn.results.store import SkippedRecord, load_records
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
     failed = runs[runs["status"] != "ok"]
     table_paths, unwritten = _try_write_tables(table, sweep_dir)
     figure_paths, figure_errors, unwritten_figures = (
-        _write_figures(sweep_dir, records, table) if with_figures else ({}, {}, {})
+        _write_figures(sweep_dir, records, runs, table) if with_figures else ({}, {}, {})
     )
     unwritten.update(unwritten_figures)
     markdown = to_markdown(table)
@@ -214,11 +215,11 @@ def _unwritten_section(unwritten: dict[str, str]) -> list[str]:
     return [*lines, "", note, ""]
 
 
-def _config_section(records: list[dict[str, Any]]) -> list[str]:
+def _config_section(records: list[Record]) -> list[str]:
     if not records:
         return ["No records yet.", ""]
-    configs = [r.get("config") or {} for r in records]
-    environments = [r.get("environment") or {} for r in records]
+    configs = [r.config for r in records]
+    environments = [r.environment for r in records]
 
     def distinct(values: list[Any]) -> str:
         seen = sorted({_plain(v) for v in values if v is not None}, key=str)
@@ -329,15 +330,15 @@ FigurePlan = list[tuple[str, Callable[[], Path]]]
 
 
 def _write_figures(
-    sweep_dir: Path, records: list[dict[str, Any]], table: pd.DataFrame
+    sweep_dir: Path, records: list[Record], runs: pd.DataFrame, table: pd.DataFrame
 ) -> tuple[dict[str, Path], dict[str, str], dict[str, str]]:
     """Draw every figure the data allows; one that fails is reported, not fatal.
 
     Returns the figures written (caption → PNG), those that could not be drawn
     (caption → error) and those drawn but not written (``figure <caption>`` → why)."""
     folder = sweep_dir / FIGURES_SUBDIR
-    plan = _plot_figures(records, table, folder) + _example_figures(
-        sweep_dir, records, table, folder
+    plan = _plot_figures(records, runs, table, folder) + _example_figures(
+        sweep_dir, runs, table, folder
     )
     written: dict[str, Path] = {}
     errors: dict[str, str] = {}
@@ -354,7 +355,9 @@ def _write_figures(
     return written, errors, unwritten
 
 
-def _plot_figures(records: list[dict[str, Any]], table: pd.DataFrame, folder: Path) -> FigurePlan:
+def _plot_figures(
+    records: list[Record], runs: pd.DataFrame, table: pd.DataFrame, folder: Path
+) -> FigurePlan:
     plan: FigurePlan = []
     curves = curves_frame(records)
     for (dataset, classifier), block in table.groupby(["dataset", "classifier"], dropna=False):
@@ -393,7 +396,7 @@ def _plot_figures(records: list[dict[str, Any]], table: pd.DataFrame, folder: Pa
                         partial(figures.plot_learning_curves, mine, folder / f"curves_{stem}.png"),
                     )
                 )
-    scales = figures_scale.object_scale_frame(records)
+    scales = figures_scale.object_scale_frame(runs)
     if scales["object_scale"].nunique() > 1:
         plan.append(
             (
@@ -410,23 +413,27 @@ def _scale_figure(scales: pd.DataFrame, path: Path) -> Path:
 
 
 def _example_figures(
-    sweep_dir: Path, records: list[dict[str, Any]], table: pd.DataFrame, folder: Path
+    sweep_dir: Path, runs: pd.DataFrame, table: pd.DataFrame, folder: Path
 ) -> FigurePlan:
     """Example grid and STN sampling regions per dataset, from the runs' ``.npz`` files;
     runs without a file are left out of the picture."""
     plan: FigurePlan = []
     order = {name: i for i, name in enumerate(table["reducer"])} if not table.empty else {}
-    ok = [r for r in records if r.get("status") == "ok" and r.get("run_id")]
-    ok.sort(key=lambda r: (str((r.get("config") or {}).get("seed")), str(r.get("run_id"))))
-    for dataset in sorted({_name(r, "dataset") for r in ok}, key=str):
+    ok = runs[(runs["status"] == "ok") & runs["run_id"].notna()]
+    # Reducers in the table's order; within one, seeds then run ids ascending (as text).
+    ok = ok.sort_values(["seed", "run_id"], key=lambda column: column.map(str))
+    ok = ok.sort_values(
+        "reducer", key=lambda names: names.map(lambda n: order.get(n, len(order))), kind="stable"
+    )
+    for dataset in sorted(set(ok["dataset"]), key=str):
         inputs, boxes = None, None
         outputs: dict[str, np.ndarray] = {}
         thetas: dict[str, np.ndarray] = {}
-        for record in sorted(ok, key=lambda r: order.get(_name(r, "reducer"), len(order))):
-            reducer = _name(record, "reducer")
-            if _name(record, "dataset") != dataset or str(reducer) in outputs:
+        for run in ok.itertuples():
+            reducer = run.reducer
+            if run.dataset != dataset or str(reducer) in outputs:
                 continue
-            arrays = load_examples(examples_path(sweep_dir, record["run_id"]))
+            arrays = load_examples(examples_path(sweep_dir, run.run_id))
             if arrays is None:
                 continue
             if inputs is None:
@@ -461,11 +468,6 @@ def _example_figures(
                 )
             )
     return plan
-
-
-def _name(record: dict[str, Any], section: str) -> Any:
-    value = (record.get("config") or {}).get(section)
-    return value.get("name") if isinstance(value, dict) else None
 
 
 def _plain(value: Any) -> Any:

@@ -2,15 +2,14 @@
 
 At object scale 1 (the object fills the canvas) plain resizing should do as well as
 anything; at 0.1 only a reducer that attends can keep the object legible. Reads
-``config.dataset.object_scale`` from the records; never re-runs anything.
+the runs frame's ``object_scale`` (the mean of ``config.dataset.object_scale``);
+never re-runs anything.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -22,32 +21,10 @@ from matplotlib.ticker import ScalarFormatter  # noqa: E402
 SCALE_COLUMNS = ["reducer", "dataset", "seed", "status", "object_scale", "test_accuracy"]
 
 
-def object_scale_of(config: dict[str, Any]) -> float | None:
-    """The mean of ``config.dataset.object_scale`` ``[lo, hi]``; ``None`` when unset."""
-    scale = (config.get("dataset") or {}).get("object_scale")
-    if scale is None:
-        return None
-    lo, hi = (float(scale[0]), float(scale[1])) if len(scale) == 2 else (float(scale[0]),) * 2
-    return (lo + hi) / 2
-
-
-def object_scale_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """One row per record: reducer, dataset, seed, status, object_scale, test_accuracy."""
-    rows = []
-    for record in records:
-        config = record.get("config", {})
-        rows.append(
-            {
-                "reducer": (record.get("reducer") or {}).get("name")
-                or (config.get("reducer") or {}).get("name"),
-                "dataset": (config.get("dataset") or {}).get("name"),
-                "seed": config.get("seed"),
-                "status": record.get("status"),
-                "object_scale": object_scale_of(config),
-                "test_accuracy": (record.get("metrics") or {}).get("test_accuracy"),
-            }
-        )
-    return pd.DataFrame(rows, columns=SCALE_COLUMNS)
+def object_scale_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """The columns of the runs frame (``stn.results.collect.runs_frame``) this figure
+    reads: reducer, dataset, seed, status, object_scale, test_accuracy."""
+    return runs.reindex(columns=SCALE_COLUMNS)
 
 
 def accuracy_by_object_scale(frame: pd.DataFrame) -> pd.DataFrame:
@@ -65,7 +42,7 @@ def plot_accuracy_vs_object_scale(frame: pd.DataFrame, path: str | os.PathLike) 
     """Draw test accuracy (mean ± std over seeds) against object scale, one line per reducer.
 
     Args:
-        frame: ``object_scale_frame(records)`` (needs reducer, status, object_scale,
+        frame: ``object_scale_frame(runs)`` (needs reducer, status, object_scale,
             test_accuracy).
         path: the image to write (the suffix picks the format: .png, .svg, .pdf).
 

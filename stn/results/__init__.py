@@ -1,1 +1,3 @@
-"""Results: the record store (atomic write, read, validate, collect into a frame)."""
+"""Results: the record's layout (``record``: typed sections, schema versions, validation),
+its files (``store``: atomic write, read, load a folder) and the runs frame every table and
+figure reads (``collect``)."""

@@ -1,7 +1,9 @@
 """From a sweep's records to what a report needs: the runs frame, curves, completeness.
 
-Built for records not seen yet: every field is optional. A failed run whose reducer
-never got built has no ``record["reducer"]``; its names then come from the config.
+``runs_frame`` reads the typed records (``stn.results.record.Record``) once into the
+frame every table and figure uses; nothing downstream looks at a record again. Built for
+records not seen yet: every field is optional. A failed run whose reducer never got
+built has no recorded reducer; its names then come from the config.
 """
 
 from __future__ import annotations
@@ -9,18 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from stn.measure.plateau import record_plateau
-from stn.results.store import records_to_frame
+from stn.measure.plateau import plateau_verdict
+from stn.results.record import Record
 
-# Frame column → where the resolved config keeps the same fact.
-CONFIG_FALLBACKS = {
-    "dataset": ("dataset", "name"),
-    "reducer": ("reducer", "name"),
-    "reducer_kind": ("reducer", "kind"),
-    "classifier": ("classifier", "name"),
-}
 GRID_KEYS = ["dataset", "reducer", "classifier", "seed"]
 # Frame column → key of the run's plateau verdict (stn.measure.plateau.plateau_verdict).
 PLATEAU_COLUMNS = {
@@ -31,52 +27,109 @@ PLATEAU_COLUMNS = {
     "chance_loss": "chance_loss",
 }
 PLATEAU_FLAGS = ("ended_on_plateau", "left_plateau_at_epoch")
+THROUGHPUT_PREFIX = "tp_"
 
 
-def _config_value(record: dict[str, Any], section: str, key: str) -> Any:
-    value = (record.get("config") or {}).get(section)
-    return value.get(key) if isinstance(value, dict) else None
+def runs_frame(records: list[Record]) -> pd.DataFrame:
+    """One row per record, in the order of ``records``, with every column the tables and
+    figures use.
 
-
-def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """``stn.results.store.records_to_frame`` plus the config fields the report groups by.
-
-    Adds ``kernel`` and ``antialias`` (from ``config.reducer``; STN presets set them),
-    the plateau verdict (``PLATEAU_COLUMNS``; ``ended_on_plateau`` is ``None`` where
-    unknown), fills missing names from the config, and keeps the order of ``records``.
+    Columns: run_id, sweep, status (``unknown`` where missing), error, dataset, reducer,
+    reducer_kind, classifier (as built, else as configured), learned, reducer_params,
+    oracle, seed, mode (train/throughput), test_accuracy, test_loss, train_seconds;
+    every ``throughput.<figure>.<stat>`` number flattened as ``tp_<figure>_<stat>``,
+    ``tp_device`` and ``tp_comparable`` (``False``: taken beside other runs); ``kernel``
+    and ``antialias`` (from ``config.reducer``; STN presets set them); the plateau
+    verdict (``PLATEAU_COLUMNS``; ``ended_on_plateau`` is ``None`` where unknown); and
+    ``object_scale`` (the mean of ``config.dataset.object_scale``, ``None`` when unset).
     """
-    frame = records_to_frame(records)
-    if frame.empty:
+    if not records:
         return pd.DataFrame(columns=["run_id", "status", "error", *GRID_KEYS, "test_accuracy"])
-    for column, (section, key) in CONFIG_FALLBACKS.items():
-        from_config = pd.Series([_config_value(r, section, key) for r in records], dtype=object)
-        frame[column] = frame[column].astype(object).where(frame[column].notna(), from_config)
-    frame["kernel"] = [_config_value(r, "reducer", "kernel") for r in records]
-    frame["antialias"] = [bool(_config_value(r, "reducer", "antialias")) for r in records]
+    frame = pd.DataFrame([_row(r) for r in records])
+    frame["kernel"] = [r.configured("reducer", "kernel") for r in records]
+    frame["antialias"] = [bool(r.configured("reducer", "antialias")) for r in records]
     verdicts = [record_plateau(r) or {} for r in records]
     for column, key in PLATEAU_COLUMNS.items():
         values = pd.Series([v.get(key) for v in verdicts], dtype=object)
         # The flag and the epoch keep None (unknown / never left); the figures are floats.
         frame[column] = values if column in PLATEAU_FLAGS else pd.to_numeric(values)
+    frame["object_scale"] = pd.Series([r.object_scale for r in records], dtype=float)
     frame["status"] = frame["status"].fillna("unknown")
     return frame
 
 
-def curves_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+def _row(record: Record) -> dict[str, Any]:
+    """The record's scalar columns, then its throughput numbers."""
+    reducer = record.reducer
+    row = {
+        "run_id": record.run_id,
+        "sweep": record.sweep,
+        "status": record.status,
+        "error": record.error,
+        "dataset": record.name_of("dataset"),
+        # A run that failed before building its reducer still names it, from its config.
+        "reducer": reducer.name or record.configured("reducer", "name"),
+        "reducer_kind": reducer.kind
+        if reducer.kind is not None
+        else record.configured("reducer", "kind"),
+        "learned": reducer.learned,
+        "reducer_params": reducer.parameters,
+        "oracle": bool(reducer.oracle or False),
+        "classifier": record.name_of("classifier"),
+        "seed": record.seed,
+        "mode": record.mode,
+        "test_accuracy": record.metrics.test_accuracy,
+        "test_loss": record.metrics.test_loss,
+        "train_seconds": record.metrics.train_seconds,
+    }
+    return row | _throughput_columns(record.throughput)
+
+
+def _throughput_columns(throughput: dict[str, Any]) -> dict[str, Any]:
+    columns = {
+        f"{THROUGHPUT_PREFIX}device": (throughput.get("reducer") or {}).get("device"),
+        f"{THROUGHPUT_PREFIX}comparable": throughput.get("comparable"),
+    }
+    for figure, stats in throughput.items():
+        if isinstance(stats, dict):
+            for stat, value in stats.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    columns[f"{THROUGHPUT_PREFIX}{figure}_{stat}"] = value
+    return columns
+
+
+def record_plateau(record: Record) -> dict[str, Any] | None:
+    """A record's plateau verdict: the stored ``metrics.plateau``, else computed from its
+    ``metrics.curves`` and ``dataset.num_classes`` (records written before the field
+    existed), else ``None`` (unknown: no curves, no class count, or unusable ones).
+    """
+    stored = record.metrics.plateau
+    if isinstance(stored, dict) and isinstance(stored.get("ended_on_plateau"), bool):
+        return stored
+    num_classes = record.dataset.num_classes
+    curves = record.metrics.curves
+    if not isinstance(num_classes, (int, np.integer)) or not isinstance(curves, list):
+        return None
+    try:
+        return plateau_verdict(curves, int(num_classes))
+    except ValueError:
+        return None  # damaged curves: say "unknown" rather than guess
+
+
+def curves_frame(records: list[Record]) -> pd.DataFrame:
     """Per-epoch learning curves of the ``ok`` records, one row per (run, epoch)."""
     rows = []
     for record in records:
-        if record.get("status") != "ok":
+        if record.status != "ok":
             continue
-        curves = (record.get("metrics") or {}).get("curves") or []
-        for entry in curves:
+        for entry in record.metrics.curves or []:
             if isinstance(entry, dict) and "epoch" in entry:
                 rows.append(
                     {
-                        "dataset": _config_value(record, "dataset", "name"),
-                        "reducer": _config_value(record, "reducer", "name"),
-                        "classifier": _config_value(record, "classifier", "name"),
-                        "seed": (record.get("config") or {}).get("seed"),
+                        "dataset": record.configured("dataset", "name"),
+                        "reducer": record.configured("reducer", "name"),
+                        "classifier": record.configured("classifier", "name"),
+                        "seed": record.seed,
                         **entry,
                     }
                 )
