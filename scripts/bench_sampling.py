@@ -30,7 +30,7 @@ from torch import Tensor
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stn.measure.throughput import busy_cpu_seconds, measure  # noqa: E402
-from stn.sampling.grid import _grid_sample_general, affine_grid, sample_axis_aligned  # noqa: E402
+from stn.sampling.grid import affine_grid, grid_sample_general, sample_axis_aligned  # noqa: E402
 from stn.sampling.kernels import Kernel, get_kernel, kernel_names  # noqa: E402
 from stn.sampling.native import NativeSampler, native_sampler, native_sampler_status  # noqa: E402
 
@@ -64,7 +64,7 @@ def _general(
     hw: tuple[int, int],
     sampler: NativeSampler | None,
 ) -> Tensor:
-    return _grid_sample_general(x, affine_grid(th, hw), kern, aa, "zeros", False, sampler)
+    return grid_sample_general(x, affine_grid(th, hw), kern, aa, "zeros", False, sampler)
 
 
 def _axis(x: Tensor, th: Tensor, kern: Kernel, aa: bool, hw: tuple[int, int]) -> Tensor:

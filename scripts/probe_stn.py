@@ -4,7 +4,9 @@
         kind=stn loc_head=heatmap init_scale=0.5 lr_multiplier=1.0
 
 Reducer options are ``key=value`` pairs (values parsed as YAML-ish JSON: numbers, true,
-[0.3, 0.5]); default ``kind=stn``. Per epoch it prints test accuracy, the mean and spread
+[0.3, 0.5]); default ``kind=stn``; options left out take the kind's config defaults
+(``stn.reducers.transformer.StnConfig``: ``lr_multiplier`` 1.0, where the stn_* presets
+set 0.1). Per epoch it prints test accuracy, the mean and spread
 of the zoom over test images, and how often the glimpse centre falls inside the true
 object box (``hit``) — the attended region, without plots. One thread, CPU; for choosing
 recipes before a sweep, not a benchmark record (use ``experiment=stn_recipes`` for that).

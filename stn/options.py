@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import types
 import typing
 from collections.abc import Mapping
@@ -27,9 +28,14 @@ class OptionsError(ValueError):
 
 def option(default: Any, help: str) -> Any:
     """A dataclass field with ``default`` and one line of ``help`` (shown by the CLI's option
-    listing). Lists given as defaults are stored as tuples, so configs stay hashable."""
+    listing). Lists given as defaults are stored as tuples, so configs stay hashable; a
+    mapping default is copied for each config (a ``dict[str, float]`` option)."""
     if isinstance(default, list):
         default = tuple(default)
+    if isinstance(default, Mapping):
+        return dataclasses.field(
+            default_factory=functools.partial(dict, default), metadata={"help": help}
+        )
     return dataclasses.field(default=default, metadata={"help": help})
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from stn.sampling import native
-from stn.sampling.grid import _grid_sample_general, affine_grid, grid_sample
+from stn.sampling.grid import affine_grid, grid_sample, grid_sample_general
 from stn.sampling.kernels import Kernel, get_kernel, kernel_names, support_taps
 
 F64 = torch.float64
@@ -47,7 +47,7 @@ def problem(seed: int, dtype=F64, scale=(0.6, 1.9)):
 def value_and_grads(inp, grid, kern, antialias, padding, align, sampler, seed=1):
     inp = inp.detach().clone().requires_grad_()
     grid = grid.detach().clone().requires_grad_()
-    out = _grid_sample_general(inp, grid, kern, antialias, padding, align, sampler)
+    out = grid_sample_general(inp, grid, kern, antialias, padding, align, sampler)
     g = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=out.dtype)
     return (out.detach(), *torch.autograd.grad(out, (inp, grid), g))
 
@@ -101,7 +101,7 @@ def test_gradcheck_compiled(sampler, kernel, antialias):
     inp, grid = inp[:1, :2].requires_grad_(), grid[:1, :3, :4].contiguous().requires_grad_()
 
     def fn(i, g):
-        return _grid_sample_general(i, g, get_kernel(kernel), antialias, "zeros", False, sampler)
+        return grid_sample_general(i, g, get_kernel(kernel), antialias, "zeros", False, sampler)
 
     assert torch.autograd.gradcheck(fn, (inp, grid), eps=1e-6, atol=1e-7)
 

@@ -77,7 +77,7 @@ def test_gradients_reach_the_saliency_net():
         ({"sigma": 0}, "sigma must be > 0"),
         ({"grid_size": 1}, "grid_size must be >= 2"),
         ({"loc_norm": "zca"}, "none, standardize"),
-        ({"saliency_net": "big"}, "unknown saliency option"),
+        ({"saliency_net": "big"}, "unknown reducer kind 'saliency' option 'saliency_net'"),
     ],
 )
 def test_bad_options_are_refused(options, message):

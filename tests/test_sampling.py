@@ -10,12 +10,12 @@ import torch.nn.functional as F
 
 from stn.sampling.grid import (
     SamplingStepError,
-    _grid_sample_general,
     affine_grid,
     grid_sample,
+    grid_sample_general,
     sample_axis_aligned,
 )
-from stn.sampling.kernels import get_kernel, kernel_names
+from stn.sampling.kernels import Kernel, get_kernel, kernel_names
 
 F64 = torch.float64
 NATIVE = ["nearest", "bilinear", "bicubic"]
@@ -53,7 +53,7 @@ def test_general_path_matches_native(mode, align_corners, padding_mode):
     grid = affine_grid(random_theta(3, gen), (7, 8), align_corners)
     grid = grid + 0.02 * torch.randn(grid.shape, generator=gen, dtype=F64)  # not affine
     ours = grads(
-        lambda i, g: _grid_sample_general(
+        lambda i, g: grid_sample_general(
             i, g, get_kernel(mode), False, padding_mode, align_corners
         ),
         inp,
@@ -83,6 +83,60 @@ def test_public_grid_sample_delegates_native_and_runs_others():
     assert not torch.allclose(other, ref) and (other - ref).abs().max() < 0.5
 
 
+KERNEL_CASES = [(k, {}) for k in kernel_names()] + [
+    ("bicubic", {"a": -0.75}),  # PyTorch's bicubic, given its parameter
+    ("bicubic", {"a": -0.5}),  # another Keys cubic: F.grid_sample does not compute it
+    ("gaussian", {"sigma": 0.8}),
+]
+
+
+@pytest.mark.parametrize(("kernel", "params"), KERNEL_CASES)
+@pytest.mark.parametrize("antialias", [False, True])
+@pytest.mark.parametrize("given", ["name", "built"])
+def test_grid_sample_delegates_exactly_where_the_kernel_names_a_mode(
+    kernel, params, antialias, given, monkeypatch
+):
+    kern = get_kernel(kernel, **params)
+    calls = []
+    torch_grid_sample = F.grid_sample
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["mode"])
+        return torch_grid_sample(*args, **kwargs)
+
+    monkeypatch.setattr(F, "grid_sample", spy)
+    gen = torch.Generator().manual_seed(5)
+    inp = torch.randn(2, 2, 9, 11, generator=gen, dtype=F64)
+    grid = affine_grid(random_theta(2, gen), (7, 8))
+    grid = grid + 0.02 * torch.randn(grid.shape, generator=gen, dtype=F64)  # no exact ties
+    if given == "built":
+        out = grid_sample(inp, grid, kern, antialias)
+    else:
+        out = grid_sample(inp, grid, kernel, antialias, **params)
+    delegated = not antialias and kern.grid_sample_mode is not None
+    assert calls == ([kern.grid_sample_mode] if delegated else [])
+    # Either way the values are the kernel's: the general path computes the same.
+    general = grid_sample_general(inp, grid, kern, antialias, "zeros", False)
+    torch.testing.assert_close(out, general, rtol=0, atol=1e-10)
+
+
+def test_only_pytorchs_own_kernels_name_a_grid_sample_mode(monkeypatch):
+    modes = {k: get_kernel(k).grid_sample_mode for k in kernel_names()}
+    assert {k: m for k, m in modes.items() if m} == {
+        "nearest": "nearest",
+        "bilinear": "bilinear",
+        "bicubic": "bicubic",
+    }
+    # A kernel built by hand is never delegated, even one named and shaped as bilinear.
+    plain = get_kernel("bilinear")
+    custom = Kernel("bilinear", 1.0, plain.fn, True, plain.deriv, True, plain.window)
+    inp = torch.randn(1, 1, 6, 6, dtype=F64)
+    grid = affine_grid(random_theta(1, torch.Generator().manual_seed(2)), (4, 4))
+    reference = grid_sample(inp, grid, plain)
+    monkeypatch.setattr(F, "grid_sample", None)  # any call to it fails
+    torch.testing.assert_close(grid_sample(inp, grid, custom), reference, rtol=0, atol=1e-10)
+
+
 # ----------------------------------------------------------------- gradcheck, every kernel
 
 
@@ -97,7 +151,7 @@ def test_gradcheck_every_kernel(kernel, antialias):
     grid.requires_grad_()
 
     def fn(i, g):
-        return _grid_sample_general(i, g, get_kernel(kernel), antialias, "zeros", False)
+        return grid_sample_general(i, g, get_kernel(kernel), antialias, "zeros", False)
 
     assert torch.autograd.gradcheck(fn, (inp, grid), eps=1e-6, atol=1e-7)
 
@@ -244,7 +298,7 @@ def test_axis_aligned_matches_general(kernel, antialias, align_corners, padding_
         1,
     )
     grid = affine_grid(theta, (6, 5), align_corners)
-    general = _grid_sample_general(
+    general = grid_sample_general(
         inp, grid, get_kernel(kernel), antialias, padding_mode, align_corners
     )
     fast = sample_axis_aligned(
@@ -334,7 +388,7 @@ def test_chunking_does_not_change_results(monkeypatch):
     kern = get_kernel("lanczos2")
 
     def run():
-        return grads(lambda i, g: _grid_sample_general(i, g, kern, True, "zeros", False), inp, grid)
+        return grads(lambda i, g: grid_sample_general(i, g, kern, True, "zeros", False), inp, grid)
 
     whole = run()
     monkeypatch.setattr(sampling, "_CHUNK_ELEMENTS", 1000)  # a few samples per chunk

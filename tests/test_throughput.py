@@ -24,7 +24,7 @@ from stn.measure.throughput import (
 )
 from stn.measure.train import ReducedClassifier
 from stn.reducers.registry import build_reducer
-from stn.reducers.resize import Resize
+from stn.reducers.resize import Resize, ResizeConfig
 
 QUICK = ThroughputSettings(warmup=1, min_repeats=3, min_seconds=0.0)
 
@@ -186,9 +186,8 @@ def test_pipeline_backs_off_on_out_of_memory_and_records_the_batch():
                 raise RuntimeError("DefaultCPUAllocator: can't allocate memory")
             return super().forward(x)
 
-    model = ReducedClassifier(
-        Hungry("hungry", (48, 48), "bilinear"), build_classifier("mlp", 1, 10, (48, 48))
-    )
+    hungry = Hungry(ResizeConfig(name="hungry", kind="resize"), 1, (64, 64), (48, 48))
+    model = ReducedClassifier(hungry, build_classifier("mlp", 1, 10, (48, 48)))
     x, y = _batch()
     settings = ThroughputSettings(warmup=1, min_repeats=2, min_seconds=0.0, batch_size=64)
     out = measure_pipeline(model, x, y, None, "cpu", settings)

@@ -46,9 +46,7 @@ def test_diverging_loss_stops_the_run_with_a_reason():
 def test_reducer_parameters_train_at_their_own_rate():
     from stn.measure.train import make_optimizer
 
-    reducer = build_reducer({"kind": "resize", "mode": "bilinear"}, 1, (64, 64))
-    reducer.scale = torch.nn.Parameter(torch.ones(1))
-    reducer.lr_multiplier = 0.1
+    reducer = build_reducer({"kind": "learned_resizer", "lr_multiplier": 0.1}, 1, (64, 64))
     model = ReducedClassifier(reducer, build_classifier("mlp", 1, 10, (48, 48)))
     optimizer = make_optimizer(model, TrainSettings(lr=0.01))
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.01, 0.001])
@@ -101,9 +99,8 @@ def test_fit_applies_the_schedule_to_every_group_and_clips_gradients(monkeypatch
     monkeypatch.setattr(train_module, "make_optimizer", recording_optimizer)
     digits = load_embedded_digits()
     train = BatchStream(digits.subset(np.arange(0, 5000, 50)), 25, None, 0)
-    reducer = build_reducer({"kind": "resize", "mode": "bilinear"}, 1, (28, 28), (14, 14))
-    reducer.scale = torch.nn.Parameter(torch.ones(1))
-    reducer.lr_multiplier = 0.1
+    spec = {"kind": "learned_resizer", "lr_multiplier": 0.1}
+    reducer = build_reducer(spec, 1, (28, 28), (14, 14))
     model = ReducedClassifier(reducer, build_classifier("mlp", 1, 10, (14, 14)))
     settings = TrainSettings(epochs=2, lr=0.01, grad_clip_norm=0.5, progress=False)
     fit(model, train, train, settings, torch.device("cpu"))

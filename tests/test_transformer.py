@@ -123,7 +123,10 @@ def test_loc_size_sets_the_low_resolution_copy():
         ({"kernel": "sinc"}, "sinc"),
         ({"loc_size": 30}, "divisible by 4"),
         ({"loc_head_init": "ones"}, "zeros, small"),
-        ({"antialiased": True}, "unknown STN option"),
+        (
+            {"antialiased": True},
+            r"unknown reducer kind 'stn' option 'antialiased' \(did you mean 'antialias'\?\)",
+        ),
     ],
 )
 def test_bad_options_are_refused_with_the_valid_choices(options, message):

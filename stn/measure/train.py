@@ -149,9 +149,9 @@ def make_optimizer(
     """
     groups = [{"params": list(model.classifier.parameters()), "lr": settings.lr}]
     reducer_params = [p for p in model.reducer.parameters() if p.requires_grad]
-    reducer_lr = settings.lr * float(getattr(model.reducer, "lr_multiplier", 1.0))
+    reducer_lr = settings.lr * model.reducer.lr_multiplier
     # The reducer validated its ``optimizer`` (one of stn.reducers.base.REDUCER_OPTIMIZERS).
-    if reducer_params and getattr(model.reducer, "optimizer", "adam") == "sgd":
+    if reducer_params and model.reducer.optimizer == "sgd":
         return JointOptimizer(
             torch.optim.AdamW(groups, weight_decay=settings.weight_decay),
             torch.optim.SGD(
@@ -223,9 +223,7 @@ def fit(
     steps, train_seconds = 0, 0.0
     for epoch in range(settings.epochs):
         # A reducer with a curriculum (e.g. a zoom bound per epoch) sets it up here.
-        on_epoch_start = getattr(model.reducer, "on_epoch_start", None)
-        if callable(on_epoch_start):
-            on_epoch_start(epoch)
+        model.reducer.on_epoch_start(epoch)
         model.train()
         started = time.perf_counter()
         loss_sum, correct, count = 0.0, 0, 0

@@ -50,6 +50,10 @@ class ReducerConfig:
     name: str = option("", "label in tables and run ids (empty: the kind)")
     kind: str = option("", "which registered reducer builds this (conf/reducer/*.yaml sets it)")
 
+    def __post_init__(self) -> None:
+        """Cross-option checks; a kind's config (or shared option group) adds its own and
+        calls ``super().__post_init__()``, so every group's checks run."""
+
 
 @dataclass(frozen=True)
 class LearnedReducerConfig(ReducerConfig):
@@ -59,6 +63,7 @@ class LearnedReducerConfig(ReducerConfig):
     optimizer: str = option("adam", "adam (with the classifier's AdamW) or sgd (momentum 0.9)")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.lr_multiplier >= 0:
             raise ReducerConfigError(f"lr_multiplier must be >= 0, got {self.lr_multiplier}")
         if self.optimizer not in REDUCER_OPTIMIZERS:

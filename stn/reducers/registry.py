@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from stn.options import closest_match, options_from
+from stn.options import OptionsError, closest_match, options_from
 from stn.reducers import (  # noqa: F401 - imported for their @register_reducer
     blur_pool,
     learned_resizer,
@@ -40,7 +40,12 @@ def reducer_config(spec: Mapping[str, Any]) -> ReducerConfig:
         )
     values = dict(spec)
     values["name"] = str(values.get("name") or kind)
-    return options_from(REDUCERS[kind].config_type, values, f"reducer kind {kind!r}")
+    try:
+        return options_from(REDUCERS[kind].config_type, values, f"reducer kind {kind!r}")
+    except ReducerConfigError:
+        raise
+    except OptionsError as err:  # an unknown key or a mistyped value: a preset's fault too
+        raise ReducerConfigError(str(err)) from err
 
 
 def build_reducer(

@@ -14,17 +14,24 @@ layer is zero) gives the identity grid, i.e. a plain resize.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stn.reducers.base import Reducer, ReducerConfigError, Size
-from stn.reducers.transformer import LOC_NORMS, conv_stages, standardize
+from stn.options import option
+from stn.reducers.base import (
+    LearnedReducerConfig,
+    Reducer,
+    ReducerConfigError,
+    Size,
+    register_reducer,
+)
+from stn.reducers.sampler_options import LocalisationOptions, SamplingOptions
+from stn.reducers.transformer import conv_stages, standardize
 from stn.sampling.grid import grid_sample
-from stn.sampling.kernels import get_kernel
 
 
 def gaussian_taps(radius: int, sigma: float, like: Tensor) -> Tensor:
@@ -68,105 +75,79 @@ def saliency_grid(saliency: Tensor, positions: tuple[Tensor, Tensor], sigma: flo
     return torch.cat([grid_x, grid_y], dim=1).permute(0, 2, 3, 1).clamp(-1.0, 1.0)
 
 
-class SaliencySampler(Reducer):
-    """Learned reducer ``(N, C, H, W) → (N, C, *output_size)`` that magnifies salient regions.
+@dataclass(frozen=True)
+class SaliencyConfig(SamplingOptions, LocalisationOptions, LearnedReducerConfig):
+    """Options of the saliency sampler; ``loc_*`` set its saliency net (the map is
+    ``loc_size / 2^stages`` cells a side), the shared ones come from the option groups."""
 
-    Args:
-        name: preset name.
-        output_size: ``(h, w)``.
-        in_channels: C.
-        kernel, antialias, kernel_params: the sampler (``stn.sampling.grid.grid_sample``).
-        loc_size: side of the low-resolution copy the saliency net sees.
-        loc_channels: saliency net (conv–pool) stages; the map is ``loc_size / 2^stages``.
-        loc_norm: ``none`` or ``standardize`` (per image) for the low-res copy.
-        grid_size: side of the coarse grid the saliency is upsampled to.
-        sigma: Gaussian width in grid cells (larger: smoother, less magnification).
-        lr_multiplier: the saliency net trains at ``lr × lr_multiplier``.
-    """
+    grid_size: int = option(31, "side of the coarse grid the saliency is upsampled to")
+    sigma: float = option(
+        4.0, "Gaussian pull width in grid cells (larger: smoother, less magnification)"
+    )
 
-    kind = "saliency"
-    learned = True
-
-    def __init__(
-        self,
-        name: str,
-        output_size: Size,
-        in_channels: int,
-        kernel: str = "bilinear",
-        antialias: bool = False,
-        loc_size: int = 64,
-        loc_channels: Sequence[int] = (16, 32),
-        loc_norm: str = "standardize",
-        grid_size: int = 31,
-        sigma: float = 4.0,
-        lr_multiplier: float = 1.0,
-        kernel_params: dict[str, float] | None = None,
-    ) -> None:
-        super().__init__(name, output_size)
-        self.kernel_params = dict(kernel_params or {})
-        try:
-            get_kernel(kernel, **self.kernel_params)
-        except (ValueError, TypeError) as err:
-            raise ReducerConfigError(str(err)) from err
-        if loc_norm not in LOC_NORMS:
-            raise ReducerConfigError(f"loc_norm {loc_norm!r} is not one of {', '.join(LOC_NORMS)}")
-        if loc_size % 2 ** len(loc_channels):
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.loc_size % 2 ** len(self.loc_channels):
             raise ReducerConfigError(
-                f"loc_size {loc_size} must be divisible by 2^{len(loc_channels)} "
+                f"loc_size {self.loc_size} must be divisible by 2^{len(self.loc_channels)} "
                 "(one halving per loc_channels stage); try 32, 64 or 96"
             )
-        if grid_size < 2:
-            raise ReducerConfigError(f"grid_size must be >= 2, got {grid_size}")
-        if not sigma > 0:
-            raise ReducerConfigError(f"sigma must be > 0, got {sigma}")
-        if lr_multiplier < 0:
-            raise ReducerConfigError(f"lr_multiplier must be >= 0, got {lr_multiplier}")
-        self.kernel, self.antialias = kernel, bool(antialias)
-        self.loc_size, self.loc_norm = int(loc_size), loc_norm
-        self.grid_size, self.sigma = int(grid_size), float(sigma)
-        self.lr_multiplier = float(lr_multiplier)
-        width = loc_channels[-1] if loc_channels else in_channels
-        self.features = conv_stages(in_channels, loc_channels, batch_norm=False)
+        if self.grid_size < 2:
+            raise ReducerConfigError(f"grid_size must be >= 2, got {self.grid_size}")
+        if not self.sigma > 0:
+            raise ReducerConfigError(f"sigma must be > 0, got {self.sigma}")
+
+
+@register_reducer("saliency", SaliencyConfig)
+class SaliencySampler(Reducer):
+    """Learned reducer ``(N, C, H, W) → (N, C, *output_size)`` that magnifies salient regions
+    (options: :class:`SaliencyConfig`); the saliency net trains at
+    ``trainer.lr × lr_multiplier``."""
+
+    learned = True
+    config: SaliencyConfig
+
+    def __init__(
+        self, config: SaliencyConfig, in_channels: int, input_size: Size, output_size: Size
+    ) -> None:
+        super().__init__(config, in_channels, input_size, output_size)
+        self.kernel = config.sampling_kernel()  # built once; every batch samples with it
+        channels = config.loc_channels
+        width = channels[-1] if channels else in_channels
+        self.features = conv_stages(in_channels, channels, batch_norm=False)
         self.score = nn.Conv2d(width, 1, 1)
         with torch.no_grad():  # uniform saliency at the start: the identity grid
             self.score.weight.zero_()
             self.score.bias.zero_()
 
+    def describe(self) -> dict[str, Any]:
+        """Identity and size, and every option: tables and figures group by the kernel."""
+        return {**super().describe(), **self.described_options()}
+
     def saliency(self, x: Tensor) -> Tensor:
         """``(N, grid_size, grid_size)`` saliency (softmax over cells, sums to 1)."""
-        low = F.adaptive_avg_pool2d(x, self.loc_size)
-        low = standardize(low) if self.loc_norm == "standardize" else low
+        c = self.config
+        low = F.adaptive_avg_pool2d(x, c.loc_size)
+        low = standardize(low) if c.loc_norm == "standardize" else low
         logits = self.score(self.features(low))
-        logits = F.interpolate(
-            logits, size=(self.grid_size, self.grid_size), mode="bilinear", align_corners=False
-        )
+        side = c.grid_size
+        logits = F.interpolate(logits, size=(side, side), mode="bilinear", align_corners=False)
         n = logits.shape[0]
-        return logits.view(n, -1).softmax(1).view(n, self.grid_size, self.grid_size)
+        return logits.view(n, -1).softmax(1).view(n, side, side)
 
     def grid(self, x: Tensor) -> Tensor:
         """The ``(N, h, w, 2)`` sampling grid for ``x`` ``(N, C, H, W)``."""
         h, w = self.output_size
         # Coarse positions run from the first to the last output pixel centre, so an
         # align_corners=True upsampling lands exactly on the output pixel centres.
-        ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, self.grid_size, dtype=x.dtype, device=x.device)
-        xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, self.grid_size, dtype=x.dtype, device=x.device)
-        coarse = saliency_grid(self.saliency(x), (ys, xs), self.sigma)
+        side = self.config.grid_size
+        ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, side, dtype=x.dtype, device=x.device)
+        xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, side, dtype=x.dtype, device=x.device)
+        coarse = saliency_grid(self.saliency(x), (ys, xs), self.config.sigma)
         fine = F.interpolate(
             coarse.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=True
         )
         return fine.permute(0, 2, 3, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return grid_sample(x, self.grid(x), self.kernel, self.antialias, **self.kernel_params)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            **super().describe(),
-            "kernel": self.kernel,
-            "antialias": self.antialias,
-            "loc_size": self.loc_size,
-            "loc_norm": self.loc_norm,
-            "grid_size": self.grid_size,
-            "sigma": self.sigma,
-            "lr_multiplier": self.lr_multiplier,
-        }
+        return grid_sample(x, self.grid(x), self.kernel, self.config.antialias)

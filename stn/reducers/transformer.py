@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -18,9 +19,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stn.measure.train import NonFiniteLossError
-from stn.reducers.base import REDUCER_OPTIMIZERS, Reducer, ReducerConfigError, Size
+from stn.options import option
+from stn.reducers.base import (
+    LearnedReducerConfig,
+    Reducer,
+    ReducerConfigError,
+    Size,
+    register_reducer,
+)
+from stn.reducers.sampler_options import LocalisationOptions, SamplingOptions
 from stn.sampling.grid import SamplingStepError, affine_grid, grid_sample, sample_axis_aligned
-from stn.sampling.kernels import get_kernel
+from stn.sampling.kernels import Kernel, get_kernel
 
 # family → number of parameters the localisation net predicts
 TRANSFORMS = {"affine": 6, "attention": 3}
@@ -30,7 +39,6 @@ HEAD_INITS = ("zeros", "small", "blob")
 # object's cells (denser clutter wants more: see ``blob_sharpness``).
 BLOB_SHARPNESS = 20.0
 LOC_HEADS = ("regression", "heatmap")
-LOC_NORMS = ("none", "standardize")
 ZOOM_MAX = 2.0  # the heatmap head's zoom lies in (0, ZOOM_MAX)
 
 
@@ -69,6 +77,11 @@ def _check_head_init(head_init: str) -> None:
         raise ReducerConfigError(
             f"loc_head_init {head_init!r} is not one of {', '.join(HEAD_INITS)}"
         )
+
+
+def _check_heatmap_channels(channels: Sequence[int]) -> None:
+    if not channels:
+        raise ReducerConfigError("loc_head=heatmap needs at least one loc_channels stage")
 
 
 def _check_divisible(input_size: int, stages: int) -> None:
@@ -156,8 +169,7 @@ class HeatmapLocalisation(nn.Module):
     ) -> None:
         super().__init__()
         _check_head_init(head_init)
-        if not channels:
-            raise ReducerConfigError("loc_head=heatmap needs at least one loc_channels stage")
+        _check_heatmap_channels(channels)
         _check_divisible(input_size, len(channels))
         self.features = conv_stages(in_channels, channels, batch_norm)
         self.heatmap = nn.Conv2d(channels[-1], 1, 1)
@@ -283,215 +295,228 @@ def standardize(x: Tensor, eps: float = 1e-5) -> Tensor:
     return (x - mean) / (std + eps)
 
 
-class SpatialTransformer(Reducer):
-    """Learned reducer ``(N, C, H, W) → (N, C, *output_size)``.
+@dataclass(frozen=True)
+class StnConfig(SamplingOptions, LocalisationOptions, LearnedReducerConfig):
+    """Options of the spatial transformer; the shared ones come from the option groups."""
 
-    Args:
-        name: preset name.
-        output_size: ``(h, w)`` of the sampled grid.
-        in_channels: C.
-        transform: ``affine`` (6 parameters) or ``attention`` (zoom + shift, 3).
-        kernel: sampling kernel name (``stn.sampling.kernels.kernel_names()``).
-        antialias: widen the kernel by the local sampling step (``stn.sampling.grid``).
-        loc_size: side of the low-resolution copy the localisation net sees.
-        loc_downscale: instead of a fixed ``loc_size``, shrink the input by this factor
-            (heatmap head only; the side is rounded to a multiple of ``2^stages``), so the
-            detector looks for objects of the same size in input pixels on any canvas.
-        loc_channels, loc_hidden, loc_batch_norm, loc_head_init: localisation net.
-        blob_sharpness: with ``loc_head_init="blob"``, the heatmap's start weight on the
-            ink-mass channel (softmax sharpness; larger = less pull from runner-up blobs).
-        loc_head: ``regression`` (conv–fc–linear head, the STN paper) or ``heatmap``
-            (soft-argmax over a translation-equivariant heatmap; attention only).
-        loc_norm: ``none`` or ``standardize`` (zero mean, unit variance per low-res copy,
-            so the localisation features do not start alike for every image).
-        init_scale: zoom at step 0; < 1 starts zoomed in on the centre.
-        glimpses: 1, or 2 for coarse-to-fine: a second localisation net looks at the
-            first glimpse's region (at ``loc_size``) and refines it, starting at no change.
-        zoom_schedule: a curriculum: the attention zoom of the first epochs, fixed
-            (e.g. ``[0.3, 0.5]``: epoch 1 zooms 0.3, epoch 2 0.5, then the predicted zoom).
-            Meanwhile only the shift is learned, on glimpses that already magnify; set
-            ``init_scale`` to the last entry for a smooth handover. ``on_epoch_start``
-            applies it.
-        glimpse_size: fix the attention window to this many input pixels (along the shorter
-            side) for every epoch, whatever the canvas size: zoom = glimpse_size / min(H, W).
-            Only the position is learned. Set it from the objects' size (e.g. 1.5× it).
-        candidates: 1, or K > 1 glimpses per image at the heatmap's K strongest separate
-            peaks (heatmap head with ``glimpse_size``): ``forward`` returns
-            ``(N·K, C, h, w)``, image-major, and :class:`stn.measure.train.ReducedClassifier`
-            keeps each class's largest logit over an image's K glimpses (multiple-instance
-            max-pooling), so the classifier, not the detector, decides which glimpse holds
-            the object. Costs K classifier passes per image.
-        loc_warmup_epochs: a curriculum: the localisation net stays frozen at its start
-            transform for this many epochs, so the classifier learns on the plain view
-            first (in probes, a localisation net that moved while the classifier was still
-            on its 2.30-loss plateau kept it there).
-        lr_multiplier: the localisation net trains at ``lr × lr_multiplier`` (the STN
-            paper used 0.1).
-        optimizer: what trains the localisation net: ``adam`` (as the classifier) or
-            ``sgd`` (momentum 0.9, the STN paper's choice), at ``lr × lr_multiplier``.
-        kernel_params: e.g. ``{"sigma": 0.5}`` for the gaussian kernel.
-    """
+    transform: str = option(
+        "attention", "affine (6 parameters) or attention (zoom + shift, 3; separable sampling)"
+    )
+    loc_downscale: float | None = option(
+        None,
+        "instead of a fixed loc_size, shrink the input by this factor (heatmap head only; "
+        "the side is rounded to a multiple of 2^stages), so the detector looks for objects "
+        "of the same size in input pixels on any canvas; null: loc_size",
+    )
+    loc_hidden: int = option(64, "localisation net: width of the regression head's hidden layer")
+    loc_batch_norm: bool = option(False, "localisation net: batch norm after each convolution")
+    loc_head_init: str = option(
+        "zeros",
+        "zeros (the STN paper: every image gets the same transform at step 0), small "
+        "(small random head weights: the transform already differs a little per image) or "
+        "blob (a heatmap head starts as a detector of the largest mass of ink)",
+    )
+    blob_sharpness: float = option(
+        BLOB_SHARPNESS,
+        "with loc_head_init=blob, the heatmap's start weight on the ink-mass channel "
+        "(softmax sharpness; larger = less pull from runner-up blobs)",
+    )
+    loc_head: str = option(
+        "regression",
+        "regression (conv–fc–linear head, the STN paper) or heatmap (soft-argmax over a "
+        "translation-equivariant heatmap; attention only)",
+    )
+    init_scale: float = option(1.0, "zoom at step 0; < 1 starts zoomed in on the centre")
+    glimpses: int = option(
+        1,
+        "1, or 2 for coarse-to-fine: a second localisation net looks at the first "
+        "glimpse's region (at loc_size) and refines it, starting at no change",
+    )
+    zoom_schedule: tuple[float, ...] = option(
+        (),
+        "a curriculum: the attention zoom of the first epochs, fixed ([0.3, 0.5]: epoch 1 "
+        "zooms 0.3, epoch 2 0.5, then the predicted zoom); meanwhile only the shift is "
+        "learned. Set init_scale to the last entry for a smooth handover",
+    )
+    glimpse_size: int | None = option(
+        None,
+        "fix the attention window to this many input pixels (along the shorter side) for "
+        "every epoch, whatever the canvas: zoom = glimpse_size / min(H, W); only the "
+        "position is learned. Set it from the objects' size (e.g. 1.5× it); null: learned",
+    )
+    candidates: int = option(
+        1,
+        "1, or K > 1 glimpses per image at the heatmap's K strongest separate peaks "
+        "(heatmap head with glimpse_size); the classifier keeps each class's largest logit "
+        "over them (multiple-instance max-pooling), at K classifier passes per image",
+    )
+    loc_warmup_epochs: int = option(
+        0,
+        "a curriculum: the localisation net stays frozen at its start transform for this "
+        "many epochs, so the classifier learns on the plain view first",
+    )
 
-    kind = "stn"
-    learned = True
-
-    def __init__(
-        self,
-        name: str,
-        output_size: Size,
-        in_channels: int,
-        transform: str = "attention",
-        kernel: str = "bilinear",
-        antialias: bool = False,
-        loc_size: int = 32,
-        loc_downscale: float | None = None,
-        loc_channels: Sequence[int] = (16, 32),
-        loc_hidden: int = 64,
-        loc_batch_norm: bool = False,
-        loc_head_init: str = "zeros",
-        blob_sharpness: float = BLOB_SHARPNESS,
-        loc_head: str = "regression",
-        loc_norm: str = "none",
-        init_scale: float = 1.0,
-        glimpses: int = 1,
-        zoom_schedule: Sequence[float] | None = None,
-        glimpse_size: int | None = None,
-        candidates: int = 1,
-        loc_warmup_epochs: int = 0,
-        lr_multiplier: float = 0.1,
-        optimizer: str = "adam",
-        kernel_params: dict[str, float] | None = None,
-    ) -> None:
-        super().__init__(name, output_size)
-        if transform not in TRANSFORMS:
+    def __post_init__(self) -> None:
+        if self.transform not in TRANSFORMS:
             raise ReducerConfigError(
-                f"transform {transform!r} is not one of {', '.join(TRANSFORMS)}"
+                f"transform {self.transform!r} is not one of {', '.join(TRANSFORMS)}"
             )
-        self.kernel_params = dict(kernel_params or {})
-        try:
-            get_kernel(kernel, **self.kernel_params)
-        except (ValueError, TypeError) as err:
-            raise ReducerConfigError(str(err)) from err
-        if lr_multiplier < 0:
-            raise ReducerConfigError(f"lr_multiplier must be >= 0, got {lr_multiplier}")
-        if optimizer not in REDUCER_OPTIMIZERS:
+        super().__post_init__()
+        self._check_head()
+        self._check_zoom()
+        self._check_glimpses()
+        self._check_localisation_input()
+        # What the localisation nets check when built, checked here first.
+        _check_head_init(self.loc_head_init)
+        if self.loc_head == "heatmap":
+            _check_heatmap_channels(self.loc_channels)
+        _check_divisible(self.loc_size, len(self.loc_channels))
+
+    def _check_head(self) -> None:
+        if self.loc_head not in LOC_HEADS:
             raise ReducerConfigError(
-                f"optimizer {optimizer!r} is not one of {', '.join(REDUCER_OPTIMIZERS)}"
+                f"loc_head {self.loc_head!r} is not one of {', '.join(LOC_HEADS)}"
             )
-        self.optimizer = optimizer
-        if loc_head not in LOC_HEADS:
-            raise ReducerConfigError(f"loc_head {loc_head!r} is not one of {', '.join(LOC_HEADS)}")
-        if loc_head == "heatmap" and transform != "attention":
+        if self.loc_head == "heatmap" and self.transform != "attention":
             raise ReducerConfigError(
                 "loc_head=heatmap predicts a zoom and a shift only: use transform=attention"
             )
-        if loc_head_init == "blob" and loc_head != "heatmap":
+        if self.loc_head_init == "blob" and self.loc_head != "heatmap":
             raise ReducerConfigError(
                 "loc_head_init=blob initialises a heatmap: use loc_head=heatmap"
             )
-        if blob_sharpness <= 0:
-            raise ReducerConfigError(f"blob_sharpness must be > 0, got {blob_sharpness}")
-        if loc_norm not in LOC_NORMS:
-            raise ReducerConfigError(f"loc_norm {loc_norm!r} is not one of {', '.join(LOC_NORMS)}")
-        if not 0 < init_scale < ZOOM_MAX:
-            raise ReducerConfigError(f"init_scale must lie in (0, {ZOOM_MAX:g}), got {init_scale}")
-        if glimpses not in (1, 2):
-            raise ReducerConfigError(f"glimpses must be 1 or 2, got {glimpses}")
-        self.zoom_schedule = [float(v) for v in (zoom_schedule or [])]
-        if self.zoom_schedule and transform != "attention":
+        if self.blob_sharpness <= 0:
+            raise ReducerConfigError(f"blob_sharpness must be > 0, got {self.blob_sharpness}")
+
+    def _check_zoom(self) -> None:
+        if not 0 < self.init_scale < ZOOM_MAX:
+            raise ReducerConfigError(
+                f"init_scale must lie in (0, {ZOOM_MAX:g}), got {self.init_scale}"
+            )
+        if self.glimpses not in (1, 2):
+            raise ReducerConfigError(f"glimpses must be 1 or 2, got {self.glimpses}")
+        schedule = list(self.zoom_schedule)
+        if schedule and self.transform != "attention":
             raise ReducerConfigError(
                 "zoom_schedule bounds the attention zoom: use transform=attention"
             )
-        if any(not 0 < v for v in self.zoom_schedule):
-            raise ReducerConfigError(f"zoom_schedule entries must be > 0, got {self.zoom_schedule}")
-        if glimpse_size is not None:
-            if transform != "attention":
+        if any(not 0 < v for v in schedule):
+            raise ReducerConfigError(f"zoom_schedule entries must be > 0, got {schedule}")
+        if self.glimpse_size is not None:
+            if self.transform != "attention":
                 raise ReducerConfigError(
                     "glimpse_size fixes the attention zoom: use transform=attention"
                 )
-            if self.zoom_schedule:
+            if schedule:
                 raise ReducerConfigError(
                     "glimpse_size fixes the zoom for every epoch: drop zoom_schedule or it"
                 )
-            if int(glimpse_size) < 1:
-                raise ReducerConfigError(f"glimpse_size must be >= 1 pixel, got {glimpse_size}")
-        self.glimpse_size = None if glimpse_size is None else int(glimpse_size)
-        if int(candidates) < 1:
-            raise ReducerConfigError(f"candidates must be >= 1, got {candidates}")
-        if candidates > 1 and (loc_head != "heatmap" or glimpse_size is None or glimpses != 1):
+            if self.glimpse_size < 1:
+                raise ReducerConfigError(
+                    f"glimpse_size must be >= 1 pixel, got {self.glimpse_size}"
+                )
+
+    def _check_glimpses(self) -> None:
+        if self.candidates < 1:
+            raise ReducerConfigError(f"candidates must be >= 1, got {self.candidates}")
+        if self.candidates > 1 and (
+            self.loc_head != "heatmap" or self.glimpse_size is None or self.glimpses != 1
+        ):
             raise ReducerConfigError(
                 "candidates > 1 places fixed-size glimpses at the heatmap's peaks: use "
                 "loc_head=heatmap, transform=attention, a glimpse_size and glimpses=1"
             )
-        self.candidates = int(candidates)
-        if loc_warmup_epochs < 0:
-            raise ReducerConfigError(f"loc_warmup_epochs must be >= 0, got {loc_warmup_epochs}")
-        self.loc_warmup_epochs = int(loc_warmup_epochs)
-        self.transform = transform
-        self.kernel = kernel
-        self.antialias = antialias
-        self.loc_size = int(loc_size)
-        if loc_downscale is not None:
-            if loc_head != "heatmap":
-                raise ReducerConfigError(
-                    "loc_downscale needs loc_head=heatmap (a regression head's input size "
-                    "is fixed by its linear layer): set loc_size instead"
-                )
-            if not loc_downscale >= 1:
-                raise ReducerConfigError(f"loc_downscale must be >= 1, got {loc_downscale}")
-        self.loc_downscale = None if loc_downscale is None else float(loc_downscale)
-        self._loc_multiple = 2 ** len(loc_channels)
-        self.loc_head = loc_head
-        self.loc_head_init = loc_head_init
-        self.blob_sharpness = float(blob_sharpness)
-        self.loc_batch_norm = bool(loc_batch_norm)
-        self.loc_norm = loc_norm
-        self.init_scale = float(init_scale)
-        self.glimpses = int(glimpses)
-        self.lr_multiplier = float(lr_multiplier)
-        self.fixed_zoom: float | None = self.zoom_schedule[0] if self.zoom_schedule else None
-
-        def localisation_net(start_scale: float) -> nn.Module:
-            if loc_head == "heatmap":
-                return HeatmapLocalisation(
-                    in_channels, self.loc_size, start_scale, loc_channels, loc_head_init,
-                    loc_batch_norm, self.blob_sharpness,
-                )  # fmt: skip
-            return LocalisationNet(
-                in_channels,
-                self.loc_size,
-                identity_params(transform, start_scale),
-                loc_channels,
-                loc_hidden,
-                loc_head_init,
-                loc_batch_norm,
+        if self.loc_warmup_epochs < 0:
+            raise ReducerConfigError(
+                f"loc_warmup_epochs must be >= 0, got {self.loc_warmup_epochs}"
             )
 
-        self.localisation = localisation_net(self.init_scale)
+    def _check_localisation_input(self) -> None:
+        if self.loc_downscale is None:
+            return
+        if self.loc_head != "heatmap":
+            raise ReducerConfigError(
+                "loc_downscale needs loc_head=heatmap (a regression head's input size "
+                "is fixed by its linear layer): set loc_size instead"
+            )
+        if not self.loc_downscale >= 1:
+            raise ReducerConfigError(f"loc_downscale must be >= 1, got {self.loc_downscale}")
+
+
+@register_reducer("stn", StnConfig)
+class SpatialTransformer(Reducer):
+    """Learned reducer ``(N, C, H, W) → (N·K, C, *output_size)`` (``K = candidates``, 1
+    unless set); options: :class:`StnConfig`.
+
+    With several ``candidates``, ``forward`` returns the K glimpses of each image
+    image-major and :class:`stn.measure.train.ReducedClassifier` pools the classifier's
+    logits over them, so the classifier, not the detector, decides which glimpse holds the
+    object. ``on_epoch_start`` applies the curricula (``zoom_schedule``,
+    ``loc_warmup_epochs``: in probes, a localisation net that moved while the classifier
+    was still on its 2.30-loss plateau kept it there). The localisation net trains at
+    ``trainer.lr × lr_multiplier`` (the STN paper used 0.1) with its ``optimizer``
+    (``sgd``: momentum 0.9, the paper's choice).
+    """
+
+    learned = True
+    config: StnConfig
+
+    def __init__(
+        self, config: StnConfig, in_channels: int, input_size: Size, output_size: Size
+    ) -> None:
+        super().__init__(config, in_channels, input_size, output_size)
+        self.kernel = config.sampling_kernel()  # built once; every batch samples with it
+        self.region_kernel = get_kernel("bilinear")  # the refinement's view of a region
+        self.candidates = config.candidates
+        self._loc_multiple = 2 ** len(config.loc_channels)
+        self.fixed_zoom: float | None = config.zoom_schedule[0] if config.zoom_schedule else None
+        self.localisation = self._localisation_net(config.init_scale)
         # The refinement starts at "no change", so two glimpses start where one does.
-        self.refinement = localisation_net(1.0) if self.glimpses == 2 else None
-        if self.lr_multiplier == 0:
+        self.refinement = self._localisation_net(1.0) if config.glimpses == 2 else None
+        if config.lr_multiplier == 0:
             # Never trains: no gradient, no backward pass, whoever drives the training step.
             # (A warm-up freezes it per epoch instead: the optimiser must still hold it.)
             self.requires_grad_(False)
 
+    def describe(self) -> dict[str, Any]:
+        """Identity and size, and every option: tables and figures group by the kernel."""
+        return {**super().describe(), **self.described_options()}
+
+    def _localisation_net(self, start_scale: float) -> nn.Module:
+        c = self.config
+        if c.loc_head == "heatmap":
+            return HeatmapLocalisation(
+                self.in_channels, c.loc_size, start_scale, c.loc_channels, c.loc_head_init,
+                c.loc_batch_norm, c.blob_sharpness,
+            )  # fmt: skip
+        return LocalisationNet(
+            self.in_channels,
+            c.loc_size,
+            identity_params(c.transform, start_scale),
+            c.loc_channels,
+            c.loc_hidden,
+            c.loc_head_init,
+            c.loc_batch_norm,
+        )
+
     def on_epoch_start(self, epoch: int) -> None:
         """Curriculum hook (``stn.measure.train.fit`` calls it): the fixed zoom of ``epoch``
         (0-based)."""
-        schedule = self.zoom_schedule
+        schedule = self.config.zoom_schedule
         self.fixed_zoom = schedule[epoch] if epoch < len(schedule) else None
         # Frozen parameters get no gradient, so the optimiser leaves them as they are, and
         # a frozen localisation net (lr_multiplier 0) costs no backward pass at all.
-        trains = epoch >= self.loc_warmup_epochs and self.lr_multiplier > 0
+        trains = epoch >= self.config.loc_warmup_epochs and self.lr_multiplier > 0
         for parameter in self.parameters():
             parameter.requires_grad_(trains)
 
     def low_resolution_side(self, input_hw: Sequence[int]) -> int:
         """Side of the localisation net's copy of an input of ``input_hw`` pixels."""
-        if self.loc_downscale is None:
-            return self.loc_size
+        downscale = self.config.loc_downscale
+        if downscale is None:
+            return self.config.loc_size
         multiple = self._loc_multiple
-        return max(multiple, round(min(input_hw) / self.loc_downscale / multiple) * multiple)
+        return max(multiple, round(min(input_hw) / downscale / multiple) * multiple)
 
     def low_resolution(self, x: Tensor) -> Tensor:
         """The ``(N, C, loc_size, loc_size)`` copy the localisation net sees (normalised
@@ -499,26 +524,28 @@ class SpatialTransformer(Reducer):
         side = self.low_resolution_side(x.shape[-2:])
         if x.shape[-2:] != (side, side):
             x = F.adaptive_avg_pool2d(x, side)
-        return standardize(x) if self.loc_norm == "standardize" else x
+        return standardize(x) if self.config.loc_norm == "standardize" else x
 
     def params(self, x: Tensor) -> Tensor:
+        c = self.config
         params = self.localisation(self.low_resolution(x))
         if self.refinement is not None:
             # The region the first glimpse chose, at loc_size and anti-aliased (it is a view
             # for the localisation net, not the output), refined by the second net.
-            region = self._sample(x, params, (self.loc_size, self.loc_size), "bilinear", True)
-            region = standardize(region) if self.loc_norm == "standardize" else region
-            params = compose_params(params, self.refinement(region), self.transform)
+            side = (c.loc_size, c.loc_size)
+            region = self._sample(x, params, side, self.region_kernel, True)
+            region = standardize(region) if c.loc_norm == "standardize" else region
+            params = compose_params(params, self.refinement(region), c.transform)
         zoom = self.fixed_zoom
-        if self.glimpse_size is not None:
+        if c.glimpse_size is not None:
             # The window spans at least glimpse_size input pixels along both axes.
-            zoom = self.glimpse_size / min(x.shape[-2:])
+            zoom = c.glimpse_size / min(x.shape[-2:])
         if zoom is not None:
             params = torch.cat([torch.full_like(params[:, :1], zoom), params[:, 1:]], 1)
         return params
 
     def _sample(
-        self, x: Tensor, params: Tensor, size: Size, kernel: str, antialias: bool
+        self, x: Tensor, params: Tensor, size: Size, kernel: Kernel, antialias: bool
     ) -> Tensor:
         # Checked in every mode: evaluation after a diverged step would otherwise score a
         # NaN glimpse (or fail inside the sampler without saying why).
@@ -527,15 +554,15 @@ class SpatialTransformer(Reducer):
                 f"{self.name}: the transformer diverged: the localisation net produced a "
                 f"non-finite transform; {DIVERGED_HINT}"
             )
+        transform = self.config.transform
         try:
-            if self.transform == "attention" and (antialias or kernel != "bilinear"):
-                # Axis-aligned: separable, two small matrix products per image, any support.
+            if transform == "attention" and (antialias or kernel.grid_sample_mode != "bilinear"):
+                # Axis-aligned: separable, two small matrix products per image, any support
+                # (only F.grid_sample's own bilinear is cheaper).
                 scale, translation = params[:, :1].expand(-1, 2), params[:, 1:]
-                return sample_axis_aligned(
-                    x, scale, translation, size, kernel, antialias, **self.kernel_params
-                )
-            grid = affine_grid(theta_from_params(params, self.transform), size)
-            return grid_sample(x, grid, kernel, antialias, **self.kernel_params)
+                return sample_axis_aligned(x, scale, translation, size, kernel, antialias)
+            grid = affine_grid(theta_from_params(params, transform), size)
+            return grid_sample(x, grid, kernel, antialias)
         except SamplingStepError as err:
             # A finite but huge zoom-out: the anti-aliased window would outgrow memory.
             raise TransformerDivergedError(
@@ -547,16 +574,17 @@ class SpatialTransformer(Reducer):
 
     def sample(self, x: Tensor, params: Tensor) -> Tensor:
         """Sample ``x`` ``(N, C, H, W)`` on the grid of ``params`` ``(N, k)``."""
-        return self._sample(x, params, self.output_size, self.kernel, self.antialias)
+        return self._sample(x, params, self.output_size, self.kernel, self.config.antialias)
 
     def candidate_params(self, x: Tensor) -> Tensor:
         """``(N, K, 3)`` attention parameters of the ``K = candidates`` glimpses of each
         image, strongest heatmap peak first (suppression radius: half a glimpse)."""
+        glimpse_size = self.config.glimpse_size
         side = self.low_resolution_side(x.shape[-2:])
         cells = side // self._loc_multiple
-        radius = max(1, round(self.glimpse_size / 2 / (min(x.shape[-2:]) / cells)))
+        radius = max(1, round(glimpse_size / 2 / (min(x.shape[-2:]) / cells)))
         shifts = self.localisation.peaks(self.low_resolution(x), self.candidates, radius)
-        zoom = torch.full_like(shifts[..., :1], self.glimpse_size / min(x.shape[-2:]))
+        zoom = torch.full_like(shifts[..., :1], glimpse_size / min(x.shape[-2:]))
         return torch.cat([zoom, shifts], 2)
 
     def forward_with_theta(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -566,7 +594,7 @@ class SpatialTransformer(Reducer):
             params = self.candidate_params(x)[:, 0]
         else:
             params = self.params(x)
-        return self.sample(x, params), theta_from_params(params, self.transform)
+        return self.sample(x, params), theta_from_params(params, self.config.transform)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.candidates > 1:
@@ -576,26 +604,3 @@ class SpatialTransformer(Reducer):
             glimpses = [self.sample(x, params[:, k]) for k in range(self.candidates)]
             return torch.stack(glimpses, 1).flatten(0, 1)
         return self.sample(x, self.params(x))
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            **super().describe(),
-            "transform": self.transform,
-            "kernel": self.kernel,
-            "antialias": self.antialias,
-            "loc_size": self.loc_size,
-            "loc_downscale": self.loc_downscale,
-            "loc_head": self.loc_head,
-            "loc_head_init": self.loc_head_init,
-            "blob_sharpness": self.blob_sharpness,
-            "loc_batch_norm": self.loc_batch_norm,
-            "loc_norm": self.loc_norm,
-            "init_scale": self.init_scale,
-            "glimpses": self.glimpses,
-            "zoom_schedule": list(self.zoom_schedule),
-            "glimpse_size": self.glimpse_size,
-            "candidates": self.candidates,
-            "loc_warmup_epochs": self.loc_warmup_epochs,
-            "lr_multiplier": self.lr_multiplier,
-            "optimizer": self.optimizer,
-        }

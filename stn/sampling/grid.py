@@ -32,9 +32,6 @@ PADDING_MODES = ("zeros", "border")
 # (CPU, float32/64, stn/sampling/native.py), else the torch path; the others force one path.
 BACKENDS = ("auto", "native", "torch")
 
-# PyTorch kernels that F.grid_sample implements natively: (name, its mode).
-_NATIVE = {"nearest": "nearest", "bilinear": "bilinear", "bicubic": "bicubic"}
-
 # Taps gathered per step of the general path: bounds its working memory (2**17 float32 =
 # 512 KiB, cache-sized) whatever the batch size and window; chunks split the flattened
 # (image, sample) axis, so even one image with a huge anti-aliasing window is bounded.
@@ -385,7 +382,7 @@ def _tap_offsets(input: Tensor, ty: int, tx: int) -> Tensor:
     return (channel + line + torch.arange(tx, device=input.device)).view(-1)
 
 
-def _grid_sample_general(
+def grid_sample_general(
     input: Tensor,
     grid: Tensor,
     kern: Kernel,
@@ -394,7 +391,8 @@ def _grid_sample_general(
     align_corners: bool,
     sampler: native.NativeSampler | None = None,
 ) -> Tensor:
-    """Vectorised separable sampler for any kernel; see :func:`grid_sample`.
+    """Vectorised separable sampler for any kernel; see :func:`grid_sample`, which calls it
+    with a checked input and grid wherever it does not delegate to ``F.grid_sample``.
 
     ``sampler``: the compiled sampler (:func:`stn.sampling.native.native_sampler`) to run the
     windows with, or ``None`` for the torch path. Both compute the same weights.
@@ -486,8 +484,10 @@ def grid_sample(
         ``(N, C, H_out, W_out)``, differentiable w.r.t. ``input`` and ``grid``.
 
     .. note::
-        Kernels that ``F.grid_sample`` implements (``nearest``, ``bilinear``, ``bicubic``)
-        without anti-aliasing are delegated to it. Every other case runs a vectorised
+        Under ``backend="auto"``, a kernel that ``F.grid_sample`` computes (its
+        :attr:`~stn.sampling.kernels.Kernel.grid_sample_mode`: ``nearest``, ``bilinear``,
+        ``bicubic``) without anti-aliasing is delegated to it, whether given by name or
+        built. Every other case runs a vectorised
         gather over ``ceil(2·radius·s)²`` taps per sample, in bounded chunks of samples;
         with ``antialias=True`` the window is sized by the largest ``s`` in the batch, and a
         step beyond :func:`step_bound` (a grid spanning more than ``GRID_SPAN_LIMIT`` = 4
@@ -510,16 +510,16 @@ def grid_sample(
     if backend not in BACKENDS:
         raise ValueError(f"grid_sample: unknown backend {backend!r}; expected one of {BACKENDS}")
     kern = get_kernel(kernel, **kernel_params)
-    if backend == "auto" and not antialias and isinstance(kernel, str) and kern.name in _NATIVE:
+    if backend == "auto" and not antialias and kern.grid_sample_mode is not None:
         return F.grid_sample(
             input,
             grid,
-            mode=_NATIVE[kern.name],
+            mode=kern.grid_sample_mode,
             padding_mode=padding_mode,
             align_corners=align_corners,
         )
     sampler = _compiled_sampler(backend, input, kern)
-    return _grid_sample_general(input, grid, kern, antialias, padding_mode, align_corners, sampler)
+    return grid_sample_general(input, grid, kern, antialias, padding_mode, align_corners, sampler)
 
 
 def _compiled_sampler(backend: str, input: Tensor, kern: Kernel) -> native.NativeSampler | None:

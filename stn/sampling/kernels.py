@@ -49,6 +49,11 @@ class Kernel:
             (lobes,))``, ``("gaussian", (sigma, value at the radius))``, ``("tent", ())``,
             ...) for the compiled sampler (``stn/sampling/csrc/sampler.cpp``), which evaluates the
             same formulas; ``None`` for kernels it does not know (they use the torch path).
+        grid_sample_mode: the ``mode`` of ``F.grid_sample`` that computes exactly this kernel
+            without anti-aliasing (``"nearest"``, ``"bilinear"``, ``"bicubic"``), or ``None``.
+            :func:`stn.sampling.grid.grid_sample` delegates to ``F.grid_sample`` where it is
+            set (``nearest`` agrees up to which neighbour wins an exact half-pixel tie); only
+            the factories here set it, so a custom kernel is never mistaken for PyTorch's.
     """
 
     name: str
@@ -59,6 +64,7 @@ class Kernel:
     partition_of_unity: bool = False
     window: WindowFn | None = None
     formula: tuple[str, tuple[float, ...]] | None = None
+    grid_sample_mode: str | None = None
 
     def __call__(self, d: Tensor) -> Tensor:
         return self.fn(d)
@@ -216,7 +222,8 @@ def _lanczos_window(lobes: int) -> WindowFn:
 
 def _make_nearest() -> Kernel:
     window = _polynomial_window(_nearest, 0.5, 0)
-    return Kernel("nearest", 0.5, _nearest, True, _zero_deriv, True, window, ("nearest", ()))
+    formula = ("nearest", ())
+    return Kernel("nearest", 0.5, _nearest, True, _zero_deriv, True, window, formula, "nearest")
 
 
 def _make_box() -> Kernel:
@@ -226,14 +233,15 @@ def _make_box() -> Kernel:
 
 def _make_bilinear() -> Kernel:
     window = _polynomial_window(_tent, 1.0, 1)
-    return Kernel("bilinear", 1.0, _tent, True, _tent_deriv, True, window, ("tent", ()))
+    return Kernel("bilinear", 1.0, _tent, True, _tent_deriv, True, window, ("tent", ()), "bilinear")
 
 
 def _make_bicubic(a: float = -0.75) -> Kernel:
     name = "bicubic" if a == -0.75 else f"bicubic(a={a})"
     fn, deriv = partial(_keys_cubic, a=a), partial(_keys_cubic_deriv, a=a)
     window = _polynomial_window(fn, 2.0, 3)
-    return Kernel(name, 2.0, fn, True, deriv, True, window, ("keys", (a,)))
+    mode = "bicubic" if a == -0.75 else None  # F.grid_sample's bicubic is Keys with a = −0.75
+    return Kernel(name, 2.0, fn, True, deriv, True, window, ("keys", (a,)), mode)
 
 
 def _make_bicubic_pil() -> Kernel:
