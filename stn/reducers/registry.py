@@ -11,6 +11,7 @@ from typing import Any
 
 from stn.options import closest_match, options_from
 from stn.reducers import (  # noqa: F401 - imported for their @register_reducer
+    attention_sampling,
     blur_pool,
     learned_resizer,
     oracle_crop,
