@@ -222,7 +222,7 @@ class AttentionWindowsConfig(LearnedReducerConfig):
         96, "side of the anti-aliased low-resolution view the attention network reads"
     )
     attention_channels: tuple[int, ...] = option(
-        [16, 32, 32],
+        [8, 16, 32],
         "conv-BN-ReLU-maxpool stages; the map has view_size / 2**stages cells per side",
     )
     kernel: str = option("bilinear", "sampling kernel reducing each window to the output size")
