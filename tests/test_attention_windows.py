@@ -326,6 +326,38 @@ def test_entropy_regulariser_is_an_auxiliary_loss_of_training_steps_only():
     assert reducer.auxiliary_loss(torch.zeros(2, dtype=torch.long)) is None
 
 
+def test_confidence_prior_ranks_drawn_windows_as_the_classifier_is_confident():
+    """confidence_weight: CE between the classifier's label probability over the K drawn
+    windows (a stop-gradient target) and the attention renormalised over them; its
+    gradient raises the attention of the window the classifier reads the label on."""
+    reducer = build(confidence_weight=0.5, windows=2)
+    scores = torch.randn(3, reducer.grid.count, generator=torch.Generator().manual_seed(5))
+    scores.requires_grad_()
+    reducer.attention_logits = lambda x: scores  # the test drives the attention directly
+    reducer.train()(torch.rand(3, 1, 96, 96))
+    drawn = reducer._drawn.clone()
+    labels = torch.tensor([1, 0, 2])
+    window_logits = torch.zeros(3, 2, 4, requires_grad=True)
+    with torch.no_grad():
+        window_logits[torch.arange(3), 0, labels] = 10.0  # first drawn window shows the label
+        window_logits[torch.arange(3), 1, (labels + 1) % 4] = 10.0  # the second, another
+    reducer.pool_candidates(window_logits)
+    loss = reducer.auxiliary_loss(labels)
+    # the same loss in numpy
+    log_p = torch.log_softmax(window_logits.detach(), 2).numpy()[np.arange(3), :, labels.numpy()]
+    target = np.exp(log_p) / np.exp(log_p).sum(1, keepdims=True)
+    picked = scores.detach().numpy()[np.arange(3)[:, None], drawn.numpy()]
+    ranked = picked - np.log(np.exp(picked).sum(1, keepdims=True))
+    assert loss.item() == pytest.approx(-0.5 * (target * ranked).sum(1).mean(), rel=1e-5)
+    loss.backward()
+    assert window_logits.grad is None  # the target is a stop-gradient
+    # d/d scores of −0.5·mean Σ t log â is 0.5·(â − t)/N on the drawn windows, 0 elsewhere
+    grad = scores.grad[np.arange(3)[:, None], drawn].numpy()
+    np.testing.assert_allclose(grad, 0.5 * (np.exp(ranked) - target) / 3, atol=1e-6)
+    assert scores.grad.abs().sum() == pytest.approx(np.abs(grad).sum())
+    assert (target[:, 0] > 0.99).all() and (grad[:, 0] < 0).all()  # descent raises window 0
+
+
 @pytest.mark.parametrize(
     "options,canvas,message",
     [
@@ -335,6 +367,7 @@ def test_entropy_regulariser_is_an_auxiliary_loss_of_training_steps_only():
         ({"estimator": "gumbel"}, (96, 96), "estimator 'gumbel' is not one of"),
         ({"kernel": "lanczos"}, (96, 96), "kernel 'lanczos' is not one of"),
         ({"estimator": "perturbed_topk", "entropy_weight": 0.1}, (96, 96), "entropy_weight"),
+        ({"estimator": "perturbed_topk", "confidence_weight": 1.0}, (96, 96), "confidence_w"),
         ({"window_sizes": []}, (96, 96), "window_sizes is empty"),
     ],
 )

@@ -234,6 +234,11 @@ class AttentionWindowsConfig(LearnedReducerConfig):
     entropy_weight: float = option(
         0.0, "sampling: loss −= this × the attention's entropy (keeps it spread early)"
     )
+    confidence_weight: float = option(
+        0.0,
+        "sampling: loss += this × CE(classifier's confidence in the label over the drawn "
+        "windows (stop-gradient), the attention renormalised over them)",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -257,13 +262,16 @@ class AttentionWindowsConfig(LearnedReducerConfig):
                 f"topk_sigma must be > 0 and topk_samples >= 1, got {self.topk_sigma} and "
                 f"{self.topk_samples}"
             )
-        if self.entropy_weight < 0:
-            raise ReducerConfigError(f"entropy_weight must be >= 0, got {self.entropy_weight}")
-        if self.entropy_weight > 0 and self.estimator != "sampling":
-            raise ReducerConfigError(
-                "entropy_weight regularises the attention distribution of estimator=sampling; "
-                "perturbed_topk has no distribution to regularise (set entropy_weight: 0)"
-            )
+        for name in ("entropy_weight", "confidence_weight"):
+            weight = getattr(self, name)
+            if weight < 0:
+                raise ReducerConfigError(f"{name} must be >= 0, got {weight}")
+            if weight > 0 and self.estimator != "sampling":
+                raise ReducerConfigError(
+                    f"{name} trains the attention distribution of estimator=sampling over the "
+                    f"windows it draws; perturbed_topk reads mixed glimpses, not drawn "
+                    f"windows (set {name}: 0)"
+                )
         if self.kernel not in kernel_names():
             raise ReducerConfigError(
                 f"kernel {self.kernel!r} is not one of {', '.join(kernel_names())}"
@@ -304,7 +312,11 @@ class AttentionWindows(Reducer):
             in_channels, tuple(config.attention_channels), len(config.window_sizes)
         )
         self._weights: Tensor | None = None  # sampling: w of the last forward (N, K)
-        self._log_attention: Tensor | None = None  # for the entropy term
+        # For the auxiliary loss of a training step: log a (N, P), the draw (N, K) and the
+        # classifier's logits on it (N, K, classes), detached.
+        self._log_attention: Tensor | None = None
+        self._drawn: Tensor | None = None
+        self._window_logits: Tensor | None = None
 
     # ---- attention
 
@@ -333,10 +345,10 @@ class AttentionWindows(Reducer):
         if self.training:
             indices = gumbel_topk(log_a, self.candidates)
             self._weights = sampling_weights(log_a, indices)
-            self._log_attention = log_a
+            self._log_attention, self._drawn = log_a, indices
         else:
             indices, self._weights = top_attention(log_a, self.candidates)
-            self._log_attention = None
+            self._log_attention = self._drawn = None
         return self._extract(x, indices)
 
     def _select_topk(self, x: Tensor, logits: Tensor) -> Tensor:
@@ -365,6 +377,7 @@ class AttentionWindows(Reducer):
         if self.estimator == "perturbed_topk":
             return logits.amax(1) if self.config.topk_pool == "max" else logits.mean(1)
         weights, self._weights = self._weights, None
+        self._window_logits = logits.detach() if self.training else None
         if weights is None or weights.shape != logits.shape[:2]:
             raise RuntimeError(
                 f"{self.name}: pool_candidates needs the weights of a forward on the same "
@@ -375,12 +388,34 @@ class AttentionWindows(Reducer):
         return (weights.unsqueeze(-1) * logits).sum(1)
 
     def auxiliary_loss(self, labels: Tensor) -> Tensor | None:
-        """``−entropy_weight × H(a)`` (mean over the batch) after a training forward."""
-        log_a, self._log_attention = self._log_attention, None
-        if log_a is None or self.config.entropy_weight == 0:
+        """After a training step's forward and pool (``sampling``; ``None`` otherwise or when
+        both weights are 0): ``−entropy_weight × H(a)`` plus ``confidence_weight × CE(t, â)``,
+        means over the batch. ``t`` is the classifier's softmax probability of the label on
+        each drawn window, normalised over the K (stop-gradient: a target learned from
+        labels, no box), ``â`` the attention renormalised over the same K windows: the
+        attention learns to rank windows as the classifier's confidence does."""
+        log_a, drawn, window_logits = self._log_attention, self._drawn, self._window_logits
+        self._log_attention = self._drawn = self._window_logits = None
+        config = self.config
+        if log_a is None or (config.entropy_weight == 0 and config.confidence_weight == 0):
             return None
-        entropy = -(log_a.exp() * log_a).sum(1).mean()
-        return -self.config.entropy_weight * entropy
+        loss = log_a.new_zeros(())
+        if config.entropy_weight > 0:
+            entropy = -(log_a.exp() * log_a).sum(1).mean()
+            loss = loss - config.entropy_weight * entropy
+        if config.confidence_weight > 0:
+            if window_logits is None or window_logits.shape[:2] != drawn.shape:
+                raise RuntimeError(
+                    f"{self.name}: confidence_weight needs the classifier's logits on the "
+                    "drawn windows: call pool_candidates before auxiliary_loss"
+                )
+            confidence = window_logits.log_softmax(2).gather(
+                2, labels.view(-1, 1, 1).expand(-1, drawn.shape[1], 1)
+            )  # (N, K, 1): log p(label | window)
+            target = confidence.squeeze(2).softmax(1)
+            ranked = log_a.gather(1, drawn).log_softmax(1)
+            loss = loss - config.confidence_weight * (target * ranked).sum(1).mean()
+        return loss
 
     # ---- what was chosen (reports, figures)
 
