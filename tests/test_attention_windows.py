@@ -488,3 +488,27 @@ def test_the_trainer_optimises_the_auxiliary_loss_and_reports_the_loss_alone():
     assert p_plain.item() == 0.0 and p_pulled.item() > 0  # optimised only when it is a loss
     # the first step's reported loss is the cross-entropy alone, not + (0 − 3)² = 9
     assert pulled["curves"][0]["train_loss"] == plain["curves"][0]["train_loss"]
+
+
+# --------------------------------------------------------------------------- presets
+
+
+@pytest.mark.parametrize(
+    "name,estimator", [("ats_sampling", "sampling"), ("ats_topk", "perturbed_topk")]
+)
+def test_presets_compose_build_on_both_canvases_and_set_only_what_differs(name, estimator):
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    from stn.reducers.attention_sampling import AttentionWindowsConfig
+
+    conf = str(Path(__file__).resolve().parents[1] / "conf")
+    with initialize_config_dir(config_dir=conf, version_base="1.3"):
+        spec = dict(compose("config", overrides=[f"reducer={name}"]).reducer)
+    defaults = AttentionWindowsConfig()
+    assert all(spec[k] != getattr(defaults, k) for k in spec if k not in ("name", "kind"))
+    for canvas in ((276, 276), (128, 128)):
+        reducer = build_reducer(spec, 1, canvas)
+        assert reducer.describe()["name"] == name and reducer.estimator == estimator
+        assert reducer.grid.boxes(torch.arange(reducer.grid.count))[:, 2:].max() <= canvas[0]
