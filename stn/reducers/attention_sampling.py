@@ -30,7 +30,8 @@ renormalised attention.
 
 ``estimator: perturbed_topk`` — differentiable top-K by perturbed maximum (Cordonnier et
 al., "Differentiable Patch Selection for Image Recognition", CVPR 2021). Scores ``s`` (the
-logits, min-max normalised per image as the paper's code does) are perturbed ``M`` times,
+logits min-max normalised per image, the ``zerooneeps`` normalisation of public ports of
+the paper's code, so σ is relative to each image's spread) are perturbed ``M`` times,
 ``s + σZ``; the indicators of each perturbed top-K, sorted by window index as in the paper,
 are averaged: ``I`` ``(K, P)``. Glimpse ``k`` is ``Σ_p I_kp · window_p`` (the paper's
 linear combination of patches); the backward of the perturbed maximiser is the Gaussian
