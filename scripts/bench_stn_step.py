@@ -5,19 +5,24 @@ canvases, for ``resize_bilinear`` and STN variants, in the same process, and pri
 images/s with the ratio of each step time to the resize step timed right before it.
 
     python -m scripts.bench_stn_step --size 128 --batch 64 --threads 1
+    python -m scripts.bench_stn_step --size 276 --batch 32 \
+        --presets ats_sampling ats_sampling:kernel=lanczos3 ats_topk
 
-Each row is a reducer preset from ``conf/reducer/`` (a few with one option changed).
+Each row is a reducer preset from ``conf/reducer/`` (a few with one option changed);
+``--presets`` measures the given ones instead, each ``name`` or ``name:option=value``
+(repeat ``:option=value`` to change several).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -53,6 +58,18 @@ def variants() -> dict[str, dict[str, Any]]:
     }
 
 
+def chosen(entries: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Rows of ``--presets``: ``name`` or ``name:option=value[:option=value...]``."""
+    rows = {"resize_bilinear": preset("resize_bilinear")}
+    for entry in entries:
+        name, *changes = entry.split(":")
+        pairs = [change.split("=", 1) for change in changes]
+        if any(len(pair) != 2 for pair in pairs):
+            raise SystemExit(f"--presets: {entry!r} is not name or name:option=value")
+        rows[entry] = preset(name, **{k: yaml.safe_load(v) for k, v in pairs})
+    return rows
+
+
 def train_step(spec: dict, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
     """One training step (forward, loss, backward, Adam) of (reducer → CNN) on ``x``."""
     reducer = build_reducer(spec, x.shape[1], tuple(x.shape[-2:]))
@@ -74,6 +91,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64, help="images per step (default 64)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--min-seconds", type=float, default=2.0, help="timed seconds per row")
+    parser.add_argument(
+        "--presets", nargs="+", help="measure these presets (name or name:option=value)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -81,7 +101,7 @@ def main() -> None:
     y = torch.randint(0, 10, (args.batch,))
     # The resize step is timed right before every step of each variant (paired): the speed
     # of a core here changes 2x within seconds, so rows timed one after another disagree.
-    rows = variants()
+    rows = chosen(args.presets) if args.presets else variants()
     resize = train_step(rows["resize_bilinear"], x, y)
     print(f"training step, {args.size}→48, batch {args.batch}, {args.threads} thread(s), CPU\n")
     print("| reducer | images/s | step time vs resize_bilinear (paired, median) |")

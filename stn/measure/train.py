@@ -245,8 +245,10 @@ def fit(
                     f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
                     "lower trainer.lr or the reducer's lr_multiplier"
                 )
+            # A learned reducer's regulariser (Reducer.auxiliary_loss) is optimised, not reported.
+            auxiliary = model.reducer.auxiliary_loss(y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if auxiliary is None else loss + auxiliary).backward()
             if settings.grad_clip_norm is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip_norm)
             factor = lr_factor(steps, total_steps, settings.lr_schedule, settings.warmup_fraction)

@@ -117,6 +117,12 @@ class Reducer(nn.Module):
         logit (multiple-instance max-pooling: the most convincing glimpse decides)."""
         return logits.amax(1)
 
+    def auxiliary_loss(self, labels: Tensor) -> Tensor | None:
+        """A term the trainer adds to the loss it optimises (not the loss it reports) after
+        each training step's forward and ``pool_candidates``; ``labels`` ``(N,)`` are the
+        batch's classes. Default ``None``: nothing (learned kinds add a regulariser here)."""
+        return None
+
     def described_options(self) -> dict[str, Any]:
         """Every option of the config but name and kind, JSON-ready."""
         return describe_options(self.config, leave_out=("name", "kind"))
