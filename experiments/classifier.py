@@ -11,8 +11,9 @@ Either way the run passes ``in_channels``, ``num_classes`` and ``input_size`` ``
 as keyword arguments, and every other key of the section except ``name`` as an option.
 A target's network is checked before any training: it must be an ``nn.Module`` mapping a
 dummy ``(2, C, h, w)`` batch to ``(2, num_classes)`` logits. Each problem raises
-:class:`ClassifierConfigError` saying what is wrong and how to fix it; ``experiments.job``
-records it as the run's failure, so one bad network never ends a sweep.
+:class:`ClassifierConfigError` (a kind's unknown or mistyped option: ``OptionsError``)
+saying what is wrong and how to fix it; ``experiments.job`` records it as the run's
+failure, so one bad network never ends a sweep.
 """
 
 from __future__ import annotations
