@@ -52,7 +52,7 @@ class SmallCnnConfig(ClassifierConfig):
     kernel_size: int = option(5, "side of every convolution's kernel")
     hidden: int = option(128, "units of the fully connected layer")
     dropout: float = option(0.0, "dropout before the last layer")
-    batch_norm: bool = option(False, "batch norm after every convolution (not in the paper)")
+    batch_norm: bool = option(False, "batch norm after every convolution (not in earlier figures)")
 
 
 @dataclass(frozen=True)

@@ -222,14 +222,86 @@ def retime_while_contended(
 # --- the timer ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ThroughputSettings:
+    """The ``throughput`` section: how figures are taken, each option's one home.
+
+    The config's ``throughput:`` node extends it (Hydra schema, ``experiments/schemas.py``)
+    and only overrides. Rounds: every figure and reference is taken ``rounds`` times, side
+    by side, each round on a fresh copy of the batch (see :func:`measure_pipeline`). Cache
+    flush and kept freed memory: :mod:`stn.measure.timing_hygiene`. A timed window in
+    which other processes kept more than ``contention_cores`` cores busy
+    (``others_cores``) is timed again up to ``contention_retries`` times; a figure still
+    contended makes the run's figures not comparable. Whether the run as a whole was timed
+    beside other runs is a fact of the launch, not an option: :class:`TimingConditions`.
+    """
+
+    warmup: int = option(2, "untimed calls first")
+    min_repeats: int = option(5, "timed calls per round: at least this many ...")
+    min_seconds: float = option(
+        0.2, "... and at least this long, per round (median and IQR reported)"
+    )
+    max_repeats: int = option(1000, "timed calls per round: at most this many")
+    batch_size: int | None = option(
+        None, "images per timed step; null = trainer.batch_size (halved on out-of-memory)"
+    )
+    rounds: int = option(
+        3,
+        "figures and references taken in turn this often, each on a fresh copy of the "
+        "batch; ratios = median of the rounds' ratios",
+    )
+    flush_cache: bool = option(
+        True,
+        "read 2× the last-level cache (CUDA: L2) before every timed call, so figures and "
+        "the memory floor all start from memory",
+    )
+    keep_freed_memory: bool = option(
+        True, "glibc keeps freed memory while timing: no page faults per call"
+    )
+    contention_cores: float = option(
+        0.25,
+        "a timed window in which other processes kept more cores busy (others' cores; "
+        "quiet here: < 0.16) was taken under competition ...",
+    )
+    contention_retries: int = option(
+        2,
+        "... and is timed again at most this often; a figure still contended marks the "
+        "run's figures not comparable, with the reason",
+    )
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise ValueError(f"throughput.rounds must be >= 1, got {self.rounds}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(
+                f"throughput.batch_size must be >= 1 or null (the training batch), "
+                f"got {self.batch_size}"
+            )
+        check_contention_bounds(self.contention_retries, self.contention_cores)
+
+
+@dataclass(frozen=True)
+class TimingConditions:
+    """Facts of the launch that decide whether a run's figures compare with other runs'.
+
+    Not options: the launcher decides them (``experiments.launcher.throughput_conditions``),
+    so they stay out of :class:`ThroughputSettings`, the presets and the run id.
+    ``comparable`` is ``False`` (with ``reason``) when the figures were taken beside other
+    runs, e.g. under a parallel launcher; they are recorded but flagged.
+    """
+
+    comparable: bool = True
+    reason: str | None = None
+
+
 def measure(
     step: Callable[[], Any],
     batch_size: int,
     device: torch.device | str = "cpu",
-    warmup: int = 2,
-    min_repeats: int = 5,
-    min_seconds: float = 0.5,
-    max_repeats: int = 1000,
+    warmup: int = ThroughputSettings.warmup,
+    min_repeats: int = ThroughputSettings.min_repeats,
+    min_seconds: float = ThroughputSettings.min_seconds,
+    max_repeats: int = ThroughputSettings.max_repeats,
     dtype: torch.dtype | str | None = None,
     input_shape: tuple[int, ...] | list[int] | None = None,
     references: dict[str, Callable[[], Any]] | None = None,
@@ -238,8 +310,9 @@ def measure(
     """Time ``step`` (one batch of ``batch_size`` images) after ``warmup`` calls.
 
     Repeats until both ``min_repeats`` calls and ``min_seconds`` have passed (at most
-    ``max_repeats``), then reports the median and interquartile range. ``dtype`` and
-    ``input_shape`` (``(N, C, H, W)`` of the batch) are recorded with the figure.
+    ``max_repeats``; the defaults are those of :class:`ThroughputSettings`), then reports
+    the median and interquartile range. ``dtype`` and ``input_shape`` (``(N, C, H, W)`` of
+    the batch) are recorded with the figure.
     ``references``: callables on the same batch, each timed right before every call of
     ``step``; their ratios to it land in ``paired``. On a shared machine the speed of
     a core changed 2× from one tenth of a second to the next here, so only calls timed
@@ -352,78 +425,6 @@ def with_batch_backoff(run: Callable[[int], T], batch_size: int) -> tuple[T, int
 
 
 # --- the figures of one run --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ThroughputSettings:
-    """The ``throughput`` section: how figures are taken, each option's one home.
-
-    The config's ``throughput:`` node extends it (Hydra schema, ``experiments/schemas.py``)
-    and only overrides. Rounds: every figure and reference is taken ``rounds`` times, side
-    by side, each round on a fresh copy of the batch (see :func:`measure_pipeline`). Cache
-    flush and kept freed memory: :mod:`stn.measure.timing_hygiene`. A timed window in
-    which other processes kept more than ``contention_cores`` cores busy
-    (``others_cores``) is timed again up to ``contention_retries`` times; a figure still
-    contended makes the run's figures not comparable. Whether the run as a whole was timed
-    beside other runs is a fact of the launch, not an option: :class:`TimingConditions`.
-    """
-
-    warmup: int = option(2, "untimed calls first")
-    min_repeats: int = option(5, "timed calls per round: at least this many ...")
-    min_seconds: float = option(
-        0.2, "... and at least this long, per round (median and IQR reported)"
-    )
-    max_repeats: int = option(1000, "timed calls per round: at most this many")
-    batch_size: int | None = option(
-        None, "images per timed step; null = trainer.batch_size (halved on out-of-memory)"
-    )
-    rounds: int = option(
-        3,
-        "figures and references taken in turn this often, each on a fresh copy of the "
-        "batch; ratios = median of the rounds' ratios",
-    )
-    flush_cache: bool = option(
-        True,
-        "read 2× the last-level cache (CUDA: L2) before every timed call, so figures and "
-        "the memory floor all start from memory",
-    )
-    keep_freed_memory: bool = option(
-        True, "glibc keeps freed memory while timing: no page faults per call"
-    )
-    contention_cores: float = option(
-        0.25,
-        "a timed window in which other processes kept more cores busy (others' cores; "
-        "quiet here: < 0.16) was taken under competition ...",
-    )
-    contention_retries: int = option(
-        2,
-        "... and is timed again at most this often; a figure still contended marks the "
-        "run's figures not comparable, with the reason",
-    )
-
-    def __post_init__(self) -> None:
-        if self.rounds < 1:
-            raise ValueError(f"throughput.rounds must be >= 1, got {self.rounds}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(
-                f"throughput.batch_size must be >= 1 or null (the training batch), "
-                f"got {self.batch_size}"
-            )
-        check_contention_bounds(self.contention_retries, self.contention_cores)
-
-
-@dataclass(frozen=True)
-class TimingConditions:
-    """Facts of the launch that decide whether a run's figures compare with other runs'.
-
-    Not options: the launcher decides them (``experiments.launcher.throughput_conditions``),
-    so they stay out of :class:`ThroughputSettings`, the presets and the run id.
-    ``comparable`` is ``False`` (with ``reason``) when the figures were taken beside other
-    runs, e.g. under a parallel launcher; they are recorded but flagged.
-    """
-
-    comparable: bool = True
-    reason: str | None = None
 
 
 def _timer(
