@@ -2,7 +2,8 @@
 
 A section names exactly one of
 
-- ``kind``: a predefined network of :mod:`stn.measure.models` (``conf/classifier/cnn.yaml``, ...);
+- ``kind``: a predefined network of :mod:`stn.measure.models` (``conf/classifier/cnn.yaml``, ...),
+  its options those of the kind's config (``CnnConfig``, ...: unknown keys are errors);
 - ``_target_``: any importable callable ``package.module.Class`` that returns an
   ``nn.Module``, built with Hydra's ``instantiate`` (``conf/classifier/custom.yaml``).
 
@@ -10,8 +11,9 @@ Either way the run passes ``in_channels``, ``num_classes`` and ``input_size`` ``
 as keyword arguments, and every other key of the section except ``name`` as an option.
 A target's network is checked before any training: it must be an ``nn.Module`` mapping a
 dummy ``(2, C, h, w)`` batch to ``(2, num_classes)`` logits. Each problem raises
-:class:`ClassifierConfigError` saying what is wrong and how to fix it; ``experiments.job``
-records it as the run's failure, so one bad network never ends a sweep.
+:class:`ClassifierConfigError` (a kind's unknown or mistyped option: ``OptionsError``)
+saying what is wrong and how to fix it; ``experiments.job`` records it as the run's
+failure, so one bad network never ends a sweep.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 from hydra.utils import instantiate
 from torch import Tensor, nn
 
-from stn.measure.models import CLASSIFIERS, build_classifier
+from stn.measure.models import CLASSIFIERS, build_classifier, classifier_config
 
 MISSING = "???"  # OmegaConf's mandatory value, left as is by to_container
 RUN_ARGS = ("in_channels", "num_classes", "input_size")
@@ -67,10 +69,13 @@ def describe_classifier(section: Mapping[str, Any]) -> dict[str, Any]:
 def check_classifier_section(section: Mapping[str, Any]) -> None:
     """Raise now what building would raise before the network exists: no data needed.
 
-    Kind or target, the target's import, name and signature; called before the data is
-    prepared, so that a mistyped target fails a run in a second.
+    Kind or target; a kind's options (names and types); the target's import, name and
+    signature. Called before the data is prepared, so that a mistyped option or target
+    fails a run in a second.
     """
-    _, target = _kind_or_target(section)
+    kind, target = _kind_or_target(section)
+    if kind is not None:
+        classifier_config(section)
     if target is not None:
         check_signature(locate_target(target), target, _options(section))
 

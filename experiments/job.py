@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -33,6 +34,7 @@ from stn.measure.models import count_parameters
 from stn.measure.plateau import plateau_verdict
 from stn.measure.throughput import (
     ThroughputSettings,
+    TimingConditions,
     measure_data_path,
     measure_pipeline,
     peak_rss_bytes,
@@ -40,6 +42,7 @@ from stn.measure.throughput import (
     timing_batch,
 )
 from stn.measure.train import ReducedClassifier, TrainSettings, fit, seed_everything
+from stn.options import checked_options
 from stn.reducers.registry import build_reducer
 from stn.report.example_files import examples_path
 from stn.report.examples import try_save_examples
@@ -57,8 +60,8 @@ from stn.sampling import native
 
 log = logging.getLogger(__name__)
 
-DATASET_KEYS = frozenset(DatasetSpec.__dataclass_fields__)
 RUN_MODES = ("train", "throughput")
+T = TypeVar("T")
 
 
 def plain_config(cfg: DictConfig) -> dict[str, Any]:
@@ -68,13 +71,11 @@ def plain_config(cfg: DictConfig) -> dict[str, Any]:
     return config
 
 
-def dataset_spec(section: dict[str, Any]) -> DatasetSpec:
-    unknown = set(section) - DATASET_KEYS
-    if unknown:
-        raise ValueError(
-            f"unknown dataset option(s) {sorted(unknown)}; valid: {sorted(DATASET_KEYS)}"
-        )
-    return DatasetSpec(**section)
+def section_settings(config_type: type[T], section: Mapping[str, Any], what: str) -> T:
+    """A section's typed settings (``TrainSettings``, ...): an unknown key or a mistyped
+    value is an ``OptionsError`` naming the valid options and the closest; the class's
+    own checks raise as they are, their messages naming ``<section>.<option>``."""
+    return config_type(**checked_options(config_type, section, what))
 
 
 def output_size_of(value: Any) -> tuple[int, int]:
@@ -145,12 +146,14 @@ def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> 
     record.environment = describe_environment(device)
     record.determinism = describe_determinism(device)
     check_classifier_section(config["classifier"])  # a mistyped target fails before the data
+    # Every section's settings before any data: a bad option fails the run at once.
+    settings = section_settings(TrainSettings, config["trainer"], "trainer")
+    tp = section_settings(ThroughputSettings, config["throughput"], "throughput")
+    spec = section_settings(DatasetSpec, config["dataset"], "dataset")
+    batch_size = settings.batch_size
     seed = int(config["seed"])
     seed_everything(seed)
-    trainer = dict(config["trainer"])
-    batch_size = int(trainer.pop("batch_size"))
-    settings = TrainSettings(**trainer)
-    data = prepare_data(dataset_spec(config["dataset"]), seed, batch_size)
+    data = prepare_data(spec, seed, batch_size)
     record.dataset = DatasetInfo.from_json({"name": config["dataset"]["name"], **data.describe()})
 
     channels, height, width = data.train.input_shape
@@ -188,10 +191,10 @@ def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> 
         # that did not, instead of averaging them silently into the reducer's mean.
         record.metrics.plateau = plateau_verdict(record.metrics.curves, int(data.num_classes))
     record.resources = Resources(peak_rss_mb=peak_rss_bytes() / 2**20, peak_rss_scope=rss_scope)
-    tp = ThroughputSettings.from_config(config["throughput"], **throughput_conditions())
     batch = timing_batch(data.test, tp.batch_size or batch_size)
+    conditions = TimingConditions(**throughput_conditions())
     record.throughput = measure_pipeline(
-        model, batch.x, batch.y, batch.boxes, device, tp, output_size
+        model, batch.x, batch.y, batch.boxes, device, tp, output_size, conditions
     )
     # After training and timing: whether the general sampler ran compiled (stn/sampling/native.py).
     record.environment["compiled_sampler"] = native.loaded_status()

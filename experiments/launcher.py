@@ -23,7 +23,7 @@ def launcher_target() -> str | None:
 
 
 def throughput_conditions(target: str | None = None) -> dict[str, Any]:
-    """``comparable`` and ``reason`` for ``stn.measure.throughput.ThroughputSettings``."""
+    """``comparable`` and ``reason`` for ``stn.measure.throughput.TimingConditions``."""
     target = launcher_target() if target is None else target
     if target is None or target in SEQUENTIAL_LAUNCHERS:
         return {"comparable": True, "reason": None}

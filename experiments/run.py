@@ -5,7 +5,10 @@
     python -m experiments.run -m reducer=resize_bilinear,pool_avg seed=0,1
     python -m experiments.run experiment=compare             # the default comparison sweep
 
-Records land in ``results/<sweep>/records/<run id>.json``; ``--help`` lists every group.
+Records land in ``results/<sweep>/records/<run id>.json``; ``--help`` lists every group,
+``--cfg job`` prints every option's value (each section's schema: experiments/schemas.py).
+An override of an option its section lacks (``trainer.epohcs=3``) exits with status 2,
+naming the valid options and the closest match.
 A sweep re-launched over the same ``results_dir`` skips runs whose record is ``ok``
 (``resume=false`` reruns them), ends with an ``ok / failed / skipped`` line and exits
 non-zero when any run failed. Launchers: ``hydra/launcher=joblib`` (local processes, one
@@ -17,13 +20,78 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import ConfigCompositionException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from experiments.outcomes import write_outcome
+from experiments.schemas import register_schemas
+from stn.options import unknown_names_message
+
+USAGE_ERROR = 2  # the exit status of a command line that names something that is not there
+
+# Here, not in a function: every process that composes a config needs the schemas, and a
+# parallel launcher's workers import this module to unpickle the task.
+register_schemas()
+
+
+def unknown_option_message(err: BaseException | None) -> str | None:
+    """``trainer.epohcs: unknown trainer option 'epohcs' (did you mean 'epochs'?); valid:
+    ...`` when ``err`` is OmegaConf's error for a key its section lacks; else ``None``."""
+    if not isinstance(err, (ConfigAttributeError, ConfigKeyError)):
+        return None
+    parent, key = err.parent_node, err.key
+    if not isinstance(parent, DictConfig) or key is None or key in parent:
+        return None
+    full_key = str(err.full_key or key)
+    section = full_key.rpartition(".")[0]
+    valid = [str(k) for k in parent.keys() if not (section == "" and k == "hydra")]
+    unknown = unknown_names_message(_section_name(section, parent), [str(key)], valid)
+    message = f"{full_key}: {unknown}"
+    if OmegaConf.get_type(parent) in (dict, None):  # no schema: a key of your own network
+        message += f"; a key the preset does not list takes a leading +: +{full_key}=..."
+    return message
+
+
+def _section_name(section: str, node: DictConfig) -> str:
+    if not section:
+        return "run"
+    kind = node.get("kind") if "kind" in node else None
+    return f"{section} kind {kind!r}" if isinstance(kind, str) else section
+
+
+def _explain_unknown_options() -> None:
+    """Make Hydra's "Could not override 'trainer.epohcs'" say which options the section
+    has and which one was likely meant, then exit with status 2.
+
+    Hydra composes the config (and reports its errors) inside its own ``main``; the one
+    place that sees both the failed key and its section's node is the loader's override
+    step, wrapped here for this process's command line only.
+    """
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    apply: Callable[..., Any] = ConfigLoaderImpl._apply_overrides_to_config
+    if getattr(apply, "explains_unknown_options", False):
+        return
+
+    def apply_or_explain(overrides: Any, cfg: DictConfig) -> None:
+        try:
+            apply(overrides, cfg)
+        except ConfigCompositionException as err:
+            message = unknown_option_message(err.__cause__)
+            if message is None:
+                raise
+            print(f"error: {message}", file=sys.stderr, flush=True)
+            raise SystemExit(USAGE_ERROR) from None
+
+    apply_or_explain.explains_unknown_options = True  # type: ignore[attr-defined]
+    ConfigLoaderImpl._apply_overrides_to_config = staticmethod(apply_or_explain)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -41,5 +109,11 @@ def main(cfg: DictConfig) -> str:
     return outcome.status
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``python -m experiments.run``: Hydra's main, with clear errors for unknown options."""
+    _explain_unknown_options()
     main()
+
+
+if __name__ == "__main__":
+    cli()

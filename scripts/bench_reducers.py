@@ -67,6 +67,7 @@ def canvases(size: int, batch_size: int = 64):
         canvas_size=size,
         object_size=(20, 36) if size == 96 else (28, 28),
         clutter=CLUTTER.get(size, 8),
+        jitter=1.0,  # anywhere on the canvas (DatasetSpec's default is digits_96's 0.5)
     )
     return prepare_data(spec, seed=0, batch_size=batch_size)
 

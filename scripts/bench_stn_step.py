@@ -26,6 +26,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from experiments.schemas import register_schemas
 from stn.measure.models import build_classifier
 from stn.measure.throughput import measure
 from stn.measure.train import ReducedClassifier, TrainSettings, make_optimizer
@@ -37,6 +38,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 def preset(name: str, **changes: Any) -> dict[str, Any]:
     """Reducer preset ``conf/reducer/<name>.yaml`` as Hydra composes it, with ``changes``:
     the rows measure what the sweeps run, not a copy of it."""
+    register_schemas()  # the presets extend the sections' schemas
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=[f"reducer={name}"])
     return {**OmegaConf.to_container(cfg.reducer, resolve=True), **changes}

@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         canvas_size=args.canvas,
         object_size=tuple(args.object_size),
         clutter=args.clutter,
+        jitter=1.0,  # anywhere on the canvas (DatasetSpec's default is digits_96's 0.5)
         limit_train=args.train,
         limit_test=args.test,
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
 import types
 import typing
 from collections.abc import Mapping
@@ -29,13 +28,12 @@ class OptionsError(ValueError):
 def option(default: Any, help: str) -> Any:
     """A dataclass field with ``default`` and one line of ``help`` (shown by the CLI's option
     listing). Lists given as defaults are stored as tuples, so configs stay hashable; a
-    mapping default is copied for each config (a ``dict[str, float]`` option)."""
+    mapping default is copied for each instance (a dataclass cannot share a mutable one)."""
     if isinstance(default, list):
         default = tuple(default)
     if isinstance(default, Mapping):
-        return dataclasses.field(
-            default_factory=functools.partial(dict, default), metadata={"help": help}
-        )
+        frozen = dict(default)
+        return dataclasses.field(default_factory=lambda: dict(frozen), metadata={"help": help})
     return dataclasses.field(default=default, metadata={"help": help})
 
 
@@ -68,18 +66,27 @@ def options_from(cls: type[T], values: Mapping[str, Any], what: str) -> T:
         values: option name → value; options left out take their default.
         what: how the error names this option set (``"reducer kind 'resize'"``).
     """
-    valid = option_names(cls)
-    unknown = [k for k in values if k not in valid]
-    if unknown:
-        raise OptionsError(unknown_names_message(what, unknown, valid))
-    hints = typing.get_type_hints(cls)
-    checked = {k: _checked(v, hints[k], f"{what}: option {k!r}") for k, v in values.items()}
+    checked = checked_options(cls, values, what)
     try:
         return cls(**checked)
     except OptionsError:
         raise
     except (TypeError, ValueError) as err:
         raise OptionsError(f"{what}: {err}") from err
+
+
+def checked_options(cls: type, values: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """``values`` checked against ``cls``'s options, before any cross-option check: unknown
+    keys and mistyped values raise :class:`OptionsError`; values come back as the fields'
+    types ask (tuples from lists, floats from ints). ``cls(**checked_options(...))`` lets
+    the class's own checks raise as they are, for classes whose messages already name the
+    section (``trainer.lr must be > 0``)."""
+    valid = option_names(cls)
+    unknown = [k for k in values if k not in valid]
+    if unknown:
+        raise OptionsError(unknown_names_message(what, unknown, valid))
+    hints = typing.get_type_hints(cls)
+    return {k: _checked(v, hints[k], f"{what}: option {k!r}") for k, v in values.items()}
 
 
 def describe_options(config: Any, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -96,7 +103,12 @@ def option_help(cls: type) -> list[tuple[str, str, Any, str]]:
     hints = typing.get_type_hints(cls)
     rows = []
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else "(required)"
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = "(required)"
         rows.append((f.name, _type_name(hints[f.name]), default, f.metadata.get("help", "")))
     return rows
 
@@ -143,7 +155,7 @@ def _checked(value: Any, hint: Any, where: str) -> Any:
         return (
             tuple(
                 _checked(v, a, f"{where}[{i}]")
-                for i, (v, a) in enumerate(zip(args, value, strict=True))
+                for i, (v, a) in enumerate(zip(value, args, strict=True))
             )
             if args
             else tuple(value)

@@ -5,8 +5,12 @@ import os
 import pytest
 import torch
 
+from experiments.schemas import register_schemas
+
 os.environ["WANDB_MODE"] = "disabled"
 torch.set_num_threads(1)
+# The presets extend the sections' schemas: every test that composes a config needs them.
+register_schemas()
 
 
 @pytest.fixture(autouse=True)

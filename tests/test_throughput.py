@@ -16,6 +16,7 @@ from stn.data.prepare import _with_channels
 from stn.measure.models import build_classifier
 from stn.measure.throughput import (
     ThroughputSettings,
+    TimingConditions,
     combine_rounds,
     is_out_of_memory,
     measure,
@@ -23,6 +24,7 @@ from stn.measure.throughput import (
     with_batch_backoff,
 )
 from stn.measure.train import ReducedClassifier
+from stn.options import options_from
 from stn.reducers.registry import build_reducer
 from stn.reducers.resize import Resize, ResizeConfig
 
@@ -197,9 +199,10 @@ def test_pipeline_backs_off_on_out_of_memory_and_records_the_batch():
 
 def test_settings_from_config_name_unknown_keys():
     with pytest.raises(ValueError, match=r"unknown throughput option.*warmpu"):
-        ThroughputSettings.from_config({"warmpu": 1})
-    made = ThroughputSettings.from_config({"warmup": 4}, comparable=False, reason="r")
-    assert (made.warmup, made.comparable, made.reason) == (4, False, "r")
+        options_from(ThroughputSettings, {"warmpu": 1}, "throughput")
+    made = options_from(ThroughputSettings, {"warmup": 4}, "throughput")
+    conditions = TimingConditions(comparable=False, reason="r")
+    assert (made.warmup, conditions.comparable, conditions.reason) == (4, False, "r")
 
 
 def test_parallel_launchers_make_figures_not_comparable():
@@ -312,10 +315,11 @@ def _competition(monkeypatch, *cores: float) -> list[float]:
     return handed
 
 
-def _timed_once(**settings):
+def _timed_once(comparable=True, reason=None, **settings):
     quick = ThroughputSettings(warmup=0, min_repeats=1, min_seconds=0.0, rounds=1, **settings)
     x, y = _batch()
-    return measure_pipeline(_model(), x, y, None, "cpu", quick)
+    conditions = TimingConditions(comparable=comparable, reason=reason)
+    return measure_pipeline(_model(), x, y, None, "cpu", quick, conditions=conditions)
 
 
 def test_a_figure_taken_under_competition_is_retimed_up_to_the_bound_then_marked(monkeypatch):

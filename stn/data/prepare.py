@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -11,28 +11,49 @@ from stn.data.canvas import CanvasSpec
 from stn.data.catalog import load_dataset
 from stn.data.images import ImageSet, stratified_split
 from stn.data.stream import BatchStream
+from stn.options import option
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """What a ``conf/dataset/*.yaml`` preset describes (see the comments there)."""
+    """The ``dataset`` section: the one home of each option's default, type and help.
 
-    name: str
-    source: str = "digits"
-    root: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    test_fraction: float = 0.2
-    split_seed: int = 0
-    limit_train: int | None = None
-    limit_test: int | None = None
-    canvas_size: int | None = None
-    object_size: tuple[int, int] = (28, 28)
-    object_scale: tuple[float, float] | None = None
-    clutter: int = 0
-    clutter_size: int = 8
-    jitter: float = 1.0
-    fresh_train_canvases: bool = True
-    channels: int | None = None
+    The defaults are the default preset, ``digits_96``; ``conf/dataset/*.yaml`` presets
+    extend it (Hydra schema ``dataset/base_dataset``) and only override.
+    """
+
+    name: str = option("digits_96", "label in tables, records and run names")
+    source: str = option("digits", "stn.data.catalog name (digits: the embedded MNIST digits)")
+    root: str | None = option(None, "folder for sources read from disk (null: the default)")
+    options: dict[str, Any] = option({}, "source-specific reader options")
+    test_fraction: float = option(
+        0.2, "held-out share (stratified) when the source has no test split"
+    )
+    split_seed: int = option(0, "fixes the split and the test canvases for every run seed")
+    limit_train: int | None = option(
+        None, "use only the first N training images (smoke tests); null: all"
+    )
+    limit_test: int | None = option(None, "use only the first N test images; null: all")
+    canvas_size: int | None = option(96, "canvas side in pixels; null = the images as they are")
+    object_size: tuple[int, int] = option(
+        (24, 40), "object side in pixels [min, max], drawn uniformly per canvas"
+    )
+    object_scale: tuple[float, float] | None = option(
+        None, "or the side as a fraction of the canvas, e.g. [0.25, 0.25] (null: object_size)"
+    )
+    clutter: int = option(6, "clutter fragments per canvas, cut from other images of the split")
+    clutter_size: int = option(8, "fragment side in pixels")
+    jitter: float = option(
+        0.5, "object offset from the centre as a fraction of the free space (1: anywhere)"
+    )
+    fresh_train_canvases: bool = option(
+        True, "re-draw training placements each epoch (test canvases stay fixed)"
+    )
+    channels: int | None = option(
+        None,
+        "repeat grey images into N channels (e.g. 3 for colour-shaped throughput runs); "
+        "null: as they are",
+    )
 
     def canvas(self) -> CanvasSpec | None:
         if self.canvas_size is None:

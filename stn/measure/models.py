@@ -8,9 +8,75 @@ so they can be reproduced); ``mlp`` is the partner of non-spatial reducers (PCA)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
+
+from stn.options import OptionsError, closest_match, option, options_from
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Options every predefined network's section has; each kind's config adds its own.
+
+    Each kind's config is the one home of its options' defaults, types and help: the
+    network's constructor takes its defaults from it, ``conf/classifier/*.yaml`` presets
+    extend it (Hydra schema ``classifier/base_<kind>``) and only override.
+    """
+
+    name: str = option("", "label in tables and run ids (empty: the kind)")
+    kind: str = option("", "which predefined network builds this (each preset sets it)")
+
+
+@dataclass(frozen=True)
+class CnnConfig(ClassifierConfig):
+    """``kind: cnn``, :class:`NormalisedCNN`."""
+
+    channels: tuple[int, ...] = option(
+        (16, 32, 64, 128),
+        "one conv–BN–pool stage per entry (4: 48 → 3 px, a receptive field of 46 px)",
+    )
+    standardise_input: bool = option(
+        True, "per-channel batch norm without learned scale on the input"
+    )
+    dropout: float = option(0.0, "dropout before the linear head")
+
+
+@dataclass(frozen=True)
+class SmallCnnConfig(ClassifierConfig):
+    """``kind: small_cnn``, :class:`SmallCNN`."""
+
+    channels: tuple[int, ...] = option((8, 16), "one conv–pool stage per entry")
+    kernel_size: int = option(5, "side of every convolution's kernel")
+    hidden: int = option(128, "units of the fully connected layer")
+    dropout: float = option(0.0, "dropout before the last layer")
+    batch_norm: bool = option(False, "batch norm after every convolution (not in earlier figures)")
+
+
+@dataclass(frozen=True)
+class MlpConfig(ClassifierConfig):
+    """``kind: mlp``, :class:`MLP`."""
+
+    hidden: tuple[int, ...] = option((256,), "units of each hidden layer")
+    dropout: float = option(0.0, "dropout after every hidden layer")
+    standardise_input: bool = option(
+        True, "per-channel batch norm without learned scale on the input"
+    )
+
+
+@dataclass(frozen=True)
+class ResNetConfig(ClassifierConfig):
+    """``kind: resnet``, :class:`CifarResNet`."""
+
+    depth: int = option(8, "6n + 2: n basic blocks per stage (20: the paper's ResNet-20)")
+    widths: tuple[int, int, int] = option(
+        (16, 32, 64), "channels of the three stages (48 → 24 → 12 px)"
+    )
+    standardise_input: bool = option(
+        True, "per-channel batch norm without learned scale on the input"
+    )
 
 
 def input_standardiser(channels: int, enabled: bool) -> nn.Module:
@@ -44,14 +110,16 @@ class NormalisedCNN(nn.Module):
     strokes (three stages, 22 px, read oracle crops worse than a plain resize).
     """
 
+    config_type: ClassVar[type[ClassifierConfig]] = CnnConfig
+
     def __init__(
         self,
         in_channels: int,
         num_classes: int,
         input_size: Sequence[int] = (48, 48),
-        channels: Sequence[int] = (16, 32, 64, 128),
-        standardise_input: bool = True,
-        dropout: float = 0.0,
+        channels: Sequence[int] = CnnConfig.channels,
+        standardise_input: bool = CnnConfig.standardise_input,
+        dropout: float = CnnConfig.dropout,
     ) -> None:
         super().__init__()
         _check_input_size("cnn", input_size, 2 ** len(channels))
@@ -98,14 +166,16 @@ class CifarResNet(nn.Module):
     depth 8 (one block a stage) keeps a CPU sweep affordable.
     """
 
+    config_type: ClassVar[type[ClassifierConfig]] = ResNetConfig
+
     def __init__(
         self,
         in_channels: int,
         num_classes: int,
         input_size: Sequence[int] = (48, 48),
-        depth: int = 8,
-        widths: Sequence[int] = (16, 32, 64),
-        standardise_input: bool = True,
+        depth: int = ResNetConfig.depth,
+        widths: Sequence[int] = ResNetConfig.widths,
+        standardise_input: bool = ResNetConfig.standardise_input,
     ) -> None:
         super().__init__()
         if depth < 8 or (depth - 2) % 6:
@@ -141,16 +211,18 @@ class SmallCNN(nn.Module):
     and W must be divisible by ``2 ** len(channels)``.
     """
 
+    config_type: ClassVar[type[ClassifierConfig]] = SmallCnnConfig
+
     def __init__(
         self,
         in_channels: int,
         num_classes: int,
         input_size: Sequence[int] = (48, 48),
-        channels: Sequence[int] = (8, 16),
-        kernel_size: int = 5,
-        hidden: int = 128,
-        dropout: float = 0.0,
-        batch_norm: bool = False,
+        channels: Sequence[int] = SmallCnnConfig.channels,
+        kernel_size: int = SmallCnnConfig.kernel_size,
+        hidden: int = SmallCnnConfig.hidden,
+        dropout: float = SmallCnnConfig.dropout,
+        batch_norm: bool = SmallCnnConfig.batch_norm,
     ) -> None:
         super().__init__()
         h, w = int(input_size[0]), int(input_size[1])
@@ -187,14 +259,16 @@ class MLP(nn.Module):
     The fair partner for reducers whose output is not a spatial image (PCA).
     """
 
+    config_type: ClassVar[type[ClassifierConfig]] = MlpConfig
+
     def __init__(
         self,
         in_channels: int,
         num_classes: int,
         input_size: Sequence[int] = (48, 48),
-        hidden: Sequence[int] = (256,),
-        dropout: float = 0.0,
-        standardise_input: bool = True,
+        hidden: Sequence[int] = MlpConfig.hidden,
+        dropout: float = MlpConfig.dropout,
+        standardise_input: bool = MlpConfig.standardise_input,
     ) -> None:
         super().__init__()
         width = in_channels * int(input_size[0]) * int(input_size[1])
@@ -217,7 +291,8 @@ def _check_input_size(kind: str, input_size: Sequence[int], smallest: int) -> No
         )
 
 
-CLASSIFIERS: dict[str, Callable[..., nn.Module]] = {
+# kind → network class; each class's ``config_type`` holds its options.
+CLASSIFIERS: dict[str, type[nn.Module]] = {
     "cnn": NormalisedCNN,
     "resnet": CifarResNet,
     "small_cnn": SmallCNN,
@@ -225,15 +300,34 @@ CLASSIFIERS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+def classifier_config(section: Mapping[str, Any]) -> ClassifierConfig:
+    """The typed config of a predefined network's section: ``section["kind"]`` picks the
+    kind; every other key must be one of that kind's options (an unknown one is an error
+    naming the valid ones and the closest)."""
+    kind = section.get("kind")
+    if kind not in CLASSIFIERS:
+        near = closest_match(str(kind), sorted(CLASSIFIERS))
+        hint = f" (did you mean {near!r}?)" if near else ""
+        raise OptionsError(
+            f"unknown classifier {kind!r}{hint}; choose one of: {', '.join(sorted(CLASSIFIERS))}"
+        )
+    config_type = CLASSIFIERS[kind].config_type  # type: ignore[attr-defined]
+    return options_from(config_type, section, f"classifier kind {kind!r}")
+
+
+def network_options(config: ClassifierConfig) -> dict[str, Any]:
+    """The constructor's options of ``config``: every field but ``name`` and ``kind``."""
+    shared = {f.name for f in fields(ClassifierConfig)}
+    return {f.name: getattr(config, f.name) for f in fields(config) if f.name not in shared}
+
+
 def build_classifier(
     kind: str, in_channels: int, num_classes: int, input_size: Sequence[int], **options
 ) -> nn.Module:
-    """Build a predefined network by kind (``cnn``, ``resnet``, ``small_cnn``, ``mlp``)."""
-    if kind not in CLASSIFIERS:
-        raise ValueError(
-            f"unknown classifier {kind!r}; choose one of: {', '.join(sorted(CLASSIFIERS))}"
-        )
-    return CLASSIFIERS[kind](in_channels, num_classes, input_size, **options)
+    """Build a predefined network by kind (``cnn``, ``resnet``, ``small_cnn``, ``mlp``);
+    ``options`` are the kind's config fields (an unknown or mistyped one is an error)."""
+    config = classifier_config({**options, "kind": kind})
+    return CLASSIFIERS[kind](in_channels, num_classes, input_size, **network_options(config))
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from stn.data.stream import Batch, BatchStream
 from stn.measure.timing_hygiene import cache_flusher, keep_freed_memory
+from stn.options import option
 from stn.reducers.base import reduce_batch
 
 T = TypeVar("T")
@@ -190,6 +191,14 @@ def is_contended(m: Measurement, max_others_cores: float) -> bool:
     return m.others_cores is not None and m.others_cores > max_others_cores
 
 
+def check_contention_bounds(retries: int, max_others_cores: float) -> None:
+    """Raise unless ``retries >= 0`` and ``max_others_cores >= 0`` (the throughput options)."""
+    if retries < 0:
+        raise ValueError(f"throughput.contention_retries must be >= 0, got {retries}")
+    if not max_others_cores >= 0:
+        raise ValueError(f"throughput.contention_cores must be >= 0, got {max_others_cores}")
+
+
 def retime_while_contended(
     take: Callable[[], Measurement], retries: int, max_others_cores: float
 ) -> Measurement:
@@ -201,10 +210,7 @@ def retime_while_contended(
     (a core kept busy by another process read ``resize_area`` at 157 images/s and the same
     2×2 mean as ``pool_avg`` at 2,512), so it is retaken rather than kept.
     """
-    if retries < 0:
-        raise ValueError(f"throughput.contention_retries must be >= 0, got {retries}")
-    if not max_others_cores >= 0:
-        raise ValueError(f"throughput.contention_cores must be >= 0, got {max_others_cores}")
+    check_contention_bounds(retries, max_others_cores)
     for attempt in range(1, retries + 1):
         figure = take()
         if not is_contended(figure, max_others_cores):
@@ -216,14 +222,86 @@ def retime_while_contended(
 # --- the timer ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ThroughputSettings:
+    """The ``throughput`` section: how figures are taken, each option's one home.
+
+    The config's ``throughput:`` node extends it (Hydra schema, ``experiments/schemas.py``)
+    and only overrides. Rounds: every figure and reference is taken ``rounds`` times, side
+    by side, each round on a fresh copy of the batch (see :func:`measure_pipeline`). Cache
+    flush and kept freed memory: :mod:`stn.measure.timing_hygiene`. A timed window in
+    which other processes kept more than ``contention_cores`` cores busy
+    (``others_cores``) is timed again up to ``contention_retries`` times; a figure still
+    contended makes the run's figures not comparable. Whether the run as a whole was timed
+    beside other runs is a fact of the launch, not an option: :class:`TimingConditions`.
+    """
+
+    warmup: int = option(2, "untimed calls first")
+    min_repeats: int = option(5, "timed calls per round: at least this many ...")
+    min_seconds: float = option(
+        0.2, "... and at least this long, per round (median and IQR reported)"
+    )
+    max_repeats: int = option(1000, "timed calls per round: at most this many")
+    batch_size: int | None = option(
+        None, "images per timed step; null = trainer.batch_size (halved on out-of-memory)"
+    )
+    rounds: int = option(
+        3,
+        "figures and references taken in turn this often, each on a fresh copy of the "
+        "batch; ratios = median of the rounds' ratios",
+    )
+    flush_cache: bool = option(
+        True,
+        "read 2× the last-level cache (CUDA: L2) before every timed call, so figures and "
+        "the memory floor all start from memory",
+    )
+    keep_freed_memory: bool = option(
+        True, "glibc keeps freed memory while timing: no page faults per call"
+    )
+    contention_cores: float = option(
+        0.25,
+        "a timed window in which other processes kept more cores busy (others' cores; "
+        "quiet here: < 0.16) was taken under competition ...",
+    )
+    contention_retries: int = option(
+        2,
+        "... and is timed again at most this often; a figure still contended marks the "
+        "run's figures not comparable, with the reason",
+    )
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise ValueError(f"throughput.rounds must be >= 1, got {self.rounds}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(
+                f"throughput.batch_size must be >= 1 or null (the training batch), "
+                f"got {self.batch_size}"
+            )
+        check_contention_bounds(self.contention_retries, self.contention_cores)
+
+
+@dataclass(frozen=True)
+class TimingConditions:
+    """Facts of the launch that decide whether a run's figures compare with other runs'.
+
+    Not options: the launcher decides them (``experiments.launcher.throughput_conditions``),
+    so they stay out of :class:`ThroughputSettings`, the presets and the run id.
+    ``comparable`` is ``False`` (with ``reason``) when the figures were taken beside other
+    runs, e.g. under a parallel launcher; they are recorded but flagged.
+    """
+
+    comparable: bool = True
+    reason: str | None = None
+
+
 def measure(
     step: Callable[[], Any],
     batch_size: int,
     device: torch.device | str = "cpu",
-    warmup: int = 2,
-    min_repeats: int = 5,
-    min_seconds: float = 0.5,
-    max_repeats: int = 1000,
+    warmup: int = ThroughputSettings.warmup,
+    min_repeats: int = ThroughputSettings.min_repeats,
+    min_seconds: float = ThroughputSettings.min_seconds,
+    max_repeats: int = ThroughputSettings.max_repeats,
     dtype: torch.dtype | str | None = None,
     input_shape: tuple[int, ...] | list[int] | None = None,
     references: dict[str, Callable[[], Any]] | None = None,
@@ -232,8 +310,9 @@ def measure(
     """Time ``step`` (one batch of ``batch_size`` images) after ``warmup`` calls.
 
     Repeats until both ``min_repeats`` calls and ``min_seconds`` have passed (at most
-    ``max_repeats``), then reports the median and interquartile range. ``dtype`` and
-    ``input_shape`` (``(N, C, H, W)`` of the batch) are recorded with the figure.
+    ``max_repeats``; the defaults are those of :class:`ThroughputSettings`), then reports
+    the median and interquartile range. ``dtype`` and ``input_shape`` (``(N, C, H, W)`` of
+    the batch) are recorded with the figure.
     ``references``: callables on the same batch, each timed right before every call of
     ``step``; their ratios to it land in ``paired``. On a shared machine the speed of
     a core changed 2× from one tenth of a second to the next here, so only calls timed
@@ -346,48 +425,6 @@ def with_batch_backoff(run: Callable[[int], T], batch_size: int) -> tuple[T, int
 
 
 # --- the figures of one run --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ThroughputSettings:
-    """How figures are taken (``throughput:`` in the config).
-
-    ``batch_size``: images per timed step (``None``: the batch given). ``rounds``: how
-    many times every figure and reference is taken, side by side, each round on a fresh
-    copy of the batch (see :func:`measure_pipeline`). ``flush_cache``: read a buffer
-    twice the cache's size before every timed call, so every figure starts from memory;
-    ``keep_freed_memory``: glibc keeps freed memory while timing, so no call pays for
-    page faults another did not (both in :mod:`stn.measure.timing_hygiene`). ``comparable``
-    is ``False`` (with ``reason``) when the figures were taken beside other runs, e.g.
-    under a parallel launcher; they are recorded but flagged. ``contention_cores``: a
-    timed window in which other processes kept more cores than this busy
-    (``others_cores``) was taken under competition; it is timed again up to
-    ``contention_retries`` times, and a figure still contended makes the run's figures
-    not comparable (:func:`measure_pipeline`).
-    """
-
-    warmup: int = 2
-    min_repeats: int = 5
-    min_seconds: float = 0.5
-    max_repeats: int = 1000
-    batch_size: int | None = None
-    rounds: int = 3
-    flush_cache: bool = True
-    keep_freed_memory: bool = True
-    contention_cores: float = 0.25
-    contention_retries: int = 2
-    comparable: bool = True
-    reason: str | None = None
-
-    @classmethod
-    def from_config(cls, section: dict[str, Any], **extra: Any) -> ThroughputSettings:
-        known = set(cls.__dataclass_fields__)
-        unknown = set(section) - known
-        if unknown:
-            raise ValueError(
-                f"unknown throughput option(s) {sorted(unknown)}; valid: {sorted(known)}"
-            )
-        return cls(**{**section, **extra})
 
 
 def _timer(
@@ -576,6 +613,7 @@ def measure_pipeline(
     device: torch.device | str,
     settings: ThroughputSettings,
     output_size: tuple[int, int] = (48, 48),
+    conditions: TimingConditions | None = None,
 ) -> dict[str, Any]:
     """Every throughput figure of a run, as the record's ``throughput`` section.
 
@@ -590,8 +628,9 @@ def measure_pipeline(
     their ``ratios``, the ``batch`` (``size``, ``requested_size``, ``channels``,
     ``height``, ``width``), ``conditions`` (``cache_flush_bytes``, ``allocator``),
     ``contention`` (:func:`contention_summary`), ``comparable`` (+
-    ``not_comparable_reason``: the caller's ``settings.reason``, and the figures that
-    stayed contended after their retries), ``train_step_on`` and ``seconds``.
+    ``not_comparable_reason``: ``conditions.reason`` when the launch made the figures not
+    comparable (default: comparable), and the figures that stayed contended after their
+    retries), ``train_step_on`` and ``seconds``.
     """
     device = torch.device(device)
     requested = int(settings.batch_size or len(x))
@@ -617,8 +656,6 @@ def measure_pipeline(
             rounds.append({**refs, **figures})
         return rounds
 
-    if settings.rounds < 1:
-        raise ValueError(f"throughput.rounds must be >= 1, got {settings.rounds}")
     if settings.keep_freed_memory:
         with keep_freed_memory() as allocator:
             rounds, used = with_batch_backoff(take_all, requested)
@@ -627,7 +664,8 @@ def measure_pipeline(
         rounds, used = with_batch_backoff(take_all, requested)
     figures, ratios = combine_rounds(rounds)
     contention = contention_summary(rounds, settings)
-    reasons = [] if settings.comparable else [settings.reason or "flagged by the caller"]
+    conditions = conditions or TimingConditions()
+    reasons = [] if conditions.comparable else [conditions.reason or "flagged by the caller"]
     if contention["contended"]:
         reasons.append(contention_reason(rounds, settings))
     _, channels, height, width = x_all.shape

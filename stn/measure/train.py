@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from stn.data.stream import Batch, BatchStream
+from stn.options import option
 from stn.reducers.base import Reducer, reduce_batch
 
 
@@ -28,22 +29,34 @@ LR_SCHEDULES = ("warmup_cosine", "constant")
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """What ``conf/trainer/*.yaml`` sets (see the comments there); defaults are ``default``'s."""
+    """The ``trainer`` section: the one home of each option's default, type and help.
 
-    epochs: int = 8
-    lr: float = 0.01
-    weight_decay: float = 1e-4
-    lr_schedule: str = "warmup_cosine"
-    warmup_fraction: float = 0.15
-    grad_clip_norm: float | None = 1.0
-    max_steps_per_epoch: int | None = None
-    progress: bool = True
+    ``conf/trainer/*.yaml`` presets extend it (Hydra schema ``trainer/base_trainer``) and
+    only override; ``python -m experiments.run --cfg job`` shows every value a run uses.
+    """
+
+    epochs: int = option(8, "passes over the training split")
+    lr: float = option(0.01, "peak learning rate, reached after the warm-up")
+    weight_decay: float = option(1e-4, "AdamW's decoupled decay (0: plain Adam)")
+    lr_schedule: str = option(
+        "warmup_cosine",
+        "warmup_cosine (linear warm-up, half-cosine to 0) or constant",
+    )
+    warmup_fraction: float = option(0.15, "share of all steps spent warming up")
+    grad_clip_norm: float | None = option(1.0, "clip the global gradient norm (null: no clipping)")
+    batch_size: int = option(64, "images per training step (and per evaluation batch)")
+    max_steps_per_epoch: int | None = option(
+        None, "cap the steps of an epoch (null: the whole split; else >= 1)"
+    )
+    progress: bool = option(True, "a tqdm bar per epoch")
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"trainer.epochs must be >= 1, got {self.epochs}")
         if not self.lr > 0:
             raise ValueError(f"trainer.lr must be > 0, got {self.lr}")
+        if self.batch_size < 1:
+            raise ValueError(f"trainer.batch_size must be >= 1, got {self.batch_size}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(
                 f"trainer.lr_schedule={self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"

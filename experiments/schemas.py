@@ -1,0 +1,134 @@
+"""Hydra structured-config schemas: every section's dataclass registered with ``ConfigStore``.
+
+The library's frozen dataclasses are the one home of each option's default, type and help;
+registered here as schemas, they make the YAML presets overrides only:
+
+==========  ===============  =====================================  ============================
+group       schema           dataclass                              presets that extend it
+==========  ===============  =====================================  ============================
+(primary)   ``base_config``  :class:`RunConfig` (below)             ``conf/config.yaml``
+dataset     ``base_dataset`` ``stn.data.prepare.DatasetSpec``       ``conf/dataset/*.yaml``
+trainer     ``base_trainer`` ``stn.measure.train.TrainSettings``    ``conf/trainer/*.yaml``
+classifier  ``base_<kind>``  ``stn.measure.models.CnnConfig``, ...  ``conf/classifier/*.yaml``
+reducer     ``base_<kind>``  each registered kind's ``config_type`` ``conf/reducer/*.yaml``
+==========  ===============  =====================================  ============================
+
+The ``throughput`` section is a field of :class:`RunConfig`
+(``stn.measure.throughput.ThroughputSettings``). A preset extends its schema with
+``defaults: [base_trainer, _self_]``: a key the schema lacks then fails at composition, a
+value of the wrong type too, and ``python -m experiments.run --cfg job`` shows every
+option with its value. ``classifier=custom`` (your own ``_target_`` and its keyword
+arguments) has no schema: its keys are the constructor's, checked when the run starts.
+
+Call :func:`register_schemas` before composing (``experiments.run`` does, so do the tests
+and scripts that use Hydra's compose API). A new section or kind adds one line to it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+
+from stn.data.prepare import DatasetSpec
+from stn.measure.models import CLASSIFIERS
+from stn.measure.throughput import ThroughputSettings
+from stn.measure.train import TrainSettings
+from stn.options import option
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The top-level options of one run, and the sections that groups fill.
+
+    ``conf/config.yaml`` extends it (``defaults: [base_config, _self_, ...]``) and
+    ``conf/experiment/*.yaml`` presets override it.
+    """
+
+    seed: int = option(0, "seeds training order, training canvases and initial weights")
+    sweep: str = option("default", "names the results folder: results/<sweep>/")
+    results_dir: str = option(
+        "results/${sweep}", "records go to <results_dir>/records/<run id>.json"
+    )
+    resume: bool = option(True, "skip runs whose record is already ok (false: rerun them)")
+    device: str = option(
+        "auto", "auto (CUDA when present), cpu, cuda, cuda:1, cuda_if_present (skip without GPU)"
+    )
+    threads: int | None = option(None, "torch CPU threads; null keeps torch's default")
+    # Any, not tuple[int, int]: a malformed size (output_size=48) reaches the run, which
+    # fails saying the form it takes (experiments.job.output_size_of), not Hydra's error.
+    output_size: Any = option((48, 48), "the small network's input [h, w]: two integers >= 1")
+    mode: str = option(
+        "train", "train: fit, evaluate, then time; throughput: time only (no accuracy)"
+    )
+    throughput: ThroughputSettings = option(
+        ThroughputSettings(), "images/s: reducer alone, inference, training step, + references"
+    )
+    # Filled by the config groups (each preset brings its own schema): conf/<group>/.
+    dataset: Any = option(MISSING, "conf/dataset/: what the images are and how large")
+    reducer: Any = option(MISSING, "conf/reducer/: how images reach output_size")
+    classifier: Any = option(MISSING, "conf/classifier/: the downstream network")
+    trainer: Any = option(MISSING, "conf/trainer/: epochs, lr, batch size")
+    logger: Any = option(MISSING, "conf/logger/: wandb (offline by default) or none")
+
+
+def schema_node(config_type: type) -> DictConfig:
+    """``config_type`` (a dataclass) as a writable Hydra schema node.
+
+    OmegaConf makes the node of a frozen dataclass read-only, which would refuse every
+    preset and override; the node keeps its field types and its unknown-key errors.
+    """
+    node = OmegaConf.structured(config_type)
+    _make_writable(node)
+    return node
+
+
+def _make_writable(node: DictConfig | ListConfig) -> None:
+    OmegaConf.set_readonly(node, False)
+    keys = node.keys() if isinstance(node, DictConfig) else range(len(node))
+    for key in keys:
+        child = node._get_node(key)
+        if isinstance(child, (DictConfig, ListConfig)):
+            _make_writable(child)
+
+
+def reducer_config_types() -> dict[str, type]:
+    """kind → config dataclass of every registered reducer kind, or ``{}`` while reducers
+    do not register themselves yet (``stn.reducers.registry``, issue 19)."""
+    try:
+        importlib.import_module("stn.reducers.registry")  # importing it registers every kind
+    except ModuleNotFoundError as err:
+        if err.name != "stn.reducers.registry":
+            raise
+        return {}
+    from stn.reducers.base import REDUCERS
+
+    return {kind: cls.config_type for kind, cls in REDUCERS.items()}
+
+
+def section_schemas() -> list[tuple[str | None, str, type]]:
+    """``(group, name, dataclass)`` of every schema, the primary config's first."""
+    schemas: list[tuple[str | None, str, type]] = [
+        (None, "base_config", RunConfig),
+        ("dataset", "base_dataset", DatasetSpec),
+        ("trainer", "base_trainer", TrainSettings),
+    ]
+    schemas += [
+        ("classifier", f"base_{kind}", cls.config_type)  # type: ignore[attr-defined]
+        for kind, cls in sorted(CLASSIFIERS.items())
+    ]
+    schemas += [
+        ("reducer", f"base_{kind}", config_type)
+        for kind, config_type in sorted(reducer_config_types().items())
+    ]
+    return schemas
+
+
+def register_schemas() -> None:
+    """Store every schema in Hydra's ``ConfigStore``; calling it again changes nothing."""
+    store = ConfigStore.instance()
+    for group, name, config_type in section_schemas():
+        store.store(group=group, name=name, node=schema_node(config_type))
