@@ -26,7 +26,6 @@ and scripts that use Hydra's compose API). A new section or kind adds one line t
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +37,7 @@ from stn.measure.models import CLASSIFIERS
 from stn.measure.throughput import ThroughputSettings
 from stn.measure.train import TrainSettings
 from stn.options import option
+from stn.reducers.registry import REDUCERS
 
 
 @dataclass(frozen=True)
@@ -96,16 +96,7 @@ def _make_writable(node: DictConfig | ListConfig) -> None:
 
 
 def reducer_config_types() -> dict[str, type]:
-    """kind → config dataclass of every registered reducer kind, or ``{}`` while reducers
-    do not register themselves yet (``stn.reducers.registry``, issue 19)."""
-    try:
-        importlib.import_module("stn.reducers.registry")  # importing it registers every kind
-    except ModuleNotFoundError as err:
-        if err.name != "stn.reducers.registry":
-            raise
-        return {}
-    from stn.reducers.base import REDUCERS
-
+    """kind → config dataclass of every registered reducer kind."""
     return {kind: cls.config_type for kind, cls in REDUCERS.items()}
 
 

@@ -2,10 +2,7 @@
 closest (library and command line), the presets' composed values are the dataclasses'
 defaults, and presets restate none of them."""
 
-import dataclasses
 import json
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -23,7 +20,7 @@ from stn.data.prepare import DatasetSpec
 from stn.measure.models import CLASSIFIERS, build_classifier, classifier_config
 from stn.measure.throughput import ThroughputSettings
 from stn.measure.train import TrainSettings
-from stn.options import OptionsError, describe_options, option, option_names, options_from
+from stn.options import OptionsError, describe_options, option_names, options_from
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -163,22 +160,37 @@ def test_a_key_added_with_plus_fails_the_run_naming_the_valid_options(tmp_path):
     assert record["dataset"] == {}  # refused before any data was read
 
 
-def test_reducer_kinds_register_their_schemas_once_a_registry_exists(monkeypatch):
-    @dataclasses.dataclass(frozen=True)
-    class ShrinkConfig:
-        name: str = option("", "label")
-        kind: str = option("shrink", "kind")
-        factor: int = option(2, "how much")
+def test_every_reducer_kind_has_a_writable_schema_closed_to_unknown_keys():
+    registered = {name: config_type for group, name, config_type in section_schemas()}
+    for kind, cls in stn.reducers.base.REDUCERS.items():
+        assert registered[f"base_{kind}"] is cls.config_type
+    node = schemas.schema_node(stn.reducers.base.REDUCERS["resize"].config_type)
+    node.mode = "area"  # writable, though the dataclass is frozen
+    with pytest.raises(ConfigAttributeError, match="mdoe"):
+        node.mdoe = "area"  # and still closed to unknown keys
 
-    registry = types.ModuleType("stn.reducers.registry")
-    monkeypatch.setitem(sys.modules, "stn.reducers.registry", registry)
-    shrink = types.SimpleNamespace(config_type=ShrinkConfig)
-    monkeypatch.setattr(stn.reducers.base, "REDUCERS", {"shrink": shrink}, raising=False)
-    assert ("reducer", "base_shrink", ShrinkConfig) in section_schemas()
-    node = schemas.schema_node(ShrinkConfig)
-    node.factor = 3  # writable, though the dataclass is frozen
-    with pytest.raises(ConfigAttributeError, match="factr"):
-        node.factr = 3  # and still closed to unknown keys
+
+def _reducer_presets() -> list[Path]:
+    return sorted((CONF / "reducer").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", _reducer_presets(), ids=lambda p: p.stem)
+def test_every_reducer_preset_extends_its_kinds_schema_and_only_overrides(path):
+    """A root preset starts from base_<kind>; every value a preset sets differs from what
+    its parent (the schema, or the preset it extends) gives."""
+    raw = yaml.safe_load(path.read_text())
+    parent = raw["defaults"][0]
+    section = composed(f"reducer={path.stem}")["reducer"]
+    config_type = stn.reducers.base.REDUCERS[section["kind"]].config_type
+    assert set(section) == set(option_names(config_type))  # every option, via the schema
+    if parent.startswith("base_"):
+        assert parent == f"base_{raw['kind']}"
+        inherited = describe_options(config_type())
+    else:
+        inherited = composed(f"reducer={parent}")["reducer"]
+    own = {k: v for k, v in raw.items() if k not in ("defaults", "name", "kind")}
+    restated = {k: v for k, v in own.items() if inherited[k] == v}
+    assert not restated, f"{path.name} restates what {parent} gives: {restated}"
 
 
 @pytest.mark.parametrize(
