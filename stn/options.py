@@ -122,7 +122,9 @@ def _plain(value: Any) -> Any:
 
 
 def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+    if typing.get_origin(hint) is not None or not hasattr(hint, "__name__"):
+        return str(hint).replace("typing.", "")  # tuple[int, ...], int | None
+    return hint.__name__
 
 
 def _checked(value: Any, hint: Any, where: str) -> Any:

@@ -146,3 +146,23 @@ def test_the_sampling_kernel_is_built_with_the_reducer_never_in_forward(kind, op
     with torch.no_grad():
         reducer(x)
     assert len(builds) == built
+
+
+def _every_config_type() -> list[type]:
+    from experiments.schemas import section_schemas
+
+    return [config_type for _, _, config_type in section_schemas()]
+
+
+@pytest.mark.parametrize("config_type", _every_config_type(), ids=lambda c: c.__name__)
+def test_every_option_is_declared_in_exactly_one_class(config_type):
+    """An option's default, type and help have one home: no config class re-declares a
+    field that a class it extends (a shared option group) already declares."""
+    for field in dataclasses.fields(config_type):
+        homes = [
+            klass.__name__
+            for klass in config_type.__mro__
+            if field.name in klass.__dict__.get("__annotations__", {})
+        ]
+        assert len(homes) == 1, f"{config_type.__name__}.{field.name} declared in {homes}"
+        assert field.metadata.get("help"), f"{config_type.__name__}.{field.name} has no help"
