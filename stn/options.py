@@ -15,7 +15,7 @@ import dataclasses
 import difflib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -148,7 +148,7 @@ def _checked(value: Any, hint: Any, where: str) -> Any:
             else f"{where}: got {value!r}, which is none of {_type_name(hint)}"
         )
     if origin is tuple:
-        if not isinstance(value, (list, tuple)):
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
             raise OptionsError(f"{where} takes a list, got {value!r}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_checked(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from PIL import Image
 from scipy import integrate, stats
 
@@ -507,7 +508,8 @@ def test_presets_compose_build_on_both_canvases_and_set_only_what_differs(name, 
     with initialize_config_dir(config_dir=conf, version_base="1.3"):
         spec = dict(compose("config", overrides=[f"reducer={name}"]).reducer)
     defaults = AttentionWindowsConfig()
-    assert all(spec[k] != getattr(defaults, k) for k in spec if k not in ("name", "kind"))
+    own = yaml.safe_load((Path(conf) / "reducer" / f"{name}.yaml").read_text())
+    assert all(own[k] != getattr(defaults, k) for k in own if k not in ("defaults", "name", "kind"))
     for canvas in ((276, 276), (128, 128)):
         reducer = build_reducer(spec, 1, canvas)
         assert reducer.describe()["name"] == name and reducer.estimator == estimator

@@ -54,7 +54,8 @@ def test_sweep_presets_name_existing_reducers(experiment):
     assert cfg.hydra.mode.name == "MULTIRUN" and cfg.sweep == experiment
     reducers = sweep_values(cfg, "reducer")
     available = {p.stem for p in Path(CONF, "reducer").glob("*.yaml")}
-    assert set(reducers) <= available and {"stn_heatmap", "stn_blob"} & set(reducers)
+    attention = {"stn_heatmap", "stn_blob", "stn_candidates", "ats_sampling"}
+    assert set(reducers) <= available and attention & set(reducers)
     assert sweep_values(cfg, "seed")[:2] == [0, 1]  # at least two seeds: a spread
 
 
@@ -85,7 +86,9 @@ def test_stn_blob_is_a_frozen_detector_with_a_44_pixel_glimpse_on_any_canvas(can
     assert not any(p.requires_grad for p in reducer.parameters())
 
 
-def test_goal_sweep_pits_the_recipe_against_the_oracle_at_both_factors():
+def test_goal_sweep_pits_the_learned_selectors_against_the_detector_and_the_oracle():
     cfg = composed("experiment=stn_goal")
-    assert sweep_values(cfg, "reducer") == ["stn_blob", "stn_candidates", "oracle_crop"]
-    assert sweep_values(cfg, "dataset") == ["digits_276", "digits_128"]
+    assert sweep_values(cfg, "reducer") == [
+        "ats_sampling", "ats_topk", "stn_candidates", "resize_bilinear_aa", "oracle_crop"
+    ]  # fmt: skip
+    assert sweep_values(cfg, "dataset") == ["digits_276", "question_276", "fashion_276"]
