@@ -446,6 +446,4 @@ class AttentionWindows(Reducer):
         return self._extract(x, top), self.grid.theta(top[:, 0], x.dtype)
 
     def describe(self) -> dict[str, Any]:
-        options = self.described_options()
-        keep = ("estimator", "window_sizes", "windows", "view_size", "kernel", "antialias")
-        return {**super().describe(), **{k: options[k] for k in keep}}
+        return {**super().describe(), **self.described_options()}
