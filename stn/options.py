@@ -127,6 +127,15 @@ def _type_name(hint: Any) -> str:
     return hint.__name__
 
 
+# scalar type → (how an error names it, the Python types accepted for it)
+_SCALARS: dict[type, tuple[str, tuple[type, ...]]] = {
+    bool: ("true or false", (bool,)),
+    int: ("an integer", (int,)),
+    float: ("a number", (int, float)),
+    str: ("a string", (str,)),
+}
+
+
 def _checked(value: Any, hint: Any, where: str) -> Any:
     """``value`` as ``hint`` asks (tuple from a list, float from an int), or an error."""
     origin = typing.get_origin(hint)
@@ -166,20 +175,11 @@ def _checked(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, Mapping):
             raise OptionsError(f"{where} takes a mapping, got {value!r}")
         return dict(value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise OptionsError(f"{where} takes true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise OptionsError(f"{where} takes an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise OptionsError(f"{where} takes a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise OptionsError(f"{where} takes a string, got {value!r}")
-        return value
+    if hint in _SCALARS:
+        what, accepted = _SCALARS[hint]
+        # bool is an int in Python, but true is no answer to "how many epochs".
+        if not isinstance(value, accepted) or (hint is not bool and isinstance(value, bool)):
+            raise OptionsError(f"{where} takes {what}, got {value!r}")
+        return float(value) if hint is float else value
+    return value
     return value
