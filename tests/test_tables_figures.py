@@ -183,3 +183,18 @@ def test_a_region_larger_than_the_canvas_is_not_drawn_over_its_neighbours(tmp_pa
 def test_learning_curves_keep_up_to_forty_reducers_apart():
     looks = figures.line_styles(40)
     assert len(set(looks)) == 40 and looks[0] != looks[10] and looks[0][0] == looks[10][0]
+
+
+def test_several_windows_per_picture_are_drawn_first_in_red_then_orange(tmp_path):
+    inputs = np.zeros((2, 1, 96, 96), np.uint8)
+    # two windows per picture: a 48-px one at the centre, a 24-px one in a corner
+    small = np.array([[0.25, 0, -0.5], [0, 0.25, -0.5]])
+    windows = np.stack([0.5 * np.eye(2, 3), small])  # (G, 2, 3), most attended first
+    thetas = {"windows": np.stack([windows, windows])}  # (k, G, 2, 3)
+    path = figures.plot_sampling_regions(inputs, thetas, tmp_path / "r.png")
+    pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    red = (pixels[..., 0] > 200) & (pixels[..., 1] < 80)
+    orange = (pixels[..., 0] > 200) & (pixels[..., 1] > 100) & (pixels[..., 1] < 200)
+    assert red.any() and orange.any()
+    # the corner window lies up and left of the centre one
+    assert np.argwhere(orange)[:, 0].min() < np.argwhere(red)[:, 0].min()

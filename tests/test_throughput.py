@@ -158,7 +158,10 @@ def test_pipeline_records_three_figures_two_references_and_their_ratios():
     model = _model()
     x, y = _batch()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    settings = ThroughputSettings(warmup=1, min_repeats=3, min_seconds=0.0, batch_size=20, rounds=1)
+    # No contention threshold can be crossed: the test must not depend on what else runs.
+    settings = ThroughputSettings(
+        warmup=1, min_repeats=3, min_seconds=0.0, batch_size=20, rounds=1, contention_cores=1e9
+    )
     out = measure_pipeline(model, x, y, None, "cpu", settings)
 
     for name in ("reducer", "inference", "train_step", "memory_floor", "interpolate_aa"):

@@ -439,11 +439,11 @@ class AttentionWindows(Reducer):
 
     @torch.no_grad()
     def forward_with_theta(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``(N, C, h, w)`` the most attended window of each image and its ``θ``
-        ``(N, 2, 3)`` on the canvas (the report's region figure reads θ)."""
+        """``(N, C, h, w)`` the most attended window of each image, and ``θ``
+        ``(N, K, 2, 3)`` of all K windows an evaluation reads, most attended first (the
+        report's region figure draws each at its size)."""
         indices, _, _ = self.chosen_windows(x)
-        top = indices[:, :1]
-        return self._extract(x, top), self.grid.theta(top[:, 0], x.dtype)
+        return self._extract(x, indices[:, :1]), self.grid.theta(indices, x.dtype)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), **self.described_options()}

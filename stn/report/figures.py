@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -250,7 +251,9 @@ def plot_sampling_regions(
 ) -> Path:
     """Each STN's learned sampling region (quadrilateral of θ ``(k, 2, 3)``) drawn on the
     inputs ``(k, C, H, W)``, one row per STN, cut at each picture's edge; the true object
-    box dashed when known."""
+    box dashed when known. A reducer that reads G windows per image gives θ
+    ``(k, G, 2, 3)``, most attended first: the first is drawn in red, the others in orange,
+    each labelled with its side in input pixels."""
     columns = len(inputs)
     height, width = inputs.shape[-2:]
     tile = max(height, width)
@@ -261,13 +264,9 @@ def plot_sampling_regions(
     for r, theta in enumerate(thetas.values()):
         for c in range(min(columns, len(theta))):
             origin = np.array([c * (tile + _GAP), r * (tile + _GAP)])
-            # input pixel coords (edges at -0.5) → mosaic coords (same convention)
-            corners = (sampling_quadrilateral(theta[c], height, width) + 0.5) * scale - 0.5
-            region = Polygon(corners + origin, closed=True, fill=False, edgecolor="red", lw=1.5)
-            ax.add_patch(region)
-            # A window larger than the canvas or off it is cut at its own picture's edge,
-            # not drawn across its neighbours.
-            region.set_clip_path(Rectangle(origin - 0.5, tile, tile, transform=ax.transData))
+            windows = np.asarray(theta[c]).reshape(-1, 2, 3)
+            for g in reversed(range(len(windows))):  # the most attended drawn last, on top
+                _draw_region(ax, windows[g], origin, scale, (height, width), tile, g, len(windows))
             if boxes is not None and c < len(boxes):
                 x0, y0, x1, y1 = np.asarray(boxes[c], dtype=float)
                 ax.add_patch(
@@ -283,6 +282,35 @@ def plot_sampling_regions(
                 )
     _label_rows(ax, list(thetas), tile)
     return _save(figure, path)
+
+
+def _draw_region(
+    ax: Any,
+    theta: np.ndarray,
+    origin: np.ndarray,
+    scale: np.ndarray,
+    size: tuple[int, int],
+    tile: int,
+    rank: int,
+    count: int,
+) -> None:
+    """One sampling region on its picture: the first of several in red, the rest orange;
+    with several, each is labelled with its side in input pixels."""
+    height, width = size
+    # input pixel coords (edges at -0.5) → mosaic coords (same convention)
+    corners = (sampling_quadrilateral(theta, height, width) + 0.5) * scale - 0.5
+    colour, line = ("red", 1.5) if rank == 0 else ("orange", 1.0)
+    region = Polygon(corners + origin, closed=True, fill=False, edgecolor=colour, lw=line)
+    ax.add_patch(region)
+    # A window larger than the canvas or off it is cut at its own picture's edge, not drawn
+    # across its neighbours.
+    frame = Rectangle(origin - 0.5, tile, tile, transform=ax.transData)
+    region.set_clip_path(frame)
+    if count > 1:
+        side = round(float(np.hypot(theta[0, 0], theta[1, 0])) * width)
+        x, y = corners.min(0) + origin
+        label = ax.text(x + 1, y + 1, str(side), color=colour, fontsize=5, va="top")
+        label.set_clip_path(frame)
 
 
 def _figure() -> tuple[Figure, object]:
