@@ -8,7 +8,8 @@ run under ``<results_dir>/examples/<run_id>.npz`` with the arrays
   for every run of a dataset, since test canvases depend on ``dataset.split_seed`` only);
 - ``labels``  ``(k,)`` int64;
 - ``outputs`` ``(k, C, h, w)`` float32: the reducer's output (not clipped);
-- ``theta``   ``(k, 2, 3)`` (``(k, G, 2, 3)``: G windows an image) float32, only for reducers with ``forward_with_theta``;
+- ``theta``   ``(k, 2, 3)`` float32 (``(k, G, 2, 3)``: G windows an image), only for
+  reducers with ``forward_with_theta``;
 - ``boxes``   ``(k, 4)`` float32 ``(x0, y0, x1, y1)`` pixels, only when the data has them.
 """
 
