@@ -57,6 +57,7 @@ from stn.reducers.base import (
     ReducerConfigError,
     Size,
     register_reducer,
+    require_choice,
 )
 from stn.reducers.windows import WindowGrid, WindowSampler, grid_cells, low_resolution_view
 from stn.sampling.kernels import get_kernel, kernel_names
@@ -243,14 +244,8 @@ class AttentionWindowsConfig(LearnedReducerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.estimator not in ESTIMATORS:
-            raise ReducerConfigError(
-                f"estimator {self.estimator!r} is not one of {', '.join(ESTIMATORS)}"
-            )
-        if self.topk_pool not in TOPK_POOLS:
-            raise ReducerConfigError(
-                f"topk_pool {self.topk_pool!r} is not one of {', '.join(TOPK_POOLS)}"
-            )
+        require_choice("estimator", self.estimator, ESTIMATORS)
+        require_choice("topk_pool", self.topk_pool, TOPK_POOLS)
         if self.windows < 1:
             raise ReducerConfigError(f"windows must be >= 1, got {self.windows}")
         if not self.attention_channels or min(self.attention_channels) < 1:
@@ -273,10 +268,7 @@ class AttentionWindowsConfig(LearnedReducerConfig):
                     f"windows it draws; perturbed_topk reads mixed glimpses, not drawn "
                     f"windows (set {name}: 0)"
                 )
-        if self.kernel not in kernel_names():
-            raise ReducerConfigError(
-                f"kernel {self.kernel!r} is not one of {', '.join(kernel_names())}"
-            )
+        require_choice("kernel", self.kernel, kernel_names())
         try:
             get_kernel(self.kernel, **dict(self.kernel_params or {}))
         except ValueError as err:

@@ -20,7 +20,7 @@ that need the ground-truth object box (the oracle crop) set ``uses_boxes`` and t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -38,6 +38,12 @@ Size = tuple[int, int]
 
 class ReducerConfigError(OptionsError):
     """A reducer preset that cannot be built; the message names the fix."""
+
+
+def require_choice(label: str, value: str, choices: Collection[str]) -> None:
+    """A ReducerConfigError ``<label> 'x' is not one of a, b`` unless ``value`` is a choice."""
+    if value not in choices:
+        raise ReducerConfigError(f"{label} {value!r} is not one of {', '.join(choices)}")
 
 
 REDUCER_OPTIMIZERS = ("adam", "sgd")  # what may train a learned reducer (stn.measure.train)
@@ -66,10 +72,7 @@ class LearnedReducerConfig(ReducerConfig):
         super().__post_init__()
         if not self.lr_multiplier >= 0:
             raise ReducerConfigError(f"lr_multiplier must be >= 0, got {self.lr_multiplier}")
-        if self.optimizer not in REDUCER_OPTIMIZERS:
-            raise ReducerConfigError(
-                f"optimizer {self.optimizer!r} is not one of {', '.join(REDUCER_OPTIMIZERS)}"
-            )
+        require_choice("optimizer", self.optimizer, REDUCER_OPTIMIZERS)
 
 
 class Reducer(nn.Module):

@@ -30,7 +30,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stn.options import option
-from stn.reducers.base import Reducer, ReducerConfig, ReducerConfigError, Size, register_reducer
+from stn.reducers.base import (
+    Reducer,
+    ReducerConfig,
+    ReducerConfigError,
+    Size,
+    register_reducer,
+    require_choice,
+)
 from stn.reducers.pca_cache import FittedPCA, cache_key, cache_path, load_fitted, save_fitted
 from stn.reducers.pca_gram import RowReader, fit_gram, gram_chunk_rows, gram_peak_bytes
 
@@ -70,10 +77,7 @@ class PCAConfig(ReducerConfig):
     )
 
     def __post_init__(self) -> None:
-        if self.solver not in SOLVERS:
-            raise ReducerConfigError(
-                f"pca solver {self.solver!r} is not one of {', '.join(SOLVERS)}"
-            )
+        require_choice("pca solver", self.solver, SOLVERS)
         if self.n_components is not None and self.n_components < 1:
             raise ReducerConfigError(f"pca n_components must be >= 1, got {self.n_components}")
         if not self.memory_budget_mb > 0:

@@ -8,7 +8,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stn.options import option
-from stn.reducers.base import Reducer, ReducerConfig, ReducerConfigError, Size, register_reducer
+from stn.reducers.base import (
+    Reducer,
+    ReducerConfig,
+    ReducerConfigError,
+    Size,
+    register_reducer,
+    require_choice,
+)
 
 POOL_MODES = ("avg", "max", "adaptive_avg", "adaptive_max")
 
@@ -20,10 +27,7 @@ class PoolConfig(ReducerConfig):
     )
 
     def __post_init__(self) -> None:
-        if self.mode not in POOL_MODES:
-            raise ReducerConfigError(
-                f"pool mode {self.mode!r} is not one of {', '.join(POOL_MODES)}"
-            )
+        require_choice("pool mode", self.mode, POOL_MODES)
 
 
 @register_reducer("pool", PoolConfig)

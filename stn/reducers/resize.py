@@ -8,7 +8,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stn.options import option
-from stn.reducers.base import Reducer, ReducerConfig, ReducerConfigError, Size, register_reducer
+from stn.reducers.base import (
+    Reducer,
+    ReducerConfig,
+    ReducerConfigError,
+    Size,
+    register_reducer,
+    require_choice,
+)
 
 RESIZE_MODES = ("nearest", "bilinear", "bicubic", "area")
 ANTIALIAS_MODES = ("bilinear", "bicubic")
@@ -20,10 +27,7 @@ class ResizeConfig(ReducerConfig):
     antialias: bool = option(False, "widen the filter by the downscale factor (bilinear, bicubic)")
 
     def __post_init__(self) -> None:
-        if self.mode not in RESIZE_MODES:
-            raise ReducerConfigError(
-                f"resize mode {self.mode!r} is not one of {', '.join(RESIZE_MODES)}"
-            )
+        require_choice("resize mode", self.mode, RESIZE_MODES)
         if self.antialias and self.mode not in ANTIALIAS_MODES:
             raise ReducerConfigError(
                 f"antialias=true needs mode bilinear or bicubic, not {self.mode!r} "

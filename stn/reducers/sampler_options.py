@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stn.options import option
-from stn.reducers.base import ReducerConfig, ReducerConfigError
+from stn.reducers.base import ReducerConfig, ReducerConfigError, require_choice
 from stn.sampling.kernels import Kernel, get_kernel, kernel_names
 
 LOC_NORMS = ("none", "standardize")
@@ -63,7 +63,4 @@ class LocalisationOptions(ReducerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.loc_norm not in LOC_NORMS:
-            raise ReducerConfigError(
-                f"loc_norm {self.loc_norm!r} is not one of {', '.join(LOC_NORMS)}"
-            )
+        require_choice("loc_norm", self.loc_norm, LOC_NORMS)

@@ -26,6 +26,7 @@ from stn.reducers.base import (
     ReducerConfigError,
     Size,
     register_reducer,
+    require_choice,
 )
 from stn.reducers.sampler_options import LocalisationOptions, SamplingOptions
 from stn.sampling.grid import SamplingStepError, affine_grid, grid_sample, sample_axis_aligned
@@ -73,10 +74,7 @@ def conv_stages(in_channels: int, channels: Sequence[int], batch_norm: bool) -> 
 
 
 def _check_head_init(head_init: str) -> None:
-    if head_init not in HEAD_INITS:
-        raise ReducerConfigError(
-            f"loc_head_init {head_init!r} is not one of {', '.join(HEAD_INITS)}"
-        )
+    require_choice("loc_head_init", head_init, HEAD_INITS)
 
 
 def _check_heatmap_channels(channels: Sequence[int]) -> None:
@@ -357,10 +355,7 @@ class StnConfig(SamplingOptions, LocalisationOptions, LearnedReducerConfig):
     )
 
     def __post_init__(self) -> None:
-        if self.transform not in TRANSFORMS:
-            raise ReducerConfigError(
-                f"transform {self.transform!r} is not one of {', '.join(TRANSFORMS)}"
-            )
+        require_choice("transform", self.transform, TRANSFORMS)
         super().__post_init__()
         self._check_head()
         self._check_zoom()
@@ -373,10 +368,7 @@ class StnConfig(SamplingOptions, LocalisationOptions, LearnedReducerConfig):
         _check_divisible(self.loc_size, len(self.loc_channels))
 
     def _check_head(self) -> None:
-        if self.loc_head not in LOC_HEADS:
-            raise ReducerConfigError(
-                f"loc_head {self.loc_head!r} is not one of {', '.join(LOC_HEADS)}"
-            )
+        require_choice("loc_head", self.loc_head, LOC_HEADS)
         if self.loc_head == "heatmap" and self.transform != "attention":
             raise ReducerConfigError(
                 "loc_head=heatmap predicts a zoom and a shift only: use transform=attention"
