@@ -126,9 +126,32 @@ def test_describe_records_every_option_of_the_config(kind):
         ("saliency", {}),
     ],
 )
-def test_the_sampling_kernel_is_built_with_the_reducer_never_in_forward(kind, options, monkeypatch):
-    # bicubic with a = -0.5: the general path, whose window fit runs a linalg.solve per build.
-    builds = []
+def test_the_sampling_kernel_is_built_with_the_reducer_never_in_forward(
+    kind, options, bicubic_builds
+):
+    spec = {"kind": kind, "kernel": "bicubic", "kernel_params": {"a": -0.5}, **options}
+    reducer = build_reducer(spec, 1, (96, 96))
+    built = len(bicubic_builds)
+    assert built >= 1 and reducer.kernel.name == "bicubic(a=-0.5)"
+    _train_and_evaluate(reducer)
+    assert len(bicubic_builds) == built
+
+
+def test_attention_windows_build_their_sampling_kernel_once(bicubic_builds):
+    spec = {"kind": "attention_windows", "kernel": "bicubic", "kernel_params": {"a": -0.5}}
+    spec |= {"window_sizes": [16, 32], "view_size": 32, "windows": 2}
+    reducer = build_reducer(spec, 1, (96, 96), (16, 16))
+    built = len(bicubic_builds)
+    assert built >= 1 and reducer.sampler.kernel.name == "bicubic(a=-0.5)"
+    _train_and_evaluate(reducer)
+    assert len(bicubic_builds) == built
+
+
+@pytest.fixture
+def bicubic_builds(monkeypatch) -> list[dict]:
+    """Every build of the bicubic kernel from here on. With a = -0.5 it takes the general
+    path, whose window fit runs a linalg.solve per build."""
+    builds: list[dict] = []
     factory = kernels.KERNELS["bicubic"]
 
     def counted(**params):
@@ -136,16 +159,17 @@ def test_the_sampling_kernel_is_built_with_the_reducer_never_in_forward(kind, op
         return factory(**params)
 
     monkeypatch.setitem(kernels.KERNELS, "bicubic", counted)
-    spec = {"kind": kind, "kernel": "bicubic", "kernel_params": {"a": -0.5}, **options}
-    reducer = build_reducer(spec, 1, (96, 96))
-    built = len(builds)
-    assert built >= 1 and reducer.kernel.name == "bicubic(a=-0.5)"
+    return builds
+
+
+def _train_and_evaluate(reducer) -> None:
     x = torch.rand(2, 1, 96, 96)
-    reducer(x).sum().backward()
+    out = reducer(x)
+    if out.requires_grad:  # attention windows learn through pool_candidates instead
+        out.sum().backward()
     reducer.eval()
     with torch.no_grad():
         reducer(x)
-    assert len(builds) == built
 
 
 def _every_config_type() -> list[type]:

@@ -159,10 +159,10 @@ class WindowSampler:
     ) -> None:
         self.grid = grid
         self.output_size = (int(output_size[0]), int(output_size[1]))
-        self.kernel = kernel
+        # Built once: every batch and every window size samples with the same kernel.
+        self.kernel = get_kernel(kernel, **dict(kernel_params or {}))
         self.antialias = bool(antialias)
-        self.kernel_params = dict(kernel_params or {})
-        radius = get_kernel(kernel, **self.kernel_params).radius
+        radius = self.kernel.radius
         self.margins = [crop_margin(s, self.output_size, radius, antialias) for s in grid.sizes]
         self.pad = max(self.margins)
 
@@ -196,7 +196,7 @@ class WindowSampler:
         centre = crops.new_full((j,), span / 2)
         theta = attention_theta(crops.new_full((j,), float(side)), centre, centre, (span, span))
         sample_grid = affine_grid(theta, self.output_size)
-        return grid_sample(crops, sample_grid, self.kernel, self.antialias, **self.kernel_params)
+        return grid_sample(crops, sample_grid, self.kernel, self.antialias)
 
     def extract(self, x: Tensor, image: Tensor, window: Tensor) -> Tensor:
         """``(J, C, h, w)``: window ``window[j]`` of image ``image[j]`` (both ``(J,)``
