@@ -276,7 +276,8 @@ def test_perturbed_top_k_backward_matches_finite_differences_of_the_expectation(
 
 
 def build(canvas=(96, 96), **options) -> AttentionWindows:
-    spec = {"kind": "attention_windows", "window_sizes": [16, 32], "view_size": 32, **options}
+    spec = {"kind": "attention_windows", "window_sizes": [16, 32], "view_size": 32}
+    spec |= {"antialias": True, **options}
     return build_reducer(spec, 1, canvas, (16, 16))
 
 

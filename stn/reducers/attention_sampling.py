@@ -59,8 +59,8 @@ from stn.reducers.base import (
     register_reducer,
     require_choice,
 )
+from stn.reducers.sampler_options import SamplingOptions
 from stn.reducers.windows import WindowGrid, WindowSampler, grid_cells, low_resolution_view
-from stn.sampling.kernels import get_kernel, kernel_names
 
 ESTIMATORS = ("sampling", "perturbed_topk")
 TOPK_POOLS = ("max", "mean")
@@ -211,7 +211,10 @@ class AttentionNet(nn.Module):
 
 
 @dataclass(frozen=True)
-class AttentionWindowsConfig(LearnedReducerConfig):
+class AttentionWindowsConfig(SamplingOptions, LearnedReducerConfig):
+    """Options of ``attention_windows``; the sampling kernel (``kernel``, ``antialias``,
+    ``kernel_params``) reduces each window to the output size."""
+
     estimator: str = option(
         "sampling",
         "sampling (attention sampling, unbiased) or perturbed_topk (differentiable top-K)",
@@ -227,9 +230,6 @@ class AttentionWindowsConfig(LearnedReducerConfig):
         [8, 16, 32],
         "conv-BN-ReLU-maxpool stages; the map has view_size / 2**stages cells per side",
     )
-    kernel: str = option("bilinear", "sampling kernel reducing each window to the output size")
-    antialias: bool = option(True, "widen the kernel by the sampling step (window / output)")
-    kernel_params: dict[str, float] | None = option(None, "kernel parameters, e.g. {sigma: 0.5}")
     topk_sigma: float = option(0.05, "perturbed_topk: noise σ on the [0, 1]-normalised scores")
     topk_samples: int = option(100, "perturbed_topk: M perturbations per image")
     topk_pool: str = option("max", "perturbed_topk: how the K glimpses' logits pool (max, mean)")
@@ -268,11 +268,6 @@ class AttentionWindowsConfig(LearnedReducerConfig):
                     f"windows it draws; perturbed_topk reads mixed glimpses, not drawn "
                     f"windows (set {name}: 0)"
                 )
-        require_choice("kernel", self.kernel, kernel_names())
-        try:
-            get_kernel(self.kernel, **dict(self.kernel_params or {}))
-        except ValueError as err:
-            raise ReducerConfigError(str(err)) from err
 
 
 @register_reducer("attention_windows", AttentionWindowsConfig)
@@ -299,7 +294,7 @@ class AttentionWindows(Reducer):
         self.candidates = config.windows
         self.estimator = config.estimator
         self.sampler = WindowSampler(
-            self.grid, self.output_size, config.kernel, config.antialias, config.kernel_params
+            self.grid, self.output_size, config.sampling_kernel(), config.antialias
         )
         self.attention = AttentionNet(
             in_channels, tuple(config.attention_channels), len(config.window_sizes)

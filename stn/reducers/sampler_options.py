@@ -36,6 +36,7 @@ class SamplingOptions(ReducerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require_choice("kernel", self.kernel, kernel_names())
         try:
             self.sampling_kernel()
         except (ValueError, TypeError) as err:

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from stn.reducers.base import ReducerConfigError
 from stn.sampling.grid import affine_grid, grid_sample
-from stn.sampling.kernels import get_kernel
+from stn.sampling.kernels import Kernel, get_kernel
 
 Size = tuple[int, int]
 
@@ -153,7 +153,7 @@ class WindowSampler:
         self,
         grid: WindowGrid,
         output_size: Size,
-        kernel: str = "bilinear",
+        kernel: str | Kernel = "bilinear",
         antialias: bool = True,
         kernel_params: dict[str, float] | None = None,
     ) -> None:
