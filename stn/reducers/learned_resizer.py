@@ -75,7 +75,6 @@ class LearnedResizer(Reducer):
     ) -> None:
         super().__init__(config, in_channels, input_size, output_size)
         filters, slope = config.filters, config.slope
-        self.antialias = config.antialias
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, filters, 7, padding=3),
             nn.LeakyReLU(slope),
@@ -91,7 +90,11 @@ class LearnedResizer(Reducer):
 
     def resize(self, x: Tensor) -> Tensor:
         return F.interpolate(
-            x, size=self.output_size, mode="bilinear", align_corners=False, antialias=self.antialias
+            x,
+            size=self.output_size,
+            mode="bilinear",
+            align_corners=False,
+            antialias=self.config.antialias,
         )
 
     def forward(self, x: Tensor) -> Tensor:

@@ -12,7 +12,6 @@ from stn.reducers.base import (
     Reducer,
     ReducerConfig,
     ReducerConfigError,
-    Size,
     register_reducer,
     require_choice,
 )
@@ -41,15 +40,9 @@ class Resize(Reducer):
 
     config: ResizeConfig
 
-    def __init__(
-        self, config: ResizeConfig, in_channels: int, input_size: Size, output_size: Size
-    ) -> None:
-        super().__init__(config, in_channels, input_size, output_size)
-        self.mode = config.mode
-        self.antialias = config.antialias
-
     def forward(self, x: Tensor) -> Tensor:
-        align = False if self.mode in ANTIALIAS_MODES else None
+        mode, antialias = self.config.mode, self.config.antialias
+        align = False if mode in ANTIALIAS_MODES else None
         return F.interpolate(
-            x, size=self.output_size, mode=self.mode, align_corners=align, antialias=self.antialias
+            x, size=self.output_size, mode=mode, align_corners=align, antialias=antialias
         )
