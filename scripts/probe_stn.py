@@ -69,10 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("options", nargs="*", type=parse_option, help="reducer key=value")
+    parser.add_argument("--source", default="digits", help="dataset source (mnist: full MNIST)")
     parser.add_argument("--canvas", type=int, default=128, help="canvas side (px)")
     parser.add_argument("--object-size", type=int, nargs=2, default=[28, 28], metavar=("LO", "HI"))
     parser.add_argument("--clutter", type=int, default=8, help="fragments per canvas")
-    parser.add_argument("--train", type=int, default=2000, help="training digits")
+    parser.add_argument("--train", type=int, default=2000, help="training digits (0: all)")
     parser.add_argument("--test", type=int, default=500, help="test digits")
     parser.add_argument("--output", type=int, default=48, help="output side (px)")
     parser.add_argument("--epochs", type=int, default=3)
@@ -101,11 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     seed_everything(args.seed)
     spec = DatasetSpec(
         name="probe",
+        source=args.source,
         canvas_size=args.canvas,
         object_size=tuple(args.object_size),
         clutter=args.clutter,
         jitter=1.0,  # anywhere on the canvas (DatasetSpec's default is digits_96's 0.5)
-        limit_train=args.train,
+        limit_train=args.train or None,
         limit_test=args.test,
     )
     data = prepare_data(spec, args.seed, args.batch_size)

