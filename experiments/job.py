@@ -30,6 +30,7 @@ from experiments.outcomes import JobOutcome
 from experiments.tracking import open_tracker
 from stn.data.prepare import DatasetSpec, prepare_data
 from stn.measure.environment import describe_determinism, describe_environment, resolve_device
+from stn.measure.glimpse import measure_glimpses
 from stn.measure.models import count_parameters
 from stn.measure.plateau import plateau_verdict
 from stn.measure.throughput import (
@@ -190,6 +191,8 @@ def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> 
         # Whether the optimiser left the ln C plateau: the report counts and marks runs
         # that did not, instead of averaging them silently into the reducer's mean.
         record.metrics.plateau = plateau_verdict(record.metrics.curves, int(data.num_classes))
+        # "Does it zoom onto the object?" as numbers, not only as the report's picture.
+        record.metrics.glimpse = measure_glimpses(model.reducer, data.test, device)
     record.resources = Resources(peak_rss_mb=peak_rss_bytes() / 2**20, peak_rss_scope=rss_scope)
     batch = timing_batch(data.test, tp.batch_size or batch_size)
     conditions = TimingConditions(**throughput_conditions())

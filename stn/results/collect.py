@@ -28,6 +28,15 @@ PLATEAU_COLUMNS = {
 }
 PLATEAU_FLAGS = ("ended_on_plateau", "left_plateau_at_epoch")
 THROUGHPUT_PREFIX = "tp_"
+# Frame column → key of the run's glimpse summary (stn.measure.glimpse.summarise_glimpses):
+# where a learned sampler looked on the test images; NaN for reducers without a transform.
+GLIMPSE_COLUMNS = {
+    "glimpse_zoom": "zoom_mean",
+    "glimpse_side_px": "glimpse_side_px_mean",
+    "object_side_px": "object_side_px_mean",
+    "glimpse_distance_rel": "centre_distance_rel_mean",
+    "glimpse_in_box": "centre_in_box",
+}
 
 
 def runs_frame(records: list[Record]) -> pd.DataFrame:
@@ -40,7 +49,8 @@ def runs_frame(records: list[Record]) -> pd.DataFrame:
     every ``throughput.<figure>.<stat>`` number flattened as ``tp_<figure>_<stat>``,
     ``tp_device`` and ``tp_comparable`` (``False``: taken beside other runs); ``kernel``
     and ``antialias`` (from ``config.reducer``; STN presets set them); the plateau
-    verdict (``PLATEAU_COLUMNS``; ``ended_on_plateau`` is ``None`` where unknown); and
+    verdict (``PLATEAU_COLUMNS``; ``ended_on_plateau`` is ``None`` where unknown); where
+    the reducer looked (``GLIMPSE_COLUMNS``, NaN where not measured); and
     ``object_scale`` (the mean of ``config.dataset.object_scale``, ``None`` when unset).
     """
     if not records:
@@ -54,6 +64,10 @@ def runs_frame(records: list[Record]) -> pd.DataFrame:
         # The flag and the epoch keep None (unknown / never left); the figures are floats.
         frame[column] = values if column in PLATEAU_FLAGS else pd.to_numeric(values)
     frame["object_scale"] = pd.Series([r.object_scale for r in records], dtype=float)
+    for column, key in GLIMPSE_COLUMNS.items():
+        frame[column] = pd.Series(
+            [(r.metrics.glimpse or {}).get(key) for r in records], dtype=float
+        )
     frame["status"] = frame["status"].fillna("unknown")
     return frame
 

@@ -134,6 +134,9 @@ class Metrics(Section):
     # seconds (stn.measure.train).
     curves: list[dict[str, Any]] | None = None
     plateau: dict[str, Any] | None = None  # stn.measure.plateau.plateau_verdict
+    # Where a learned sampler looked on the test images: zoom, distance of its centre to
+    # the object's (stn.measure.glimpse.summarise_glimpses); absent for other reducers.
+    glimpse: dict[str, float] | None = None
 
     def scalars(self) -> dict[str, int | float]:
         """The top-level numbers (for a tracker's summary)."""
