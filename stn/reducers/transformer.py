@@ -307,7 +307,12 @@ class StnConfig(SamplingOptions, LocalisationOptions, LearnedReducerConfig):
         "of the same size in input pixels on any canvas; null: loc_size",
     )
     loc_hidden: int = option(64, "localisation net: width of the regression head's hidden layer")
-    loc_batch_norm: bool = option(False, "localisation net: batch norm after each convolution")
+    loc_batch_norm: bool = option(
+        True,
+        "localisation net: batch norm after each convolution. On by default: without it the "
+        "features of a mostly dark canvas hardly differ between images, the head learns one "
+        "shared transform and the STN does not follow the object (docs/stn.md, issue 25)",
+    )
     loc_head_init: str = option(
         "zeros",
         "zeros (the STN paper: every image gets the same transform at step 0), small "
