@@ -171,16 +171,21 @@ def test_every_reducer_kind_has_a_writable_schema_closed_to_unknown_keys():
 
 
 def _reducer_presets() -> list[Path]:
-    return sorted((CONF / "reducer").glob("*.yaml"))
+    # Ablation rows live one folder down (reducer=ablation/<name>); they obey the same rules.
+    return sorted((CONF / "reducer").rglob("*.yaml"))
 
 
-@pytest.mark.parametrize("path", _reducer_presets(), ids=lambda p: p.stem)
+def _preset_name(path: Path) -> str:
+    return path.relative_to(CONF / "reducer").with_suffix("").as_posix()
+
+
+@pytest.mark.parametrize("path", _reducer_presets(), ids=_preset_name)
 def test_every_reducer_preset_extends_its_kinds_schema_and_only_overrides(path):
     """A root preset starts from base_<kind>; every value a preset sets differs from what
     its parent (the schema, or the preset it extends) gives."""
     raw = yaml.safe_load(path.read_text())
-    parent = raw["defaults"][0]
-    section = composed(f"reducer={path.stem}")["reducer"]
+    parent = raw["defaults"][0].removeprefix("/reducer/").removesuffix("@_here_")
+    section = composed(f"reducer={_preset_name(path)}")["reducer"]
     config_type = stn.reducers.base.REDUCERS[section["kind"]].config_type
     assert set(section) == set(option_names(config_type))  # every option, via the schema
     if parent.startswith("base_"):

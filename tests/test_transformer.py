@@ -202,3 +202,26 @@ def test_stn_learns_to_attend_on_small_cluttered_canvases():
     assert identity_zoom == pytest.approx(1.0)
     assert zoom < 0.9
     assert accuracy > identity_accuracy
+
+
+def test_standardized_sampler_input_makes_the_padding_differ_from_the_background() -> None:
+    """The ablation switch: a standardised batch turns the black background negative, so
+    the sampler's zero padding (outside the canvas) no longer looks like background."""
+    from stn.reducers.registry import build_reducer
+
+    x = torch.zeros(2, 1, 16, 16)
+    x[:, :, 6:10, 6:10] = 1.0  # an object on a black background
+    zoom_out = torch.tensor([[2.0, 0.0, 0.0], [2.0, 0.0, 0.0]])  # half the grid off-canvas
+    outputs = {}
+    for mode in ("raw", "standardized"):
+        stn = build_reducer(
+            {"kind": "stn", "name": "t", "sampler_input": mode}, 1, (16, 16), (8, 8)
+        )
+        outputs[mode] = stn.sample(x, zoom_out)
+    corner, inside = (0, 0, 0, 0), (0, 0, 2, 2)  # off-canvas; on the background
+    assert outputs["raw"][corner] == 0 and outputs["raw"][inside] == 0
+    background = (0 - x.mean()) / x.std()
+    assert outputs["standardized"][corner] == 0
+    assert outputs["standardized"][inside] == pytest.approx(background.item(), rel=1e-3)
+    with pytest.raises(ValueError, match="sampler_input"):
+        build_reducer({"kind": "stn", "name": "t", "sampler_input": "z"}, 1, (16, 16), (8, 8))

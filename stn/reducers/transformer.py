@@ -40,6 +40,7 @@ HEAD_INITS = ("zeros", "small", "blob")
 # object's cells (denser clutter wants more: see ``blob_sharpness``).
 BLOB_SHARPNESS = 20.0
 LOC_HEADS = ("regression", "heatmap")
+SAMPLER_INPUTS = ("raw", "standardized")
 ZOOM_MAX = 2.0  # the heatmap head's zoom lies in (0, ZOOM_MAX)
 
 
@@ -353,6 +354,13 @@ class StnConfig(SamplingOptions, LocalisationOptions, LearnedReducerConfig):
         "(heatmap head with glimpse_size); the classifier keeps each class's largest logit "
         "over them (multiple-instance max-pooling), at K classifier passes per image",
     )
+    sampler_input: str = option(
+        "raw",
+        "raw (the images as they are: the sampler's zero padding is the canvas's black "
+        "background) or standardized (the batch shifted to zero mean, unit variance before "
+        "sampling, as a pipeline that normalises before the STN: padding then differs from "
+        "the background; an ablation, docs/stn.md)",
+    )
     loc_warmup_epochs: int = option(
         0,
         "a curriculum: the localisation net stays frozen at its start transform for this "
@@ -374,6 +382,7 @@ class StnConfig(SamplingOptions, LocalisationOptions, LearnedReducerConfig):
 
     def _check_head(self) -> None:
         require_choice("loc_head", self.loc_head, LOC_HEADS)
+        require_choice("sampler_input", self.sampler_input, SAMPLER_INPUTS)
         if self.loc_head == "heatmap" and self.transform != "attention":
             raise ReducerConfigError(
                 "loc_head=heatmap predicts a zoom and a shift only: use transform=attention"
@@ -571,6 +580,8 @@ class SpatialTransformer(Reducer):
 
     def sample(self, x: Tensor, params: Tensor) -> Tensor:
         """Sample ``x`` ``(N, C, H, W)`` on the grid of ``params`` ``(N, k)``."""
+        if self.config.sampler_input == "standardized":
+            x = (x - x.mean()) / (x.std() + 1e-5)
         return self._sample(x, params, self.output_size, self.kernel, self.config.antialias)
 
     def candidate_params(self, x: Tensor) -> Tensor:
