@@ -92,3 +92,42 @@ def test_goal_sweep_pits_the_learned_selectors_against_the_detector_and_the_orac
         "ats_sampling", "ats_topk", "stn_candidates", "resize_bilinear_aa", "oracle_crop"
     ]  # fmt: skip
     assert sweep_values(cfg, "dataset") == ["digits_276", "question_276", "fashion_276"]
+
+
+@pytest.mark.parametrize(
+    ("experiment", "datasets", "seeds"),
+    [
+        ("stn_paper", None, 3),
+        ("stn_ablation", None, 2),
+        ("stn_carry", ["digits_276", "question_276"], 3),
+    ],
+)
+def test_issue_25_sweeps_compose_and_every_reducer_builds(experiment, datasets, seeds):
+    """The STN reproduction's sweeps name reducer presets that exist (the ablation rows one
+    folder down) and compose into a config each, with the seeds they promise."""
+    cfg = composed(f"experiment={experiment}")
+    assert cfg.hydra.mode.name == "MULTIRUN" and cfg.sweep == experiment
+    assert len(sweep_values(cfg, "seed")) == seeds
+    if datasets is not None:
+        assert sweep_values(cfg, "dataset") == datasets
+    else:
+        assert cfg.dataset.name == "mnist_60" and list(cfg.output_size) == [20, 20]
+    reducers = sweep_values(cfg, "reducer")
+    assert "stn_bilinear" in reducers
+    for reducer in reducers:
+        assert Path(CONF, "reducer", f"{reducer}.yaml").is_file(), reducer
+        section = composed(f"experiment={experiment}", f"reducer={reducer}")["reducer"]
+        assert section["name"] == reducer.rsplit("/", 1)[-1]
+
+
+def test_every_ablation_row_differs_from_the_default_stn_in_what_its_name_says():
+    base = composed("reducer=stn_bilinear")["reducer"]
+    changed = {}
+    for path in sorted(Path(CONF, "reducer", "ablation").glob("*.yaml")):
+        row = composed(f"reducer=ablation/{path.stem}")["reducer"]
+        changed[path.stem] = {k for k in base if k != "name" and row[k] != base[k]}
+    assert changed["stn_no_batch_norm"] == {"loc_batch_norm"}
+    assert changed["stn_loc_rate_1"] == {"lr_multiplier"}
+    assert changed["stn_loc_view_16"] == {"loc_size"}
+    assert changed["stn_sampler_standardized"] == {"sampler_input"}
+    assert all(changed.values()), "an ablation row that changes nothing"
