@@ -27,6 +27,7 @@ import pandas as pd
 from stn.measure.plateau import PLATEAU_CONDITION, PLATEAU_RULE, stalled_counts
 from stn.report import figures, figures_scale
 from stn.report.example_files import examples_path, load_examples
+from stn.report.glimpse_table import GLIMPSE_NOTE, glimpse_markdown, glimpse_table
 from stn.report.stats import BASELINE, GROUPING_TEST, SIGNIFICANCE_TEST, compare_families, summarise
 from stn.report.tables import STALLED_MARK, TABLE_STEM, to_markdown, write_tables
 from stn.report.throughput_table import (
@@ -144,6 +145,9 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
                 + " (the CSV has every column, unrounded).",
                 "",
             ]
+    glimpses = glimpse_markdown(glimpse_table(trained_runs(runs)))
+    if glimpses:
+        lines += ["## Where the learned samplers looked", "", GLIMPSE_NOTE, "", glimpses, ""]
     if speed_markdown:
         lines += ["## Throughput", "", THROUGHPUT_NOTE, "", speed_markdown, ""]
         spread = spread_line(speed)
