@@ -88,6 +88,7 @@ SAMPLERS = {
         "zoom_schedule": [],
         "glimpse_size": 24,
         "candidates": 2,
+        "sampler_input": "standardized",
         "loc_warmup_epochs": 1,
     },
     "saliency": {
