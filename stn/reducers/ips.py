@@ -60,8 +60,9 @@ from stn.reducers.windows import WindowGrid, WindowSampler
 class ScoringViews:
     """Every window of ``grid`` seen at ``size × size`` px, cheaply: the canvas is
     resized once per window side ``s`` (anti-aliased bilinear, to ``canvas · size / s``:
-    a *level*), and a window's view is the ``size × size`` crop of its level at its
-    origin scaled to the level, rounded to a whole pixel and kept inside the level.
+    a *level*; see :meth:`pyramid`), and a window's view is the ``size × size`` crop of
+    its level at its origin scaled to the level, rounded to a whole pixel and kept inside
+    the level.
     Cutting a view is then an index, not a resampling: scoring 432 windows costs three
     resizes of the canvas plus the scorer."""
 
