@@ -368,7 +368,11 @@ def test_confidence_prior_ranks_drawn_windows_as_the_classifier_is_confident():
         ({"view_size": 30}, (96, 96), "view_size 30 must be a multiple of 2\\*\\*3 = 8"),
         ({"estimator": "gumbel"}, (96, 96), "estimator 'gumbel' is not one of"),
         ({"kernel": "lanczos"}, (96, 96), "kernel 'lanczos' is not one of"),
-        ({"estimator": "perturbed_topk", "entropy_weight": 0.1}, (96, 96), "entropy_weight"),
+        ({"entropy_weight": -0.1}, (96, 96), "entropy_weight must be >= 0"),
+        ({"estimator": "perturbed_topk", "attention_smoothing": 0.1}, (96, 96), "smoothing"),
+        ({"attention_smoothing": 1.0}, (96, 96), "attention_smoothing must be in \\[0, 1\\)"),
+        ({"topk_sigma_decay": True}, (96, 96), "topk_sigma_decay decays perturbed_topk"),
+        ({"selection_warmup": 1.0}, (96, 96), "selection_warmup must be in \\[0, 1\\)"),
         ({"estimator": "perturbed_topk", "confidence_weight": 1.0}, (96, 96), "confidence_w"),
         ({"window_sizes": []}, (96, 96), "window_sizes is empty"),
     ],
@@ -451,6 +455,115 @@ def test_attention_learns_the_window_size_that_holds_the_signal(estimator, signa
     if estimator == "sampling":
         reducer.eval()
         assert reducer.scale_mass(test_x)[:, scale].mean() > 0.8
+
+
+# --------------------------------------------------------------------------- stabilisers
+
+
+def test_perturbed_top_k_sigma_decays_linearly_to_zero_over_training(monkeypatch):
+    """topk_sigma_decay (DPS): the σ each training step perturbs with is
+    topk_sigma · (1 − step / total_steps); without it σ stays topk_sigma."""
+    import stn.reducers.attention_sampling as module
+
+    used: list[float] = []
+    original = module.perturbed_topk
+
+    def recording(scores, k, samples, sigma, generator=None):
+        used.append(sigma)
+        return original(scores, k, samples, sigma, generator)
+
+    monkeypatch.setattr(module, "perturbed_topk", recording)
+    x = torch.rand(2, 1, 96, 96)
+    for decay, expected in ((True, [0.2, 0.15, 0.1, 0.02]), (False, [0.2] * 4)):
+        reducer = build(estimator="perturbed_topk", topk_sigma=0.2, topk_sigma_decay=decay)
+        reducer.train()
+        used.clear()
+        for step in (0, 5, 10, 18):
+            reducer.on_step_start(step, 20)
+            assert reducer.current_sigma() == pytest.approx(expected[len(used)])
+            reducer(x)
+        assert used == pytest.approx(expected)
+    with pytest.raises(ValueError, match="need 0 <= step < total_steps"):
+        reducer.on_step_start(20, 20)
+
+
+def test_the_trainer_tells_the_reducer_each_step_of_the_run():
+    from stn.data.canvas import CanvasSpec
+    from stn.data.embedded import load_embedded_digits
+    from stn.data.stream import BatchStream
+    from stn.measure.models import build_classifier
+    from stn.measure.train import TrainSettings, fit
+    from stn.reducers.resize import Resize, ResizeConfig
+
+    class Listening(Resize):
+        def __init__(self) -> None:
+            super().__init__(ResizeConfig(kind="resize"), 1, (64, 64), (48, 48))
+            self.heard: list[tuple[int, int]] = []
+
+        def on_step_start(self, step, total_steps):
+            self.heard.append((step, total_steps))
+
+    digits = load_embedded_digits()
+    train = BatchStream(digits.subset(np.arange(0, 5000, 40)), 32, CanvasSpec(size=64), 0)
+    test = BatchStream(digits.subset(np.arange(7, 5000, 250)), 32, CanvasSpec(size=64), 9)
+    model = ReducedClassifier(Listening(), build_classifier("mlp", 1, 10, (48, 48)))
+    settings = TrainSettings(epochs=2, max_steps_per_epoch=3, progress=False)
+    fit(model, train, test, settings, torch.device("cpu"))
+    assert model.reducer.heard == [(step, 6) for step in range(6)]  # not during evaluation
+
+
+def test_uniform_smoothing_keeps_every_window_at_least_eps_over_p():
+    reducer = build(attention_smoothing=0.1)
+    logits = torch.tensor([[30.0, 0.0, -30.0, 0.0]])
+    log_a = reducer.log_attention(logits)
+    expected = 0.9 * torch.softmax(logits, 1) + 0.1 / 4
+    torch.testing.assert_close(log_a.exp(), expected)
+    assert torch.isfinite(log_a).all() and log_a.exp().min() >= 0.1 / 4 - 1e-7
+    torch.testing.assert_close(build().log_attention(logits), torch.log_softmax(logits, 1))
+
+
+@pytest.mark.parametrize("estimator", ["sampling", "perturbed_topk"])
+def test_selection_warm_up_draws_windows_uniformly_and_then_lets_the_attention_choose(
+    estimator, monkeypatch
+):
+    """selection_warmup 0.5 of 10 steps: steps 0–4 read uniformly drawn windows, whatever
+    the attention says; from step 5 the attention's choice."""
+    torch.manual_seed(0)
+    reducer = build(estimator=estimator, windows=2, selection_warmup=0.5).train()
+    x = torch.rand(64, 1, 96, 96)
+    # An attention that wants window 0 above all (and window 1 next).
+    logits = torch.full((64, reducer.grid.count), -50.0)
+    logits[:, 0], logits[:, 1] = 50.0, 40.0
+    monkeypatch.setattr(reducer, "attention_logits", lambda x: logits)
+    read: list[torch.Tensor] = []
+    monkeypatch.setattr(reducer, "_extract", lambda x, indices: read.append(indices) or x)
+    mixed: list[torch.Tensor] = []
+    monkeypatch.setattr(reducer.sampler, "mix", lambda x, w: mixed.append(w) or x)
+    reducer.on_step_start(4, 10)
+    reducer(x)
+    assert len(read) == 1 and len(set(read[0].flatten().tolist())) > 10  # spread, not {0, 1}
+    assert reducer.auxiliary_loss(torch.zeros(64, dtype=torch.long)) is None
+    reducer.on_step_start(5, 10)
+    reducer(x)
+    if estimator == "sampling":
+        assert (
+            len(read) == 2
+            and (read[1].sort(1).values == torch.tensor([0, 1])).float().mean() > 0.99
+        )
+    else:
+        assert len(read) == 1 and mixed[0][:, :, :2].sum() == pytest.approx(2 * 64)
+
+
+def test_perturbed_top_k_entropy_regulariser_pulls_the_attention_apart():
+    reducer = build(estimator="perturbed_topk", entropy_weight=0.1).train()
+    x = torch.rand(2, 1, 96, 96)
+    reducer(x)
+    loss = reducer.auxiliary_loss(torch.zeros(2, dtype=torch.long))
+    assert -0.1 * math.log(32) <= loss.item() < 0
+    loss.backward()
+    assert reducer.attention.head.weight.grad.abs().sum() > 0
+    reducer.eval()(x)
+    assert reducer.auxiliary_loss(torch.zeros(2, dtype=torch.long)) is None
 
 
 # --------------------------------------------------------------------------- trainer hook

@@ -61,6 +61,21 @@ def test_reducers_with_theta_store_it_and_keep_their_mode(tmp_path):
     assert stn.training  # put back in training mode after eval-mode examples
 
 
+@pytest.mark.parametrize("kind", ["ips", "attention_windows"])
+def test_window_selectors_store_every_window_read_and_its_weight(tmp_path, kind):
+    spec = {"kind": kind, "window_sizes": [16, 32], "windows": 3}
+    spec |= {"cells": 4} if kind == "ips" else {"view_size": 32}
+    torch.manual_seed(0)
+    reducer = build_reducer(spec, 1, (96, 96), (16, 16))
+    batch = _batch()
+    arrays = load_examples(save_examples(reducer, batch, tmp_path / "w.npz", count=4))
+    indices, _, weights = reducer.chosen_windows(batch.x[:4])
+    assert arrays["theta"].shape == (4, 3, 2, 3) and arrays["weights"].shape == (4, 3)
+    np.testing.assert_allclose(arrays["theta"], reducer.grid.theta(indices).numpy())
+    np.testing.assert_allclose(arrays["weights"], weights.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(arrays["weights"].sum(1), 1.0, rtol=1e-5)
+
+
 def test_a_broken_reducer_only_warns(tmp_path, caplog):
     class Broken(Reducer):
         def forward(self, x):

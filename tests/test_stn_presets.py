@@ -89,7 +89,8 @@ def test_stn_blob_is_a_frozen_detector_with_a_44_pixel_glimpse_on_any_canvas(can
 def test_goal_sweep_pits_the_learned_selectors_against_the_detector_and_the_oracle():
     cfg = composed("experiment=stn_goal")
     assert sweep_values(cfg, "reducer") == [
-        "ats_sampling", "ats_topk", "stn_candidates", "resize_bilinear_aa", "oracle_crop"
+        "ats_sampling", "ats_topk", "ips_windows", "stn_candidates", "resize_bilinear_aa",
+        "oracle_crop",
     ]  # fmt: skip
     assert sweep_values(cfg, "dataset") == ["digits_276", "question_276", "fashion_276"]
 

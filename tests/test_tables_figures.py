@@ -198,3 +198,22 @@ def test_several_windows_per_picture_are_drawn_first_in_red_then_orange(tmp_path
     assert red.any() and orange.any()
     # the corner window lies up and left of the centre one
     assert np.argwhere(orange)[:, 0].min() < np.argwhere(red)[:, 0].min()
+
+
+def test_window_labels_give_each_window_its_side_and_weight(tmp_path, monkeypatch):
+    assert figures.window_label(64) == "64"
+    assert figures.window_label(64, 0.4213) == "64·.42"
+    assert figures.window_label(32, 1.0) == "32·1.00"
+    drawn = []
+    save = figures._save
+    monkeypatch.setattr(
+        figures, "_save", lambda figure, path: drawn.append(figure) or save(figure, path)
+    )
+    inputs = np.zeros((2, 1, 96, 96), np.uint8)
+    small = np.array([[0.25, 0, -0.5], [0, 0.25, -0.5]])
+    windows = np.stack([0.5 * np.eye(2, 3), small])  # 48 px and 24 px, (G, 2, 3)
+    thetas = {"ips": np.stack([windows, windows]), "other": np.stack([windows, windows])}
+    weights = {"ips": np.array([[0.75, 0.25], [0.6, 0.4]])}  # none for "other"
+    figures.plot_sampling_regions(inputs, thetas, tmp_path / "r.png", None, weights)
+    texts = sorted(t.get_text() for t in drawn[0].axes[0].texts if t.get_text() not in thetas)
+    assert texts == sorted(["48·.75", "24·.25", "48·.60", "24·.40", "48", "24", "48", "24"])

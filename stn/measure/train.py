@@ -251,6 +251,7 @@ def fit(
             if step >= steps_per_epoch:
                 break
             x, y, boxes = _to(batch, device)
+            model.reducer.on_step_start(steps, total_steps)
             logits = model(x, boxes)
             loss = F.cross_entropy(logits, y)
             if not math.isfinite(loss.item()):

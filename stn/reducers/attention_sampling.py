@@ -43,6 +43,7 @@ the others clutter, and a mean would dilute the object's logits by K.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,7 @@ from stn.reducers.base import (
     require_choice,
 )
 from stn.reducers.sampler_options import SamplingOptions
+from stn.reducers.selection import TrainingProgress, WindowChoiceOptions, uniform_choice
 from stn.reducers.windows import WindowGrid, WindowSampler, grid_cells, low_resolution_view
 
 ESTIMATORS = ("sampling", "perturbed_topk")
@@ -211,18 +213,14 @@ class AttentionNet(nn.Module):
 
 
 @dataclass(frozen=True)
-class AttentionWindowsConfig(SamplingOptions, LearnedReducerConfig):
-    """Options of ``attention_windows``; the sampling kernel (``kernel``, ``antialias``,
-    ``kernel_params``) reduces each window to the output size."""
+class AttentionWindowsConfig(SamplingOptions, WindowChoiceOptions, LearnedReducerConfig):
+    """Options of ``attention_windows``; ``windows`` is K; the sampling kernel
+    (``kernel``, ``antialias``, ``kernel_params``) reduces each window to the output size."""
 
     estimator: str = option(
         "sampling",
         "sampling (attention sampling, unbiased) or perturbed_topk (differentiable top-K)",
     )
-    window_sizes: tuple[int, ...] = option(
-        [32, 64, 128], "window sides in input pixels; the attention chooses among them"
-    )
-    windows: int = option(4, "K windows read per image (K classifier passes)")
     view_size: int = option(
         96, "side of the anti-aliased low-resolution view the attention network reads"
     )
@@ -233,8 +231,17 @@ class AttentionWindowsConfig(SamplingOptions, LearnedReducerConfig):
     topk_sigma: float = option(0.05, "perturbed_topk: noise σ on the [0, 1]-normalised scores")
     topk_samples: int = option(100, "perturbed_topk: M perturbations per image")
     topk_pool: str = option("max", "perturbed_topk: how the K glimpses' logits pool (max, mean)")
+    topk_sigma_decay: bool = option(
+        False, "perturbed_topk: σ falls linearly from topk_sigma to 0 over training (DPS)"
+    )
+    attention_smoothing: float = option(
+        0.0,
+        "sampling: mix this share of the uniform distribution into the attention "
+        "(a = (1 − ε)·softmax + ε/P; ATS uses 1e-5), so no window's probability reaches 0",
+    )
     entropy_weight: float = option(
-        0.0, "sampling: loss −= this × the attention's entropy (keeps it spread early)"
+        0.0,
+        "loss −= this × the entropy of softmax(attention logits) (keeps it spread early; ATS 1e-4)",
     )
     confidence_weight: float = option(
         0.0,
@@ -246,8 +253,6 @@ class AttentionWindowsConfig(SamplingOptions, LearnedReducerConfig):
         super().__post_init__()
         require_choice("estimator", self.estimator, ESTIMATORS)
         require_choice("topk_pool", self.topk_pool, TOPK_POOLS)
-        if self.windows < 1:
-            raise ReducerConfigError(f"windows must be >= 1, got {self.windows}")
         if not self.attention_channels or min(self.attention_channels) < 1:
             raise ReducerConfigError(
                 f"attention_channels needs >= 1 stage of >= 1 channel, "
@@ -258,7 +263,24 @@ class AttentionWindowsConfig(SamplingOptions, LearnedReducerConfig):
                 f"topk_sigma must be > 0 and topk_samples >= 1, got {self.topk_sigma} and "
                 f"{self.topk_samples}"
             )
-        for name in ("entropy_weight", "confidence_weight"):
+        if not 0 <= self.attention_smoothing < 1:
+            raise ReducerConfigError(
+                f"attention_smoothing must be in [0, 1), got {self.attention_smoothing}"
+            )
+        if self.attention_smoothing > 0 and self.estimator != "sampling":
+            raise ReducerConfigError(
+                "attention_smoothing mixes the uniform distribution into the attention that "
+                "estimator=sampling draws from; perturbed_topk draws nothing from it (set "
+                "attention_smoothing: 0)"
+            )
+        if self.topk_sigma_decay and self.estimator != "perturbed_topk":
+            raise ReducerConfigError(
+                "topk_sigma_decay decays perturbed_topk's noise; estimator=sampling has none "
+                "(set topk_sigma_decay: false)"
+            )
+        if self.entropy_weight < 0:
+            raise ReducerConfigError(f"entropy_weight must be >= 0, got {self.entropy_weight}")
+        for name in ("confidence_weight",):
             weight = getattr(self, name)
             if weight < 0:
                 raise ReducerConfigError(f"{name} must be >= 0, got {weight}")
@@ -299,6 +321,7 @@ class AttentionWindows(Reducer):
         self.attention = AttentionNet(
             in_channels, tuple(config.attention_channels), len(config.window_sizes)
         )
+        self.progress = TrainingProgress()  # for the warm-up and σ's decay
         self._weights: Tensor | None = None  # sampling: w of the last forward (N, K)
         # For the auxiliary loss of a training step: log a (N, P), the draw (N, K) and the
         # classifier's logits on it (N, K, classes), detached.
@@ -322,14 +345,48 @@ class AttentionWindows(Reducer):
         a = torch.softmax(self.attention_logits(x), dim=1)
         return a.view(a.shape[0], len(self.grid.sizes), -1).sum(2)
 
+    # ---- schedules
+
+    def on_step_start(self, step: int, total_steps: int) -> None:
+        self.progress.update(step, total_steps)
+
+    def _warming_up(self) -> bool:
+        return self.training and self.progress.in_warmup(self.config.selection_warmup)
+
+    def current_sigma(self) -> float:
+        """perturbed_topk's σ for the step about to run: ``topk_sigma``, or with
+        ``topk_sigma_decay`` ``topk_sigma · (1 − step / total_steps)`` (positive at every
+        step, ``topk_sigma / total_steps`` at the last)."""
+        sigma = self.config.topk_sigma
+        return self.progress.linear_decay(sigma) if self.config.topk_sigma_decay else sigma
+
+    def log_attention(self, logits: Tensor) -> Tensor:
+        """``(N, P)`` log-probabilities: ``log_softmax(logits)``, with
+        ``attention_smoothing`` ε the log of ``(1 − ε)·softmax + ε/P`` (computed in log
+        space, so a peaked attention keeps finite logs)."""
+        log_a = torch.log_softmax(logits, dim=1)
+        eps = self.config.attention_smoothing
+        if eps == 0:
+            return log_a
+        uniform = torch.full_like(log_a, math.log(eps / log_a.shape[1]))
+        return torch.logaddexp(log_a + math.log1p(-eps), uniform)
+
     # ---- selection
+
+    def _uniform(self, x: Tensor) -> Tensor:
+        """``(N, K)`` windows drawn uniformly (the warm-up), in index order."""
+        return uniform_choice(len(x), self.grid.count, self.candidates, x.device).sort(1).values
 
     def _extract(self, x: Tensor, indices: Tensor) -> Tensor:
         with torch.no_grad():  # window positions are discrete: no gradient flows to them
             return self.sampler.extract_selected(x, indices).flatten(0, 1)
 
     def _select_sampling(self, x: Tensor, logits: Tensor) -> Tensor:
-        log_a = torch.log_softmax(logits, dim=1)
+        if self._warming_up():  # the plain mean of uniform draws; the attention waits
+            indices = self._uniform(x)
+            self._weights = x.new_full(indices.shape, 1.0 / self.candidates)
+            return self._extract(x, indices)
+        log_a = self.log_attention(logits)
         if self.training:
             indices = gumbel_topk(log_a, self.candidates)
             self._weights = sampling_weights(log_a, indices)
@@ -342,14 +399,19 @@ class AttentionWindows(Reducer):
     def _select_topk(self, x: Tensor, logits: Tensor) -> Tensor:
         if not self.training:
             return self._extract(x, logits.topk(self.candidates, dim=1).indices)
+        if self._warming_up():
+            return self._extract(x, self._uniform(x))
         config = self.config
+        if config.entropy_weight > 0:
+            self._log_attention = torch.log_softmax(logits, dim=1)
         indicators = perturbed_topk(
-            min_max_normalise(logits), self.candidates, config.topk_samples, config.topk_sigma
+            min_max_normalise(logits), self.candidates, config.topk_samples, self.current_sigma()
         )  # (N, K, P)
         # Glimpse k = Σ_p I_kp · window_p, the paper's linear combination of patches.
         return self.sampler.mix(x, indicators).flatten(0, 1)
 
     def forward(self, x: Tensor) -> Tensor:
+        self._log_attention = self._drawn = None  # set again by a training step that uses them
         logits = self.attention_logits(x)
         if self.estimator == "sampling":
             return self._select_sampling(x, logits)
@@ -376,12 +438,14 @@ class AttentionWindows(Reducer):
         return (weights.unsqueeze(-1) * logits).sum(1)
 
     def auxiliary_loss(self, labels: Tensor) -> Tensor | None:
-        """After a training step's forward and pool (``sampling``; ``None`` otherwise or when
-        both weights are 0): ``−entropy_weight × H(a)`` plus ``confidence_weight × CE(t, â)``,
-        means over the batch. ``t`` is the classifier's softmax probability of the label on
-        each drawn window, normalised over the K (stop-gradient: a target learned from
-        labels, no box), ``â`` the attention renormalised over the same K windows: the
-        attention learns to rank windows as the classifier's confidence does."""
+        """After a training step's forward and pool (``None`` in evaluation, in the warm-up
+        or when both weights are 0): ``−entropy_weight × H(a)`` (``a``: the attention;
+        perturbed_topk: softmax of its logits) plus, sampling only,
+        ``confidence_weight × CE(t, â)``, means over the batch. ``t`` is the classifier's
+        softmax probability of the label on each drawn window, normalised over the K
+        (stop-gradient: a target learned from labels, no box), ``â`` the attention
+        renormalised over the same K windows: the attention learns to rank windows as the
+        classifier's confidence does."""
         log_a, drawn, window_logits = self._log_attention, self._drawn, self._window_logits
         self._log_attention = self._drawn = self._window_logits = None
         config = self.config

@@ -114,6 +114,11 @@ class Reducer(nn.Module):
     def on_epoch_start(self, epoch: int) -> None:
         """Called by the trainer before each epoch (0-based); curricula set up here."""
 
+    def on_step_start(self, step: int, total_steps: int) -> None:
+        """Called by the trainer before each training step: ``step`` (0-based) of
+        ``total_steps`` in the whole run. Schedules that follow training's progress (a
+        noise decayed to 0, a warm-up) read it here; evaluation is never a step."""
+
     def pool_candidates(self, logits: Tensor) -> Tensor:
         """``(N, K, classes) → (N, classes)``: one reading per image from its K glimpses'
         logits (called when ``candidates > 1``). Default: each class keeps its largest

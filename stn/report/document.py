@@ -433,6 +433,7 @@ def _example_figures(
         inputs, boxes = None, None
         outputs: dict[str, np.ndarray] = {}
         thetas: dict[str, np.ndarray] = {}
+        weights: dict[str, np.ndarray] = {}
         for run in ok.itertuples():
             reducer = run.reducer
             if run.dataset != dataset or str(reducer) in outputs:
@@ -447,6 +448,8 @@ def _example_figures(
             outputs[str(reducer)] = arrays["outputs"]
             if "theta" in arrays:
                 thetas[str(reducer)] = arrays["theta"]
+            if "weights" in arrays:
+                weights[str(reducer)] = arrays["weights"]
         if inputs is None:
             continue
         stem = _slug(str(dataset))
@@ -468,6 +471,7 @@ def _example_figures(
                         thetas,
                         folder / f"regions_{stem}.png",
                         boxes,
+                        weights,
                     ),
                 )
             )

@@ -10,6 +10,8 @@ run under ``<results_dir>/examples/<run_id>.npz`` with the arrays
 - ``outputs`` ``(k, C, h, w)`` float32: the reducer's output (not clipped);
 - ``theta``   ``(k, 2, 3)`` float32 (``(k, G, 2, 3)``: G windows an image), only for
   reducers with ``forward_with_theta``;
+- ``weights`` ``(k, G)`` float32: the weight each of the G windows has in the reading
+  (same order as ``theta``), only for window selectors (``chosen_windows``);
 - ``boxes``   ``(k, 4)`` float32 ``(x0, y0, x1, y1)`` pixels, only when the data has them.
 """
 
@@ -36,13 +38,16 @@ DEFAULT_COUNT = 6
 def reducer_examples(
     reducer: nn.Module, x: Tensor, boxes: Tensor | None = None
 ) -> dict[str, np.ndarray]:
-    """The reducer's output for ``x`` ``(k, C, H, W)``, with θ ``(k, 2, 3)`` when it has one."""
+    """The reducer's output for ``x`` ``(k, C, H, W)``, with θ ``(k, 2, 3)`` when it has one
+    and a window selector's weights ``(k, G)``."""
     was_training = reducer.training
     reducer.eval()
     try:
         if hasattr(reducer, "forward_with_theta"):
             out, theta = reducer.forward_with_theta(x)
             arrays = {"theta": theta.detach().float().cpu().numpy()}
+            if hasattr(reducer, "chosen_windows"):  # how much each window counts
+                arrays["weights"] = reducer.chosen_windows(x)[2].detach().float().cpu().numpy()
         else:
             out = reduce_batch(reducer, x, boxes)
             arrays = {}

@@ -248,12 +248,14 @@ def plot_sampling_regions(
     thetas: dict[str, np.ndarray],
     path: str | os.PathLike,
     boxes: np.ndarray | None = None,
+    weights: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Each STN's learned sampling region (quadrilateral of θ ``(k, 2, 3)``) drawn on the
     inputs ``(k, C, H, W)``, one row per STN, cut at each picture's edge; the true object
     box dashed when known. A reducer that reads G windows per image gives θ
     ``(k, G, 2, 3)``, most attended first: the first is drawn in red, the others in orange,
-    each labelled with its side in input pixels."""
+    each labelled with its side in input pixels and, when ``weights`` has the reducer's
+    ``(k, G)`` weights, its weight in the reading (``64·.42``)."""
     columns = len(inputs)
     height, width = inputs.shape[-2:]
     tile = max(height, width)
@@ -261,12 +263,16 @@ def plot_sampling_regions(
     mosaic = _mosaic([images] * len(thetas), columns, tile)
     figure, ax = _grid_figure(len(thetas), columns, mosaic)
     scale = np.array([tile / width, tile / height])
-    for r, theta in enumerate(thetas.values()):
+    for r, (name, theta) in enumerate(thetas.items()):
+        shares = (weights or {}).get(name)
         for c in range(min(columns, len(theta))):
             origin = np.array([c * (tile + _GAP), r * (tile + _GAP)])
             windows = np.asarray(theta[c]).reshape(-1, 2, 3)
             for g in reversed(range(len(windows))):  # the most attended drawn last, on top
-                _draw_region(ax, windows[g], origin, scale, (height, width), tile, g, len(windows))
+                share = None if shares is None else float(np.asarray(shares[c]).ravel()[g])
+                _draw_region(
+                    ax, windows[g], origin, scale, (height, width), tile, g, len(windows), share
+                )
             if boxes is not None and c < len(boxes):
                 x0, y0, x1, y1 = np.asarray(boxes[c], dtype=float)
                 ax.add_patch(
@@ -293,9 +299,11 @@ def _draw_region(
     tile: int,
     rank: int,
     count: int,
+    weight: float | None = None,
 ) -> None:
     """One sampling region on its picture: the first of several in red, the rest orange;
-    with several, each is labelled with its side in input pixels."""
+    with several, each is labelled with its side in input pixels and its ``weight`` in the
+    reading when known (``64·.42``: 64 px, 0.42)."""
     height, width = size
     # input pixel coords (edges at -0.5) → mosaic coords (same convention)
     corners = (sampling_quadrilateral(theta, height, width) + 0.5) * scale - 0.5
@@ -309,8 +317,19 @@ def _draw_region(
     if count > 1:
         side = round(float(np.hypot(theta[0, 0], theta[1, 0])) * width)
         x, y = corners.min(0) + origin
-        label = ax.text(x + 1, y + 1, str(side), color=colour, fontsize=5, va="top")
+        label = ax.text(
+            x + 1, y + 1, window_label(side, weight), color=colour, fontsize=5, va="top"
+        )
         label.set_clip_path(frame)
+
+
+def window_label(side: int, weight: float | None = None) -> str:
+    """A window's label on the region figure: its side in input pixels, then its weight in
+    the reading to two decimals without the leading zero (``64·.42``, ``32·1.00``)."""
+    if weight is None:
+        return str(side)
+    share = f"{weight:.2f}"
+    return f"{side}·{share[1:] if share.startswith('0.') else share}"
 
 
 def _figure() -> tuple[Figure, object]:
