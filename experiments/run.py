@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from experiments.outcomes import write_outcome
+from experiments.overrides import composition_problems
 from experiments.schemas import register_schemas
 from stn.options import unknown_names_message
 
@@ -94,6 +95,33 @@ def _explain_unknown_options() -> None:
     ConfigLoaderImpl._apply_overrides_to_config = staticmethod(apply_or_explain)
 
 
+def _check_composed_configs() -> None:
+    """Refuse, with status 2, a composed config that names code anywhere but where a
+    config may, an added key its section does not declare, or a boolean option given
+    anything but true or false (``experiments.overrides``).
+
+    Wrapped around the loader's composition, so that every config this process composes
+    is checked before Hydra instantiates its callbacks and launcher: the sweep's (with
+    every value of each swept option) and each job's.
+    """
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    load: Callable[..., DictConfig] = ConfigLoaderImpl._load_configuration_impl
+    if getattr(load, "checks_composed_configs", False):
+        return
+
+    def load_and_check(self: Any, config_name: Any, overrides: list[str], *args: Any, **kw: Any):
+        cfg = load(self, config_name, overrides, *args, **kw)
+        problems = composition_problems(cfg, overrides)
+        if problems:
+            print("\n".join(f"error: {problem}" for problem in problems), file=sys.stderr)
+            raise SystemExit(USAGE_ERROR)
+        return cfg
+
+    load_and_check.checks_composed_configs = True  # type: ignore[attr-defined]
+    ConfigLoaderImpl._load_configuration_impl = load_and_check
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> str:
     # Imported here: torch takes seconds to load, and config errors should not wait for it.
@@ -110,8 +138,10 @@ def main(cfg: DictConfig) -> str:
 
 
 def cli() -> None:
-    """``python -m experiments.run``: Hydra's main, with clear errors for unknown options."""
+    """``python -m experiments.run``: Hydra's main, with clear errors for unknown options
+    and refused configs (status 2)."""
     _explain_unknown_options()
+    _check_composed_configs()
     main()
 
 

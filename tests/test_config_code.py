@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tiny_runs
 from hydra import compose, initialize_config_dir
+from test_sweep_faults import run_app
 
 from experiments.classifier import ClassifierConfigError, build_configured_classifier
 from experiments.job import plain_config, run_job
@@ -212,6 +213,28 @@ def test_a_target_in_any_other_section_is_refused():
         "names code only as classifier._target_ (an nn.Module class), and as Hydra's own "
         "callback, launcher and sweeper classes (README: Configuration)"
     ]
+
+
+@pytest.mark.slow
+def test_the_command_line_refuses_code_with_status_2_before_anything_runs(tmp_path, payload):
+    path, marker = payload
+    loader = f"{{_target_:numpy.load,file:{path},allow_pickle:true}}"
+    out = tmp_path / "out"
+    proc = run_app(
+        *TINY,
+        f"results_dir={out}",
+        "classifier=custom",
+        "classifier._target_=builtins.dict",
+        f"+classifier.x={loader}",
+        f"+hydra.callbacks.evil={loader}",
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.splitlines()
+    assert any(line.startswith("error: classifier.x._target_: refused") for line in lines)
+    assert any(line.startswith("error: hydra.callbacks.evil._target_: ") for line in lines)
+    assert "Traceback" not in proc.stderr
+    assert not marker.exists() and not out.exists()
 
 
 def test_the_payload_really_runs_code_when_loaded(payload):
