@@ -25,15 +25,25 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from experiments.outcomes import tally_outcomes
+from experiments.schemas import sweep_name_problem
 from stn.results.store import ResultsDirError, ensure_writable
 
 log = logging.getLogger(__name__)
 
 
-def _stop_unless_writable(results_dir: str) -> None:
+USAGE_ERROR = 2  # as experiments.run: the command line asks for what the suite refuses
+
+
+def _stop_unless_writable(config: DictConfig) -> None:
     # Hydra turns a callback's exception into a warning and carries on; SystemExit stops it.
+    # The sweep's name first: before any folder is made, a name such as ../../x would put
+    # the results (and Hydra's job folders) outside results/.
+    problem = sweep_name_problem(config.sweep)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr, flush=True)
+        raise SystemExit(USAGE_ERROR)
     try:
-        ensure_writable(results_dir)
+        ensure_writable(config.results_dir)
     except ResultsDirError as err:
         sys.exit(f"error: {err}")
 
@@ -101,11 +111,11 @@ def _exit_cleanly_on_ctrl_c(sweep_dir: str | None) -> None:
 
 class ReportAtSweepEnd(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _stop_unless_writable(config.results_dir)
+        _stop_unless_writable(config)
         _exit_cleanly_on_ctrl_c(None)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _stop_unless_writable(config.results_dir)
+        _stop_unless_writable(config)
         _exit_cleanly_on_ctrl_c(str(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

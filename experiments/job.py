@@ -27,6 +27,7 @@ from experiments.classifier import (
 )
 from experiments.launcher import throughput_conditions
 from experiments.outcomes import JobOutcome
+from experiments.schemas import RunConfig, sweep_name_problem
 from experiments.tracking import open_tracker
 from stn.data.prepare import DatasetSpec, prepare_data
 from stn.measure.environment import describe_determinism, describe_environment, resolve_device
@@ -35,6 +36,7 @@ from stn.measure.plateau import plateau_verdict
 from stn.measure.throughput import (
     ThroughputSettings,
     TimingConditions,
+    check_timing_batch_fits,
     measure_data_path,
     measure_pipeline,
     peak_rss_bytes,
@@ -98,11 +100,16 @@ def run_job(cfg: DictConfig) -> JobOutcome:
     # A network given by _target_ alone is named after its class, in the config too: the
     # report, its curves and the completeness grid read config.classifier.name.
     config["classifier"] = {**config["classifier"], "name": classifier_name(config["classifier"])}
-    sweep_dir = Path(config["results_dir"])
-    ensure_writable(sweep_dir)
     record = new_record(config, sweep=str(config["sweep"]))
     run_id = record.run_id
     run_name = f"{config['reducer']['name']}-{config['dataset']['name']}-s{config['seed']}"
+    # Before the folder is made: a sweep name such as ../../x would place it elsewhere.
+    sweep_problem = sweep_name_problem(config["sweep"])
+    if sweep_problem:
+        log.error("run %s refused: %s", run_name, sweep_problem)
+        return JobOutcome("failed", run_id, run_name, f"ValueError: {sweep_problem}")
+    sweep_dir = Path(config["results_dir"])
+    ensure_writable(sweep_dir)
     if config["device"] == "cuda_if_present" and not torch.cuda.is_available():
         log.info("skipped %s: device=cuda_if_present and no CUDA GPU here", run_name)
         return JobOutcome("skipped", run_id, run_name)
@@ -136,7 +143,9 @@ def _release_gpu_memory() -> None:
 
 
 def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> None:
-    # Checked before any data is read: a malformed size fails at once, saying so.
+    # Checked before any data is read: an unknown top-level key (+foo=1), a malformed
+    # size or a value out of range fails at once, naming the option.
+    section_settings(RunConfig, {k: v for k, v in config.items() if k != "hydra"}, "run")
     output_size = output_size_of(config["output_size"])
     if config.get("threads"):
         torch.set_num_threads(int(config["threads"]))
@@ -155,6 +164,9 @@ def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> 
     seed_everything(seed)
     data = prepare_data(spec, seed, batch_size)
     record.dataset = DatasetInfo.from_json({"name": config["dataset"]["name"], **data.describe()})
+    # The timing comes after training: a batch that cannot fit must fail the run now.
+    timed = "throughput.batch_size" if tp.batch_size else "trainer.batch_size (the timing batch)"
+    check_timing_batch_fits(tp.batch_size or batch_size, data.test.input_shape, timed, device)
 
     channels, height, width = data.train.input_shape
     reducer = build_reducer(config["reducer"], channels, (height, width), output_size)

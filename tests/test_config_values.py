@@ -1,6 +1,7 @@
 """Every value is checked where its option is declared, before any training, and the
 message names the option in full: a boolean is true or false, a key no section declares
-is refused."""
+is refused, a sweep is one folder name, throughput and batch sizes have ranges, the
+timing batch must fit before training starts."""
 
 from pathlib import Path
 
@@ -9,8 +10,15 @@ import tiny_runs
 from hydra import compose, initialize_config_dir
 from test_sweep_faults import run_app
 
-from experiments.job import run_job
+import experiments.job
+import stn.measure.throughput
+from experiments.job import run_job, section_settings
 from experiments.overrides import composition_problems
+from experiments.schemas import RunConfig, sweep_name_problem
+from stn.measure.throughput import ThroughputSettings
+from stn.measure.train import MAX_BATCH_SIZE, TrainSettings
+from stn.options import OptionsError, options_from
+from stn.results.store import read_record, records_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
@@ -74,3 +82,111 @@ def test_a_bad_value_anywhere_in_a_sweep_exits_2_before_any_run(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "error: reducer.antialias takes true or false, got 2" in proc.stderr
     assert not out.exists()
+
+
+def test_an_unknown_top_level_key_fails_the_run_before_any_data(tmp_path):
+    # The compose API has no command-line check: the run's own check names the key.
+    outcome, out = _run(tmp_path, "+foo=1")
+    assert outcome.status == "failed"
+    assert "unknown run option 'foo'; valid: seed, sweep" in outcome.reason
+    assert read_record(records_dir(out) / f"{outcome.run_id}.json").dataset.name is None
+
+
+# -- the sweep's name is one folder -----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../../escape", "..", ".", "", " ", "a/b", "a\\b", "a\nb"])
+def test_a_sweep_name_that_is_not_one_folder_is_refused(name):
+    assert sweep_name_problem(name).startswith(f"sweep={name!r} is not a folder name")
+    with pytest.raises(ValueError, match="is not a folder name"):
+        section_settings(RunConfig, {"sweep": name}, "run")
+
+
+def test_a_job_with_a_bad_sweep_name_writes_nothing(tmp_path):
+    outcome, out = _run(tmp_path, "sweep=../escape")
+    assert outcome.status == "failed" and "sweep='../escape' is not a folder name" in outcome.reason
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_bad_sweep_name_exits_2_before_any_folder_is_made(tmp_path):
+    # results/<sweep> inside tmp_path: sweep=../escape would have written tmp_path/escape.
+    proc = run_app(*TINY, "sweep=../escape", f"results_dir={tmp_path}/results/${{sweep}}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.startswith("error: sweep='../escape' is not a folder name")
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"seed": -1}, r"seed must lie in \[0, 2\*\*32\)"),
+        ({"threads": 0}, "threads must be >= 1 or null"),
+    ],
+)
+def test_top_level_values_out_of_range_are_named(values, message):
+    with pytest.raises(ValueError, match=message):
+        section_settings(RunConfig, values, "run")
+
+
+# -- throughput and batch sizes ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"warmup": -1}, "throughput.warmup must be >= 0, got -1"),
+        ({"min_seconds": -1}, "throughput.min_seconds must be a finite number >= 0, got -1"),
+        ({"min_repeats": 0}, "throughput.min_repeats must be >= 1, got 0"),
+        (
+            {"max_repeats": 0},
+            r"throughput.max_repeats must be >= throughput.min_repeats \(5\), got 0",
+        ),
+        ({"batch_size": MAX_BATCH_SIZE + 1}, "throughput.batch_size must be <= 65536 or null"),
+    ],
+)
+def test_throughput_values_out_of_range_are_named_in_full(values, message):
+    with pytest.raises(OptionsError, match=message):
+        options_from(ThroughputSettings, values, "throughput")
+
+
+def test_an_absurd_training_batch_is_refused_with_its_bound():
+    with pytest.raises(ValueError, match=r"trainer.batch_size must be <= 65536 \(a bound .*got 10"):
+        TrainSettings(batch_size=10**9)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("throughput.max_repeats=0", "throughput.max_repeats must be >= throughput.min_repeats"),
+        ("trainer.batch_size=1000000000", "trainer.batch_size must be <= 65536"),
+    ],
+)
+def test_a_bad_timing_or_batch_value_fails_the_run_before_any_data(
+    tmp_path, memory_cap, override, message
+):
+    # memory_cap: before, the billion-image batch trained, then asked for 7.45 GiB to time.
+    outcome, out = _run(tmp_path, override)
+    assert outcome.status == "failed" and message in outcome.reason
+    assert read_record(records_dir(out) / f"{outcome.run_id}.json").dataset.name is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ([], "trainer.batch_size (the timing batch): a timing batch of 16 images"),
+        (["throughput.batch_size=4096"], "throughput.batch_size: a timing batch of 4,096 images"),
+    ],
+)
+def test_a_timing_batch_that_cannot_fit_fails_the_run_before_training(
+    tmp_path, monkeypatch, overrides, named
+):
+    # Before: the run trained, then the timing asked for more memory than there was and
+    # the trained result was lost. The check needs the input shape: after the data, before fit.
+    monkeypatch.setattr(stn.measure.throughput, "available_memory_bytes", lambda device: 2**16)
+    fitted = []
+    monkeypatch.setattr(experiments.job, "fit", lambda *a, **k: fitted.append(1))
+    outcome, out = _run(tmp_path, "trainer.batch_size=16", *overrides)
+    assert outcome.status == "failed" and named in outcome.reason, outcome.reason
+    assert "set throughput.batch_size to at most" in outcome.reason
+    assert not fitted
