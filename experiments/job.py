@@ -57,7 +57,14 @@ from stn.results.record import (
     Resources,
     new_record,
 )
-from stn.results.store import ensure_writable, is_ok, write_record
+from stn.results.store import (
+    SCHEMA_VERSION,
+    ensure_writable,
+    is_ok,
+    newer_record_version,
+    record_path,
+    write_record,
+)
 from stn.sampling import native
 
 log = logging.getLogger(__name__)
@@ -116,6 +123,15 @@ def run_job(cfg: DictConfig) -> JobOutcome:
     if config.get("resume", True) and is_ok(sweep_dir, run_id):
         log.info("skipped %s (%s): an ok record already exists in %s", run_name, run_id, sweep_dir)
         return JobOutcome("skipped", run_id, run_name)
+    newer = newer_record_version(sweep_dir, run_id)
+    if newer is not None:  # written by a newer stn-bench: this one cannot read what it replaces
+        reason = (
+            f"RecordError: {record_path(sweep_dir, run_id)} has schema version {newer}, newer "
+            f"than this stn-bench writes ({SCHEMA_VERSION}); not overwritten: run the newer "
+            "stn-bench, or move the file away to rerun with this one"
+        )
+        log.error("run %s not run: %s", run_name, reason)
+        return JobOutcome("failed", run_id, run_name, reason)
     started = time.time()
     record.timing.started_at = started
     with open_tracker(config["logger"], run_name, config, group=str(config["sweep"])) as tracker:

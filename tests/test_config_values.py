@@ -1,8 +1,10 @@
 """Every value is checked where its option is declared, before any training, and the
 message names the option in full: a boolean is true or false, a key no section declares
 is refused, a sweep is one folder name, throughput and batch sizes have ranges, the
-timing batch must fit before training starts."""
+timing batch must fit before training starts, and records of another schema are named
+without contradiction and never overwritten by an older stn-bench."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from experiments.schemas import RunConfig, sweep_name_problem
 from stn.measure.throughput import ThroughputSettings
 from stn.measure.train import MAX_BATCH_SIZE, TrainSettings
 from stn.options import OptionsError, options_from
-from stn.results.store import read_record, records_dir
+from stn.results.store import RecordError, read_record, records_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
@@ -190,3 +192,32 @@ def test_a_timing_batch_that_cannot_fit_fails_the_run_before_training(
     assert outcome.status == "failed" and named in outcome.reason, outcome.reason
     assert "set throughput.batch_size to at most" in outcome.reason
     assert not fitted
+
+
+# -- records of another schema -----------------------------------------------------------
+
+
+def test_a_schema_version_written_as_a_string_gets_a_message_that_says_so(tmp_path):
+    path = tmp_path / "string.json"
+    path.write_text(json.dumps({"schema_version": "1", "run_id": "x", "status": "ok"}))
+    with pytest.raises(RecordError) as caught:
+        read_record(path)
+    message = str(caught.value)
+    assert "schema version is '1' (a string): schema_version must be an integer" in message
+    assert '(1, not "1")' in message
+
+
+def test_resume_never_overwrites_a_record_a_newer_stn_bench_wrote(tmp_path, monkeypatch):
+    trained = []
+    monkeypatch.setattr(experiments.job, "_train_and_measure", lambda *a: trained.append(1))
+    first, out = _run(tmp_path)
+    path = records_dir(out) / f"{first.run_id}.json"
+    newer = {**json.loads(path.read_text()), "schema_version": 2, "status": "failed"}
+    path.write_text(json.dumps(newer))
+    before = path.read_bytes()
+    again, _ = _run(tmp_path)
+    assert again.run_id == first.run_id and again.status == "failed"
+    assert "has schema version 2, newer than this stn-bench writes (1); not overwritten" in (
+        again.reason
+    )
+    assert path.read_bytes() == before and len(trained) == 1
