@@ -51,9 +51,20 @@ def _stop_unless_writable(config: DictConfig) -> None:
 INTERRUPTED_EXIT = 130  # 128 + SIGINT: what a shell reports for a command ended by Ctrl-C
 
 
-def _print_tally(sweep_dir: str, interrupted: bool = False) -> bool:
-    """Print this invocation's tally line and failed / unfinished jobs; True if all ok."""
-    tally = tally_outcomes(sweep_dir, interrupted=interrupted)
+# The folder of the sweep this process started (its Hydra job folders), for the tally
+# printed when a failed write stops it (experiments.run.cli); None for a single run.
+_current_sweep: dict[str, str] = {}
+
+
+def current_sweep_dir() -> str | None:
+    """``hydra.sweep.dir`` of the sweep this process started, or ``None``."""
+    return _current_sweep.get("dir")
+
+
+def print_tally(sweep_dir: str, interrupted: bool = False, stopped: bool = False) -> bool:
+    """Print this invocation's tally line and failed / unfinished jobs; True if all ok.
+    ``interrupted``: by Ctrl-C; ``stopped``: by a write that failed."""
+    tally = tally_outcomes(sweep_dir, interrupted=interrupted, stopped=stopped)
     print(tally.line, flush=True)
     for outcome in tally.failed:
         print(f"  failed {outcome.overrides} (run {outcome.run_id}): {outcome.reason}")
@@ -95,7 +106,7 @@ def _on_interrupt(sweep_dir: str | None, signum: int, frame: FrameType | None) -
         flush=True,
     )
     if sweep_dir is not None:
-        _print_tally(sweep_dir, interrupted=True)
+        print_tally(sweep_dir, interrupted=True)
     sys.stdout.flush()
     sys.stderr.flush()
     _terminate_children()
@@ -116,6 +127,7 @@ class ReportAtSweepEnd(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _stop_unless_writable(config)
+        _current_sweep["dir"] = str(config.hydra.sweep.dir)
         _exit_cleanly_on_ctrl_c(str(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -133,5 +145,5 @@ class ReportAtSweepEnd(Callback):
             if report.throughput_markdown:
                 print("\n" + report.throughput_markdown)
             print(f"\nreport: {report.path}  ({report.summary_line})")
-        if not _print_tally(str(config.hydra.sweep.dir)):
+        if not print_tally(str(config.hydra.sweep.dir)):
             sys.exit(1)

@@ -3,8 +3,10 @@
 ``run_job(cfg)``: check the results folder is writable, skip if an ``ok`` record with
 the same run id exists (resume), else build data, reducer and classifier, train,
 evaluate, time, and write exactly one record, ``ok`` or ``failed`` with the reason. A
-failure never escapes to take the sweep down; only an unwritable results folder does,
-because no record could say what happened.
+failure never escapes to take the sweep down; only a write that fails does (an unwritable
+results folder, a record that cannot be written: an ``OSError`` naming the file), because
+no record could say what happened and every later run would be lost too
+(``experiments.write_failures``).
 """
 
 from __future__ import annotations
