@@ -1,19 +1,22 @@
 """A write that fails loses nothing: the sweep stops at once with one line naming the
 folder and the OS error, keeps what was written and prints its tally; Hydra's own output
-folder errors the same."""
+folder errors the same; reports and tables are replaced whole or not at all."""
 
 import errno
 import os
 import resource
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import tiny_runs
+from report_records import make_record, write_all
 from test_sweep_faults import app_command, app_env
 
 import stn.results.atomic
 from experiments.write_failures import WRITE_FAILED, write_failure
+from stn.report.document import write_report
 from stn.results.atomic import write_atomically
 from stn.results.store import records_dir
 
@@ -118,3 +121,19 @@ def test_hydras_own_output_errors_stop_the_run_with_one_line(tmp_path):
     assert proc.returncode == WRITE_FAILED, proc.stderr[-3000:]
     assert proc.stderr.startswith(f"error: could not write sweep in {blocker}: [Errno 20]")
     assert "stopped: a write failed" in proc.stdout and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_report_that_cannot_be_rewritten_leaves_the_previous_one_whole(tmp_path):
+    # Before: report.md and tables/summary.csv were truncated at the file-size limit.
+    write_all([make_record(r, s, 0.8 + s / 100) for r in ("a", "b") for s in (0, 1)], tmp_path)
+    write_report(tmp_path, with_figures=False)
+    outputs = [tmp_path / "report.md", *sorted((tmp_path / "tables").iterdir())]
+    before = {path: path.read_bytes() for path in outputs}
+    assert all(len(data) > 300 for data in before.values())
+    write_all([make_record(r, 2, 0.9) for r in ("a", "b")], tmp_path)  # a report that differs
+    script = [sys.executable, "scripts/report.py", str(tmp_path), "--no-figures"]
+    proc = _run_limited(script, 300, timeout=120)
+    assert proc.returncode == 4, proc.stderr[-3000:]
+    assert {path: path.read_bytes() for path in outputs} == before
+    assert not [p for p in tmp_path.rglob(".*.tmp")]

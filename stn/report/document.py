@@ -36,6 +36,7 @@ from stn.report.throughput_table import (
     throughput_table,
     trained_runs,
 )
+from stn.results.atomic import write_text_atomically
 from stn.results.collect import Completeness, completeness, curves_frame, runs_frame
 from stn.results.record import Record
 from stn.results.store import SkippedRecord, load_records
@@ -166,7 +167,7 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
     ]
     sweep_dir.mkdir(parents=True, exist_ok=True)
     path = sweep_dir / REPORT_NAME
-    path.write_text("\n".join(lines) + "\n")
+    write_text_atomically(path, "\n".join(lines) + "\n")  # the old report stays if this fails
     return Report(
         path=path,
         table=table,

@@ -48,6 +48,13 @@ def write_atomically(target: str | os.PathLike, write: Callable[[BinaryIO], None
     return target
 
 
+def write_text_atomically(target: str | os.PathLike, text: str) -> Path:
+    """``text`` (UTF-8) into ``target`` as :func:`write_atomically` writes: a report or
+    table that cannot be written whole leaves the previous one in place."""
+    data = text.encode()
+    return write_atomically(target, lambda handle: handle.write(data))
+
+
 def _create_temp(folder: Path, stem: str) -> tuple[int, Path]:
     """A new, empty ``.<stem>.<random>.tmp`` in ``folder``, open for writing.
 
