@@ -27,6 +27,7 @@ import pandas as pd
 from stn.measure.plateau import PLATEAU_CONDITION, PLATEAU_RULE, stalled_counts
 from stn.report import figures, figures_scale
 from stn.report.example_files import examples_path, load_examples
+from stn.report.markdown import markdown_table
 from stn.report.stats import BASELINE, GROUPING_TEST, SIGNIFICANCE_TEST, compare_families, summarise
 from stn.report.tables import STALLED_MARK, TABLE_STEM, to_markdown, write_tables
 from stn.report.throughput_table import (
@@ -263,7 +264,7 @@ def _problems_section(
     if not failed.empty:
         shown = failed[["dataset", "reducer", "classifier", "seed", "status", "error"]].copy()
         shown["error"] = shown["error"].map(_one_line)
-        lines += ["## Failed runs", "", shown.to_markdown(index=False), ""]
+        lines += ["## Failed runs", "", markdown_table(shown), ""]
     if not grid.missing.empty:
         lines += [
             "## Missing runs",
@@ -271,7 +272,7 @@ def _problems_section(
             "Cells of the grid (every dataset × reducer × classifier × seed seen in the "
             "records) with no record: still running, not launched, or died before writing.",
             "",
-            grid.missing.to_markdown(index=False),
+            markdown_table(grid.missing),
             "",
         ]
     if skipped:
@@ -317,7 +318,7 @@ def _plateau_section(runs: pd.DataFrame) -> list[str]:
         )
         shown["test accuracy"] = stalled["test_accuracy"].map(lambda v: f"{float(v):.1%}")
         ordered = shown.sort_values(["dataset", "classifier", "reducer", "seed"])
-        lines += [ordered.to_markdown(index=False), ""]
+        lines += [markdown_table(ordered), ""]
     if unknown:
         lines += [
             f"{unknown} ok run(s) have no learning curve or class count in their record: "

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from stn.measure.plateau import PLATEAU_CONDITION
+from stn.report.markdown import markdown_table
 from stn.report.stats import BASELINE
 from stn.results.atomic import write_text_atomically
 
@@ -109,7 +110,8 @@ def to_markdown(table: pd.DataFrame) -> str:
     shown = display_frame(table, bold=lambda s: f"**{s}**")
     if shown.empty:
         return "(no trained runs yet)"
-    return "\n\n".join([shown.to_markdown(index=False, disable_numparse=True), *table_notes(table)])
+    rows = markdown_table(shown, disable_numparse=True)  # a name holding | or a newline
+    return "\n\n".join([rows, *table_notes(table)])
 
 
 def table_notes(table: pd.DataFrame) -> list[str]:
