@@ -58,12 +58,15 @@ def write_failure(err: BaseException, folder: str | os.PathLike | None = None) -
 
 
 def _os_error(err: BaseException | None) -> OSError | None:
+    """The OS error ``err`` is or was raised from (``raise ... from``; not an error that
+    was merely being handled). One with an errno only: Hydra's MissingConfigException is
+    an IOError without one."""
     seen: set[int] = set()
     while err is not None and id(err) not in seen:
-        if isinstance(err, OSError):
+        if isinstance(err, OSError) and err.errno is not None:
             return err
         seen.add(id(err))
-        err = err.__cause__ or err.__context__
+        err = err.__cause__
     return None
 
 

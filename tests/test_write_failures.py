@@ -137,3 +137,17 @@ def test_a_report_that_cannot_be_rewritten_leaves_the_previous_one_whole(tmp_pat
     assert proc.returncode == 4, proc.stderr[-3000:]
     assert {path: path.read_bytes() for path in outputs} == before
     assert not [p for p in tmp_path.rglob(".*.tmp")]
+
+
+def test_errors_that_are_no_write_failure_are_left_alone():
+    from hydra.errors import MissingConfigException
+
+    # Hydra's missing-config error is an IOError without an errno: not a write that failed.
+    assert write_failure(MissingConfigException("no such preset", "reducer/x")) is None
+    try:
+        try:
+            raise FileNotFoundError(errno.ENOENT, "gone", "/x")
+        except OSError:
+            raise KeyError("raised while handling it, not from it")  # noqa: B904
+    except KeyError as unrelated:
+        assert write_failure(unrelated) is None
