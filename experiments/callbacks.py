@@ -1,7 +1,9 @@
 """Hydra callback: check the results folder first; at the end, report and tally.
 
-At the start of a sweep (or single run) an unwritable ``results_dir`` stops everything
-before any training. At the end of a sweep the comparison table and report are written,
+At the start of a sweep (or single run) a ``sweep`` that is not one folder name (status 2)
+or an unwritable ``results_dir`` stops everything before any folder is made or any run
+trained; the sweep's folder is remembered for the tally a failed write prints
+(``experiments.run.cli``). At the end of a sweep the comparison table and report are written,
 then one line says how many jobs of *this invocation* were ok / failed / skipped (from the
 jobs' outcome files, so every launcher is counted), and the process exits with status 1
 when any failed or never finished. Ctrl-C (SIGINT) ends a sweep with a message, the same
