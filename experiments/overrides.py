@@ -3,7 +3,8 @@
 Hydra and OmegaConf accept more than the suite means: ``+foo=1`` adds a key no section
 declares (and changes the run id), ``reducer.antialias=2`` becomes ``true`` (OmegaConf
 reads any integer as a boolean), and a preset or override may name code
-(``experiments.targets``). :func:`composition_problems` lists each such problem as
+(``experiments.targets``), and a swept ``sweep=a,../x`` would put a job folder outside
+``results/``. :func:`composition_problems` lists each such problem as
 ``<full key>: <what is wrong and the fix>``; ``experiments.run`` prints them and exits
 with status 2 before any run starts, also for every value of a sweep (``-m
 reducer.antialias=true,2``).
@@ -20,6 +21,7 @@ from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.nodes import BooleanNode
 
+from experiments.schemas import sweep_name_problem
 from experiments.targets import code_problems
 from stn.options import unknown_names_message
 
@@ -43,6 +45,8 @@ def _override_problems(cfg: DictConfig, override: Override) -> list[str]:
         return []  # a config group (reducer=...), or a key composed away
     node = parent._get_node(name)
     problems = []
+    if key == "sweep":  # each value of a sweep too: Hydra makes its job folder from it
+        problems += filter(None, (sweep_name_problem(v) for v in _values(override)))
     if override.is_add() or override.is_force_add():
         problem = _added_key_problem(parent, parent_key, name)
         if problem:

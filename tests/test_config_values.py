@@ -104,6 +104,12 @@ def test_a_sweep_name_that_is_not_one_folder_is_refused(name):
         section_settings(RunConfig, {"sweep": name}, "run")
 
 
+def test_a_bad_sweep_name_among_a_sweeps_values_is_refused_at_composition():
+    # Hydra makes each job's folder from its own sweep value, before the job runs.
+    (problem,) = composition_problems(_compose(), ["sweep=mine,../escape"])
+    assert problem.startswith("sweep='../escape' is not a folder name")
+
+
 def test_a_job_with_a_bad_sweep_name_writes_nothing(tmp_path):
     outcome, out = _run(tmp_path, "sweep=../escape")
     assert outcome.status == "failed" and "sweep='../escape' is not a folder name" in outcome.reason
