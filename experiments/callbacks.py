@@ -1,7 +1,9 @@
 """Hydra callback: check the results folder first; at the end, report and tally.
 
-At the start of a sweep (or single run) an unwritable ``results_dir`` stops everything
-before any training. At the end of a sweep the comparison table and report are written,
+At the start of a sweep (or single run) a ``sweep`` that is not one folder name (status 2)
+or an unwritable ``results_dir`` stops everything before any folder is made or any run
+trained; the sweep's folder is remembered for the tally a failed write prints
+(``experiments.run.cli``). At the end of a sweep the comparison table and report are written,
 then one line says how many jobs of *this invocation* were ok / failed / skipped (from the
 jobs' outcome files, so every launcher is counted), and the process exits with status 1
 when any failed or never finished. Ctrl-C (SIGINT) ends a sweep with a message, the same
@@ -25,15 +27,25 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from experiments.outcomes import tally_outcomes
+from experiments.schemas import sweep_name_problem
 from stn.results.store import ResultsDirError, ensure_writable
 
 log = logging.getLogger(__name__)
 
 
-def _stop_unless_writable(results_dir: str) -> None:
+USAGE_ERROR = 2  # as experiments.run: the command line asks for what the suite refuses
+
+
+def _stop_unless_writable(config: DictConfig) -> None:
     # Hydra turns a callback's exception into a warning and carries on; SystemExit stops it.
+    # The sweep's name first: before any folder is made, a name such as ../../x would put
+    # the results (and Hydra's job folders) outside results/.
+    problem = sweep_name_problem(config.sweep)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr, flush=True)
+        raise SystemExit(USAGE_ERROR)
     try:
-        ensure_writable(results_dir)
+        ensure_writable(config.results_dir)
     except ResultsDirError as err:
         sys.exit(f"error: {err}")
 
@@ -41,9 +53,20 @@ def _stop_unless_writable(results_dir: str) -> None:
 INTERRUPTED_EXIT = 130  # 128 + SIGINT: what a shell reports for a command ended by Ctrl-C
 
 
-def _print_tally(sweep_dir: str, interrupted: bool = False) -> bool:
-    """Print this invocation's tally line and failed / unfinished jobs; True if all ok."""
-    tally = tally_outcomes(sweep_dir, interrupted=interrupted)
+# The folder of the sweep this process started (its Hydra job folders), for the tally
+# printed when a failed write stops it (experiments.run.cli); None for a single run.
+_current_sweep: dict[str, str] = {}
+
+
+def current_sweep_dir() -> str | None:
+    """``hydra.sweep.dir`` of the sweep this process started, or ``None``."""
+    return _current_sweep.get("dir")
+
+
+def print_tally(sweep_dir: str, interrupted: bool = False, stopped: bool = False) -> bool:
+    """Print this invocation's tally line and failed / unfinished jobs; True if all ok.
+    ``interrupted``: by Ctrl-C; ``stopped``: by a write that failed."""
+    tally = tally_outcomes(sweep_dir, interrupted=interrupted, stopped=stopped)
     print(tally.line, flush=True)
     for outcome in tally.failed:
         print(f"  failed {outcome.overrides} (run {outcome.run_id}): {outcome.reason}")
@@ -85,7 +108,7 @@ def _on_interrupt(sweep_dir: str | None, signum: int, frame: FrameType | None) -
         flush=True,
     )
     if sweep_dir is not None:
-        _print_tally(sweep_dir, interrupted=True)
+        print_tally(sweep_dir, interrupted=True)
     sys.stdout.flush()
     sys.stderr.flush()
     _terminate_children()
@@ -101,11 +124,12 @@ def _exit_cleanly_on_ctrl_c(sweep_dir: str | None) -> None:
 
 class ReportAtSweepEnd(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _stop_unless_writable(config.results_dir)
+        _stop_unless_writable(config)
         _exit_cleanly_on_ctrl_c(None)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _stop_unless_writable(config.results_dir)
+        _stop_unless_writable(config)
+        _current_sweep["dir"] = str(config.hydra.sweep.dir)
         _exit_cleanly_on_ctrl_c(str(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -123,5 +147,5 @@ class ReportAtSweepEnd(Callback):
             if report.throughput_markdown:
                 print("\n" + report.throughput_markdown)
             print(f"\nreport: {report.path}  ({report.summary_line})")
-        if not _print_tally(str(config.hydra.sweep.dir)):
+        if not print_tally(str(config.hydra.sweep.dir)):
             sys.exit(1)

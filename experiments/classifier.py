@@ -4,8 +4,12 @@ A section names exactly one of
 
 - ``kind``: a predefined network of :mod:`stn.measure.models` (``conf/classifier/cnn.yaml``, ...),
   its options those of the kind's config (``CnnConfig``, ...: unknown keys are errors);
-- ``_target_``: any importable callable ``package.module.Class`` that returns an
-  ``nn.Module``, built with Hydra's ``instantiate`` (``conf/classifier/custom.yaml``).
+- ``_target_``: your own network ``package.module.Class``, a subclass of ``torch.nn.Module``
+  (``conf/classifier/custom.yaml``), or a function that returns one and is registered with
+  :func:`network_factory`. Anything else a dotted path may name (a builtin, a loader such
+  as ``numpy.load``, ``torch.hub.load``) is refused on the imported object, before it is
+  called; so is an instantiate key (``_target_``, ``_partial_``, ...) nested in the
+  options, which Hydra would have called first (``experiments.targets``).
 
 Either way the run passes ``in_channels``, ``num_classes`` and ``input_size`` ``(h, w)``
 as keyword arguments, and every other key of the section except ``name`` as an option.
@@ -21,12 +25,12 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
-from hydra.utils import instantiate
 from torch import Tensor, nn
 
+from experiments.targets import nested_code_keys
 from stn.measure.models import CLASSIFIERS, build_classifier, classifier_config
 
 MISSING = "???"  # OmegaConf's mandatory value, left as is by to_container
@@ -36,10 +40,25 @@ SIGNATURE = (
     "__init__(self, in_channels: int, num_classes: int, input_size: tuple[int, int], **options)"
 )
 HOW = "classifier=custom classifier._target_=package.module.Class"
+F = TypeVar("F", bound=Callable[..., nn.Module])
+
+# The functions a config may name as classifier._target_ besides nn.Module classes: only
+# those their own module registered, so no other callable is ever reached from a config.
+NETWORK_FACTORIES: set[Callable[..., Any]] = set()
 
 
 class ClassifierConfigError(ValueError):
     """The classifier section or the network it names cannot be used; says how to fix it."""
+
+
+def network_factory(function: F) -> F:
+    """Let ``classifier._target_`` name ``function``, which returns an ``nn.Module``.
+
+    A config may otherwise name only ``nn.Module`` subclasses: decorate a builder such as
+    ``def make_net(in_channels, num_classes, input_size, width=16) -> nn.Module`` where it
+    is defined (registered when the module is imported, before the check)."""
+    NETWORK_FACTORIES.add(function)
+    return function
 
 
 def classifier_name(section: Mapping[str, Any]) -> str | None:
@@ -77,7 +96,8 @@ def check_classifier_section(section: Mapping[str, Any]) -> None:
     if kind is not None:
         classifier_config(section)
     if target is not None:
-        check_signature(locate_target(target), target, _options(section))
+        options = target_options(section)  # refused before the target is even imported
+        check_signature(locate_target(target), target, options)
 
 
 def build_configured_classifier(
@@ -85,14 +105,28 @@ def build_configured_classifier(
 ) -> nn.Module:
     """The network a classifier section describes: ``(N, C, h, w) → (N, num_classes)``."""
     kind, target = _kind_or_target(section)
-    options = _options(section)
     if kind is not None:
-        return build_classifier(kind, in_channels, num_classes, input_size, **options)
-    return build_target(target, in_channels, num_classes, input_size, options)
+        return build_classifier(kind, in_channels, num_classes, input_size, **_options(section))
+    return build_target(target, in_channels, num_classes, input_size, target_options(section))
 
 
 def _options(section: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in section.items() if k not in NOT_OPTIONS}
+
+
+def target_options(section: Mapping[str, Any]) -> dict[str, Any]:
+    """The options a target's constructor gets: plain values only. A nested instantiate
+    key (``+classifier.x={_target_: numpy.load, ...}``) is refused, naming it: the options
+    go to the constructor as they are, and nothing in them is ever called."""
+    options = _options(section)
+    nested = nested_code_keys(options, "classifier")
+    if nested:
+        raise ClassifierConfigError(
+            f"{', '.join(nested)}: an option of classifier._target_ may not name code "
+            "(Hydra's _target_, _args_, _partial_, ...); give plain values (numbers, "
+            "strings, lists, mappings), and build what they describe inside the network"
+        )
+    return options
 
 
 def _kind_or_target(section: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -136,26 +170,26 @@ def build_target(
         "num_classes": int(num_classes),
         "input_size": tuple(int(s) for s in input_size),
     }
-    # _partial_: the options come through Hydra (nested _target_s instantiated, containers
-    # made plain); the run's arguments go in as they are, input_size a tuple.
-    build = instantiate({"_target_": target, "_partial_": True, **options}, _convert_="all")
+    # Called directly, not through Hydra's instantiate: the options are plain values
+    # (target_options refused any nested _target_), and the run's input_size a tuple.
     call = f"{target}({_arguments({**run_args, **options})})"
     try:
-        network = build(**run_args)
+        network = factory(**run_args, **options)
     except Exception as err:
         raise ClassifierConfigError(f"{call} raised {type(err).__name__}: {err}") from err
     if not isinstance(network, nn.Module):
         raise ClassifierConfigError(
             f"{call} returned a {type(network).__module__}.{type(network).__qualname__}, "
-            "not a torch.nn.Module: the target must be an nn.Module class, or a function "
-            "returning one"
+            "not a torch.nn.Module: the target must be an nn.Module class, or a registered "
+            "network_factory returning one"
         )
     check_forward(network, target, run_args["in_channels"], num_classes, run_args["input_size"])
     return network
 
 
 def locate_target(target: str) -> Callable[..., Any]:
-    """The callable a dotted path ``package.module.Class`` names."""
+    """The network class (or registered factory) a dotted path ``package.module.Class``
+    names, checked on the imported object before anything is called."""
     module_name, _, attr = str(target).rpartition(".")
     if not module_name:
         raise ClassifierConfigError(
@@ -182,12 +216,18 @@ def locate_target(target: str) -> Callable[..., Any]:
             f"the nn.Module classes it defines: {', '.join(_modules_in(module)) or 'none'}"
         )
     factory = getattr(module, attr)
-    if not callable(factory):
-        raise ClassifierConfigError(
-            f"classifier._target_={target!r} is a {type(factory).__name__}, not a class "
-            "or function: name the nn.Module class"
-        )
-    return factory
+    if isinstance(factory, type) and issubclass(factory, nn.Module):
+        return factory
+    if any(factory is registered for registered in NETWORK_FACTORIES):
+        return factory
+    kind = "class" if isinstance(factory, type) else type(factory).__name__
+    raise ClassifierConfigError(
+        f"classifier._target_={target!r} is a {kind}, not a torch.nn.Module subclass; "
+        "nothing was called. A config may name only a network class (or a function "
+        "registered with @experiments.classifier.network_factory where it is defined): "
+        f"the nn.Module classes {module_name!r} defines: "
+        f"{', '.join(_modules_in(module)) or 'none'}"
+    )
 
 
 def _import_failed(target: str, module_name: str, err: Exception) -> ClassifierConfigError:
@@ -212,7 +252,7 @@ def check_signature(factory: Callable[..., Any], target: str, options: Mapping[s
     """Raise unless ``factory`` takes the run's keywords and the section's options."""
     try:
         signature = inspect.signature(factory)
-    except (TypeError, ValueError):  # a builtin without a signature: the call will tell
+    except (TypeError, ValueError):  # no signature to read: the call will tell
         return
     params = list(signature.parameters.values())
     keywords = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}

@@ -3,8 +3,10 @@
 ``run_job(cfg)``: check the results folder is writable, skip if an ``ok`` record with
 the same run id exists (resume), else build data, reducer and classifier, train,
 evaluate, time, and write exactly one record, ``ok`` or ``failed`` with the reason. A
-failure never escapes to take the sweep down; only an unwritable results folder does,
-because no record could say what happened.
+failure never escapes to take the sweep down; only a write that fails does (an unwritable
+results folder, a record that cannot be written: an ``OSError`` naming the file), because
+no record could say what happened and every later run would be lost too
+(``experiments.write_failures``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from experiments.classifier import (
 )
 from experiments.launcher import throughput_conditions
 from experiments.outcomes import JobOutcome
+from experiments.schemas import RunConfig, sweep_name_problem
 from experiments.tracking import open_tracker
 from stn.data.prepare import DatasetSpec, prepare_data
 from stn.measure.environment import describe_determinism, describe_environment, resolve_device
@@ -36,6 +39,7 @@ from stn.measure.plateau import plateau_verdict
 from stn.measure.throughput import (
     ThroughputSettings,
     TimingConditions,
+    check_timing_batch_fits,
     measure_data_path,
     measure_pipeline,
     peak_rss_bytes,
@@ -56,7 +60,14 @@ from stn.results.record import (
     Resources,
     new_record,
 )
-from stn.results.store import ensure_writable, is_ok, write_record
+from stn.results.store import (
+    SCHEMA_VERSION,
+    ensure_writable,
+    is_ok,
+    newer_record_version,
+    record_path,
+    write_record,
+)
 from stn.sampling import native
 
 log = logging.getLogger(__name__)
@@ -99,17 +110,31 @@ def run_job(cfg: DictConfig) -> JobOutcome:
     # A network given by _target_ alone is named after its class, in the config too: the
     # report, its curves and the completeness grid read config.classifier.name.
     config["classifier"] = {**config["classifier"], "name": classifier_name(config["classifier"])}
-    sweep_dir = Path(config["results_dir"])
-    ensure_writable(sweep_dir)
     record = new_record(config, sweep=str(config["sweep"]))
     run_id = record.run_id
     run_name = f"{config['reducer']['name']}-{config['dataset']['name']}-s{config['seed']}"
+    # Before the folder is made: a sweep name such as ../../x would place it elsewhere.
+    sweep_problem = sweep_name_problem(config["sweep"])
+    if sweep_problem:
+        log.error("run %s refused: %s", run_name, sweep_problem)
+        return JobOutcome("failed", run_id, run_name, f"ValueError: {sweep_problem}")
+    sweep_dir = Path(config["results_dir"])
+    ensure_writable(sweep_dir)
     if config["device"] == "cuda_if_present" and not torch.cuda.is_available():
         log.info("skipped %s: device=cuda_if_present and no CUDA GPU here", run_name)
         return JobOutcome("skipped", run_id, run_name)
     if config.get("resume", True) and is_ok(sweep_dir, run_id):
         log.info("skipped %s (%s): an ok record already exists in %s", run_name, run_id, sweep_dir)
         return JobOutcome("skipped", run_id, run_name)
+    newer = newer_record_version(sweep_dir, run_id)
+    if newer is not None:  # written by a newer stn-bench: this one cannot read what it replaces
+        reason = (
+            f"RecordError: {record_path(sweep_dir, run_id)} has schema version {newer}, newer "
+            f"than this stn-bench writes ({SCHEMA_VERSION}); not overwritten: run the newer "
+            "stn-bench, or move the file away to rerun with this one"
+        )
+        log.error("run %s not run: %s", run_name, reason)
+        return JobOutcome("failed", run_id, run_name, reason)
     started = time.time()
     record.timing.started_at = started
     with open_tracker(config["logger"], run_name, config, group=str(config["sweep"])) as tracker:
@@ -137,7 +162,9 @@ def _release_gpu_memory() -> None:
 
 
 def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> None:
-    # Checked before any data is read: a malformed size fails at once, saying so.
+    # Checked before any data is read: an unknown top-level key (+foo=1), a malformed
+    # size or a value out of range fails at once, naming the option.
+    section_settings(RunConfig, {k: v for k, v in config.items() if k != "hydra"}, "run")
     output_size = output_size_of(config["output_size"])
     if config.get("threads"):
         torch.set_num_threads(int(config["threads"]))
@@ -156,6 +183,9 @@ def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> 
     seed_everything(seed)
     data = prepare_data(spec, seed, batch_size)
     record.dataset = DatasetInfo.from_json({"name": config["dataset"]["name"], **data.describe()})
+    # The timing comes after training: a batch that cannot fit must fail the run now.
+    timed = "throughput.batch_size" if tp.batch_size else "trainer.batch_size (the timing batch)"
+    check_timing_batch_fits(tp.batch_size or batch_size, data.test.input_shape, timed, device)
 
     channels, height, width = data.train.input_shape
     reducer = build_reducer(config["reducer"], channels, (height, width), output_size)

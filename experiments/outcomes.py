@@ -42,10 +42,11 @@ class SweepTally:
     skipped: list[JobOutcome] = field(default_factory=list)
     unfinished: list[Path] = field(default_factory=list)
     interrupted: bool = False  # stopped by SIGINT (Ctrl-C) before it ended
+    stopped: bool = False  # stopped by a write that failed (experiments.write_failures)
 
     @property
     def all_succeeded(self) -> bool:
-        return not self.failed and not self.unfinished and not self.interrupted
+        return not (self.failed or self.unfinished or self.interrupted or self.stopped)
 
     @property
     def line(self) -> str:
@@ -56,6 +57,8 @@ class SweepTally:
             text += f", {len(self.unfinished)} unfinished (no outcome in their job folder)"
         if self.interrupted:
             text += "; interrupted by Ctrl-C (relaunch the same command to resume)"
+        if self.stopped:
+            text += "; stopped: a write failed (fix it, then relaunch the same command to resume)"
         return text
 
 
@@ -75,10 +78,13 @@ def write_outcome(job_dir: str | os.PathLike, outcome: JobOutcome) -> Path:
     return target
 
 
-def tally_outcomes(sweep_dir: str | os.PathLike, interrupted: bool = False) -> SweepTally:
+def tally_outcomes(
+    sweep_dir: str | os.PathLike, interrupted: bool = False, stopped: bool = False
+) -> SweepTally:
     """Collect the outcomes of the numbered job folders directly under ``sweep_dir``;
-    ``interrupted`` says SIGINT stopped the sweep before it ended."""
-    tally = SweepTally(interrupted=interrupted)
+    ``interrupted`` says SIGINT stopped the sweep before it ended, ``stopped`` that a
+    failed write did."""
+    tally = SweepTally(interrupted=interrupted, stopped=stopped)
     if not Path(sweep_dir).is_dir():
         return tally
     job_dirs = [p for p in Path(sweep_dir).iterdir() if p.is_dir() and p.name.isdigit()]

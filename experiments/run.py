@@ -30,15 +30,25 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
+from experiments.callbacks import current_sweep_dir, print_tally
 from experiments.outcomes import write_outcome
+from experiments.overrides import composition_problems
 from experiments.schemas import register_schemas
+from experiments.write_failures import (
+    WRITE_FAILED,
+    SweepStopped,
+    name_hydra_write_failures,
+    write_failure,
+)
 from stn.options import unknown_names_message
 
 USAGE_ERROR = 2  # the exit status of a command line that names something that is not there
 
 # Here, not in a function: every process that composes a config needs the schemas, and a
-# parallel launcher's workers import this module to unpickle the task.
+# parallel launcher's workers import this module to unpickle the task (and save Hydra's
+# config copies, whose failed writes must name their file).
 register_schemas()
+name_hydra_write_failures()
 
 
 def unknown_option_message(err: BaseException | None) -> str | None:
@@ -94,25 +104,91 @@ def _explain_unknown_options() -> None:
     ConfigLoaderImpl._apply_overrides_to_config = staticmethod(apply_or_explain)
 
 
+def _check_composed_configs() -> None:
+    """Refuse, with status 2, a composed config that names code anywhere but where a
+    config may, an added key its section does not declare, or a boolean option given
+    anything but true or false (``experiments.overrides``).
+
+    Wrapped around the loader's composition, so that every config this process composes
+    is checked before Hydra instantiates its callbacks and launcher: the sweep's (with
+    every value of each swept option) and each job's.
+    """
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    load: Callable[..., DictConfig] = ConfigLoaderImpl._load_configuration_impl
+    if getattr(load, "checks_composed_configs", False):
+        return
+
+    def load_and_check(self: Any, config_name: Any, overrides: list[str], *args: Any, **kw: Any):
+        cfg = load(self, config_name, overrides, *args, **kw)
+        problems = composition_problems(cfg, overrides)
+        if problems:
+            print("\n".join(f"error: {problem}" for problem in problems), file=sys.stderr)
+            raise SystemExit(USAGE_ERROR)
+        return cfg
+
+    load_and_check.checks_composed_configs = True  # type: ignore[attr-defined]
+    ConfigLoaderImpl._load_configuration_impl = load_and_check
+
+
+def _stop_on_hydra_write_failures() -> None:
+    """A write of Hydra's own that fails (a job folder, its ``.hydra/`` copies, its log)
+    stops the sweep as a failed record does (``experiments.write_failures``), instead of
+    Hydra's traceback: the launcher raises it out of ``Hydra.run`` / ``Hydra.multirun``."""
+    from hydra._internal.hydra import Hydra
+
+    for method in ("run", "multirun"):
+        launch: Callable[..., Any] = getattr(Hydra, method)
+        if getattr(launch, "stops_on_write_failures", False):
+            continue
+
+        def launch_or_stop(self: Any, *args: Any, _launch: Callable[..., Any] = launch, **kw: Any):
+            try:
+                return _launch(self, *args, **kw)
+            except Exception as err:
+                line = write_failure(err, current_sweep_dir())
+                if line is None:
+                    raise
+                raise SweepStopped(line) from err
+
+        launch_or_stop.stops_on_write_failures = True  # type: ignore[attr-defined]
+        setattr(Hydra, method, launch_or_stop)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> str:
     # Imported here: torch takes seconds to load, and config errors should not wait for it.
     from experiments.job import run_job
 
-    outcome = run_job(cfg)
     hydra_cfg = HydraConfig.get()
-    # The sweep's end-of-run callback reads these files, whatever process ran the job.
-    overrides = " ".join(hydra_cfg.overrides.task)
-    write_outcome(hydra_cfg.runtime.output_dir, dataclasses.replace(outcome, overrides=overrides))
+    try:
+        outcome = run_job(cfg)
+        # The sweep's end-of-run callback reads these files, whatever process ran the job.
+        overrides = " ".join(hydra_cfg.overrides.task)
+        outcome = dataclasses.replace(outcome, overrides=overrides)
+        write_outcome(hydra_cfg.runtime.output_dir, outcome)
+    except OSError as err:  # a record or outcome not written: every later run would be lost
+        raise SweepStopped(write_failure(err) or str(err)) from err
     if hydra_cfg.mode == RunMode.RUN and outcome.status == "failed":
         sys.exit(1)  # a single run; in a sweep the callback exits after the report
     return outcome.status
 
 
 def cli() -> None:
-    """``python -m experiments.run``: Hydra's main, with clear errors for unknown options."""
+    """``python -m experiments.run``: Hydra's main, with clear errors for unknown options,
+    refused configs (status 2) and failed writes (status 74, after the sweep's tally)."""
     _explain_unknown_options()
-    main()
+    _check_composed_configs()
+    _stop_on_hydra_write_failures()
+    try:
+        main()
+    except SweepStopped as stop:
+        print(f"error: {stop.message}", file=sys.stderr, flush=True)
+        sweep_dir = current_sweep_dir()
+        if sweep_dir is not None:
+            print_tally(sweep_dir, stopped=True)
+        sys.stdout.flush()
+        raise SystemExit(WRITE_FAILED) from None
 
 
 if __name__ == "__main__":

@@ -48,8 +48,12 @@ class RunConfig:
     ``conf/experiment/*.yaml`` presets override it.
     """
 
-    seed: int = option(0, "seeds training order, training canvases and initial weights")
-    sweep: str = option("default", "names the results folder: results/<sweep>/")
+    seed: int = option(
+        0, "seeds training order, training canvases and initial weights (0 <= seed < 2**32)"
+    )
+    sweep: str = option(
+        "default", "names the results folder results/<sweep>/: one folder name, no '/'"
+    )
     results_dir: str = option(
         "results/${sweep}", "records go to <results_dir>/records/<run id>.json"
     )
@@ -57,7 +61,7 @@ class RunConfig:
     device: str = option(
         "auto", "auto (CUDA when present), cpu, cuda, cuda:1, cuda_if_present (skip without GPU)"
     )
-    threads: int | None = option(None, "torch CPU threads; null keeps torch's default")
+    threads: int | None = option(None, "torch CPU threads (>= 1); null keeps torch's default")
     # Any, not tuple[int, int]: a malformed size (output_size=48) reaches the run, which
     # fails saying the form it takes (experiments.job.output_size_of), not Hydra's error.
     output_size: Any = option((48, 48), "the small network's input [h, w]: two integers >= 1")
@@ -73,6 +77,35 @@ class RunConfig:
     classifier: Any = option(MISSING, "conf/classifier/: the downstream network")
     trainer: Any = option(MISSING, "conf/trainer/: epochs, lr, batch size")
     logger: Any = option(MISSING, "conf/logger/: wandb (offline by default) or none")
+
+    def __post_init__(self) -> None:
+        problem = sweep_name_problem(self.sweep)
+        if problem:
+            raise ValueError(problem)
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed must lie in [0, 2**32) (NumPy's range), got {self.seed}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1 or null (torch's default), got {self.threads}")
+
+
+def sweep_name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot be a sweep's name (``None`` when it can).
+
+    The name is one folder under ``results/``: ``../../x`` wrote outside it, ``''`` and
+    ``.`` wrote records straight into ``results/`` beside every other sweep's folder."""
+    if (
+        isinstance(name, str)
+        and name.strip()
+        and name not in (".", "..")
+        and not any(c in name for c in "/\\")
+        and all(c.isprintable() for c in name)
+    ):
+        return None
+    return (
+        f"sweep={name!r} is not a folder name: the sweep names one folder, results/<sweep>/ "
+        "(not empty, '.' or '..', no '/' or '\\', no control characters; e.g. sweep=mine). "
+        "To write somewhere else, set results_dir=<path>"
+    )
 
 
 def schema_node(config_type: type) -> DictConfig:

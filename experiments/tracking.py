@@ -90,7 +90,7 @@ def finish_run(run: Any) -> bool:
     return True
 
 
-def _unusable_dir(folder: str | None) -> str | None:
+def _unusable_dir(folder: str | None, what: str = "logger.dir") -> str | None:
     """Why ``folder`` cannot hold wandb's files, or ``None`` when it can.
 
     wandb itself falls back to a temporary folder without a word, where offline runs
@@ -102,9 +102,9 @@ def _unusable_dir(folder: str | None) -> str | None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        return f"logger.dir {path} is not a usable folder ({err.strerror or err})"
+        return f"{what} {path} is not a usable folder ({err.strerror or err})"
     if not os.access(path, os.W_OK):
-        return f"logger.dir {path} is not writable"
+        return f"{what} {path} is not writable"
     return None
 
 
@@ -148,14 +148,23 @@ def log_report(
     summary: dict[str, Any],
     config: dict[str, Any],
     project: str = DEFAULT_PROJECT,
+    folder: str | os.PathLike | None = None,
 ) -> bool:
     """Log a report's table (as a wandb Table) and figures (caption → PNG) to one run
     named ``name``, with ``summary`` values; never raises. Returns whether the run was
-    logged and finished (``False``: mode ``disabled``, or wandb failed, with a warning)."""
+    logged and finished (``False``: mode ``disabled``, or wandb failed, with a warning).
+
+    ``folder`` holds wandb's files (``<folder>/wandb/``): the sweep's, beside its jobs'
+    runs. Without it wandb wrote ``./wandb`` into whatever folder the report ran from."""
     mode = wandb_mode()
     if mode == DISABLED:
         return False
-    run = start_run(mode, project=project, name=name, job_type="report", config=config)
+    folder = None if folder is None else str(folder)
+    problem = _unusable_dir(folder, "the sweep folder")
+    if problem:
+        log.warning("wandb push skipped: %s; the local report is unaffected", problem)
+        return False
+    run = start_run(mode, project=project, name=name, job_type="report", config=config, dir=folder)
     if run is None:
         return False
     try:

@@ -55,7 +55,8 @@ def push_to_wandb(report: Report, sweep_name: str, project: str = DEFAULT_PROJEC
     never raises or blocks.
 
     The mode comes from ``WANDB_MODE`` (default ``offline``; sync later with
-    ``wandb sync``). Returns whether the run was logged and finished.
+    ``wandb sync``); the run's files go to ``<sweep>/wandb/``. Returns whether the run was
+    logged and finished.
     """
     return log_report(
         f"report-{sweep_name}",
@@ -68,6 +69,7 @@ def push_to_wandb(report: Report, sweep_name: str, project: str = DEFAULT_PROJEC
         },
         config={"sweep": sweep_name, "records": len(report.runs)},
         project=project,
+        folder=report.path.parent,  # <sweep>/wandb/, not ./wandb wherever the report ran
     )
 
 
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "--wandb",
         action="store_true",
         help="push the summary table and figures to a wandb run "
-        "(mode from WANDB_MODE, default offline)",
+        "(mode from WANDB_MODE, default offline; files in <sweep_dir>/wandb/)",
     )
     parser.add_argument(
         "--no-figures", action="store_true", help="tables only (faster; no PNGs written)"

@@ -5,6 +5,10 @@ Importable as ``custom_nets`` in tests: pytest puts tests/ on sys.path (no __ini
 
 from torch import Tensor, nn
 
+from experiments.classifier import network_factory
+
+FACTORY_CALLS: list[tuple] = []  # every call of counting_factory: a refused one must not call it
+
 
 class TinyNet(nn.Module):
     """A valid network: ``(N, C, h, w) → (N, num_classes)``; ``width`` is an option."""
@@ -57,3 +61,21 @@ class FlatOnly(nn.Module):
 def not_a_module(in_channels: int, num_classes: int, input_size) -> dict:
     """A factory that returns something other than an nn.Module."""
     return {"in_channels": in_channels}
+
+
+@network_factory
+def tiny_net(in_channels: int, num_classes: int, input_size, width: int = 4) -> nn.Module:
+    """A registered factory: classifier._target_ may name it."""
+    return TinyNet(in_channels, num_classes, input_size, width=width)
+
+
+@network_factory
+def registered_not_a_module(in_channels: int, num_classes: int, input_size) -> dict:
+    """A registered factory that returns something other than an nn.Module."""
+    return {"in_channels": in_channels}
+
+
+def counting_factory(in_channels: int, num_classes: int, input_size) -> nn.Module:
+    """Not registered: a config may not name it, and it is never called."""
+    FACTORY_CALLS.append((in_channels, num_classes, input_size))
+    return TinyNet(in_channels, num_classes, input_size)

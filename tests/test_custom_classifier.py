@@ -130,6 +130,10 @@ def test_a_bad_target_fails_its_run_with_a_clear_error(tmp_path, target, message
         ),
         (
             [*CUSTOM, "classifier._target_=custom_nets.not_a_module"],
+            ["is a function, not a torch.nn.Module subclass; nothing was called"],
+        ),
+        (
+            [*CUSTOM, "classifier._target_=custom_nets.registered_not_a_module"],
             ["returned a builtins.dict, not a torch.nn.Module"],
         ),
     ],

@@ -135,16 +135,20 @@ def test_help_documents_exit_codes(capsys):
 
 
 def test_wandb_offline_run_gets_the_table_and_figures(tmp_path, monkeypatch):
-    wandb_dir = tmp_path / "wandb-home"
-    wandb_dir.mkdir()
     monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(wandb_dir))
+    monkeypatch.delenv("WANDB_DIR", raising=False)
     monkeypatch.setenv("WANDB_ERROR_REPORTING", "false")
     sweep, _ = _sweep(tmp_path / "sweep")
     report = write_report(sweep)
+    cwd = tmp_path / "elsewhere"  # where the report is run from
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     assert report_script.push_to_wandb(report, "sweep")
-    runs = list((wandb_dir / "wandb").glob("offline-run-*"))
+    # Beside the sweep's own runs (<sweep>/wandb/); before, wandb wrote ./wandb wherever
+    # the report ran.
+    runs = list((sweep / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
+    assert not (cwd / "wandb").exists()
     media = {p.name for p in (runs[0] / "files" / "media").rglob("*") if p.is_file()}
     assert any(name.startswith("summary") and name.endswith(".table.json") for name in media)
     assert sum(name.endswith(".png") for name in media) == len(report.figures)

@@ -121,3 +121,76 @@ def test_fit_applies_the_schedule_to_every_group_and_clips_gradients(monkeypatch
 def test_bad_trainer_settings_say_what_is_allowed(field, value, message):
     with pytest.raises(ValueError, match=message):
         TrainSettings(**{field: value})
+
+
+def _recording_lrs(monkeypatch) -> list[float]:
+    """The classifier group's learning rate at every optimiser step of the next fit."""
+    import stn.measure.train as train_module
+
+    seen: list[float] = []
+    make_optimizer = train_module.make_optimizer
+
+    def recording_optimizer(model, settings):
+        optimizer = make_optimizer(model, settings)
+        optimizer.register_step_pre_hook(
+            lambda opt, args, kwargs: seen.append(opt.param_groups[0]["lr"])
+        )
+        return optimizer
+
+    monkeypatch.setattr(train_module, "make_optimizer", recording_optimizer)
+    return seen
+
+
+def _small_model_and_stream(images: int, batch: int):
+    digits = load_embedded_digits()
+    stream = BatchStream(digits.subset(np.arange(0, 50 * images, 50)), batch, None, 0)
+    reducer = build_reducer({"kind": "resize", "mode": "bilinear"}, 1, (28, 28), (16, 16))
+    model = ReducedClassifier(reducer, build_classifier("cnn", 1, 10, (16, 16), dropout=0.5))
+    return model, stream
+
+
+def test_fit_warms_up_over_the_fraction_it_is_given(monkeypatch):
+    # 20 steps: a warm-up of 0.5 is 10 steps, the default 0.15 would be 3 (at 8 steps,
+    # as in the other tests, 0.0 and 0.15 both round to one step and cannot be told apart).
+    seen = _recording_lrs(monkeypatch)
+    model, stream = _small_model_and_stream(images=80, batch=8)
+    settings = TrainSettings(
+        epochs=2, lr=0.01, warmup_fraction=0.5, max_steps_per_epoch=10, progress=False
+    )
+    fit(model, stream, stream, settings, torch.device("cpu"))
+    assert len(seen) == 20
+    assert seen[:10] == pytest.approx([0.01 * (s + 1) / 10 for s in range(10)])  # the ramp
+    assert seen[10] < seen[9] == pytest.approx(0.01)  # the peak at the ramp's end, then decay
+    from stn.measure.train import lr_factor
+
+    default = [0.01 * lr_factor(s, 20, "warmup_cosine", 0.15) for s in range(20)]
+    assert seen != pytest.approx(default)
+
+
+def test_evaluate_reads_the_network_in_eval_mode_and_changes_nothing():
+    # In training mode batch norm would normalise with the test batches' statistics and
+    # fold the test split into its running averages; dropout would draw at random.
+    from stn.measure.train import evaluate
+
+    torch.manual_seed(0)
+    model, stream = _small_model_and_stream(images=40, batch=16)
+    model.train()
+    for module in model.modules():  # running statistics that differ from the test split's
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.fill_(0.3)
+            module.running_var.fill_(2.0)
+    buffers = {k: v.clone() for k, v in model.state_dict().items()}
+    first = evaluate(model, stream, torch.device("cpu"))
+    second = evaluate(model, stream, torch.device("cpu"))
+    assert first == second
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in buffers.items())
+    model.eval()
+    loss, correct, count = 0.0, 0, 0
+    with torch.no_grad():
+        for batch in stream.batches():
+            logits = model(batch.x, batch.boxes)
+            loss += torch.nn.functional.cross_entropy(logits, batch.y, reduction="sum").item()
+            correct += int((logits.argmax(1) == batch.y).sum())
+            count += len(batch.y)
+    assert first == pytest.approx({"loss": loss / count, "accuracy": correct / count})

@@ -106,18 +106,88 @@ def _with_channels(images: ImageSet, channels: int | None) -> ImageSet:
     return replace(images, images=np.repeat(images.images, channels, axis=1))
 
 
+class DatasetSplitError(ValueError):
+    """A split a run cannot learn or be scored on (empty, or one class); the message names
+    the dataset, the split and the fix."""
+
+
+def _describe_source(spec: DatasetSpec) -> str:
+    root = f", root {spec.root}" if spec.root else ""
+    return f"dataset {spec.name!r} (source {spec.source!r}{root})"
+
+
+def _images_per_class_needed(test_fraction: float) -> int:
+    """The fewest images a class needs so that the stratified split leaves it at least one
+    in each split (``round(n · fraction)`` test images, Python's rounding)."""
+    n = 2
+    while not 1 <= round(n * test_fraction) <= n - 1:
+        n += 1
+    return n
+
+
+def _split_fix(spec: DatasetSpec, whole: ImageSet | None, split: str) -> str:
+    """Why ``split`` came out empty and how to fill it; ``whole`` is the set the run split
+    itself (``None``: the source's own split files)."""
+    if whole is None:
+        return (
+            f"the source's {split} files hold no images; point dataset.root at files that hold some"
+        )
+    counts = np.bincount(whole.labels, minlength=whole.num_classes)
+    fraction = spec.test_fraction
+    return (
+        f"its {len(whole)} images (as few as {int(counts[counts > 0].min())} in a class) are "
+        f"split per class with dataset.test_fraction={fraction:g}, which leaves the {split} "
+        f"split no image; give each class at least {_images_per_class_needed(fraction)} "
+        "images, or set dataset.test_fraction nearer 0.5"
+    )
+
+
+def check_splits(
+    spec: DatasetSpec, train: ImageSet, test: ImageSet, whole: ImageSet | None
+) -> None:
+    """Raise :class:`DatasetSplitError` unless both splits hold images and the training
+    split holds at least two classes; ``whole`` is the set the run split itself (``None``
+    for a source's official split). Called before any training: an empty split said only
+    "the split is empty", and a one-class set trained to the end and then failed."""
+    for split, images in (("train", train), ("test", test)):
+        if len(images) == 0:
+            raise DatasetSplitError(
+                f"{_describe_source(spec)}: the {split} split is empty: "
+                f"{_split_fix(spec, whole, split)}"
+            )
+    classes = np.unique(train.labels)
+    if len(classes) < 2:
+        names = train.class_names
+        shown = names[int(classes[0])] if names and len(classes) == 1 else str(classes.tolist())
+        fix = (
+            "add a sub-folder of images for each further class"
+            if spec.source == "folder"
+            else "use a source with images of at least two classes"
+        )
+        raise DatasetSplitError(
+            f"{_describe_source(spec)}: the train split holds images of one class only "
+            f"({shown}); a classifier needs at least two to learn anything: {fix}"
+        )
+
+
 def prepare_data(spec: DatasetSpec, seed: int, batch_size: int) -> PreparedData:
     """Load, split (when the source has no official test split), and wrap in streams.
 
     The split and the test canvases depend on ``spec.split_seed`` only, so runs with
     different seeds are scored on the same test images; training order and training
-    canvases follow the run's ``seed``.
+    canvases follow the run's ``seed``. Raises :class:`DatasetSplitError` for an empty
+    split or a training split of one class.
     """
     train, test = load_dataset(spec.source, spec.root, **spec.options)
+    whole = None
     if test is None:
+        whole = train
+        if len(whole) == 0:
+            raise DatasetSplitError(f"{_describe_source(spec)}: the source holds no images")
         train_idx, test_idx = stratified_split(train.labels, spec.test_fraction, spec.split_seed)
         train, test = train.subset(train_idx), train.subset(test_idx)
     train, test = _limit(train, spec.limit_train), _limit(test, spec.limit_test)
+    check_splits(spec, train, test, whole)
     train, test = _with_channels(train, spec.channels), _with_channels(test, spec.channels)
     canvas = spec.canvas()
     return PreparedData(

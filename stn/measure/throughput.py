@@ -22,6 +22,7 @@ the figures measure the code rather than what ran before it (:mod:`stn.measure.t
 from __future__ import annotations
 
 import copy
+import math
 import os
 import resource
 import statistics
@@ -38,6 +39,7 @@ from torch import Tensor, nn
 
 from stn.data.stream import Batch, BatchStream
 from stn.measure.timing_hygiene import cache_flusher, keep_freed_memory
+from stn.measure.train import MAX_BATCH_SIZE
 from stn.options import option
 from stn.reducers.base import reduce_batch
 
@@ -236,14 +238,16 @@ class ThroughputSettings:
     beside other runs is a fact of the launch, not an option: :class:`TimingConditions`.
     """
 
-    warmup: int = option(2, "untimed calls first")
-    min_repeats: int = option(5, "timed calls per round: at least this many ...")
+    warmup: int = option(2, "untimed calls first (>= 0)")
+    min_repeats: int = option(5, "timed calls per round: at least this many (>= 1) ...")
     min_seconds: float = option(
-        0.2, "... and at least this long, per round (median and IQR reported)"
+        0.2, "... and at least this long (>= 0 s), per round (median and IQR reported)"
     )
-    max_repeats: int = option(1000, "timed calls per round: at most this many")
+    max_repeats: int = option(1000, "timed calls per round: at most this many (>= min_repeats)")
     batch_size: int | None = option(
-        None, "images per timed step; null = trainer.batch_size (halved on out-of-memory)"
+        None,
+        f"images per timed step, 1 to {MAX_BATCH_SIZE}; null = trainer.batch_size (halved on "
+        "out-of-memory; refused before training when its copies exceed the available memory)",
     )
     rounds: int = option(
         3,
@@ -270,12 +274,32 @@ class ThroughputSettings:
     )
 
     def __post_init__(self) -> None:
+        # Each option's own range, named in full: warmup=-1 and min_seconds=-1 passed, and
+        # max_repeats=0 failed only after training, in measure(), without the section.
+        if self.warmup < 0:
+            raise ValueError(f"throughput.warmup must be >= 0, got {self.warmup}")
+        if self.min_repeats < 1:
+            raise ValueError(f"throughput.min_repeats must be >= 1, got {self.min_repeats}")
+        if not self.min_seconds >= 0 or math.isinf(self.min_seconds):
+            raise ValueError(
+                f"throughput.min_seconds must be a finite number >= 0, got {self.min_seconds}"
+            )
+        if self.max_repeats < self.min_repeats:
+            raise ValueError(
+                f"throughput.max_repeats must be >= throughput.min_repeats "
+                f"({self.min_repeats}), got {self.max_repeats}"
+            )
         if self.rounds < 1:
             raise ValueError(f"throughput.rounds must be >= 1, got {self.rounds}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(
                 f"throughput.batch_size must be >= 1 or null (the training batch), "
                 f"got {self.batch_size}"
+            )
+        if self.batch_size is not None and self.batch_size > MAX_BATCH_SIZE:
+            raise ValueError(
+                f"throughput.batch_size must be <= {MAX_BATCH_SIZE} or null (the training "
+                f"batch), got {self.batch_size}"
             )
         check_contention_bounds(self.contention_retries, self.contention_cores)
 
@@ -690,6 +714,56 @@ def measure_pipeline(
         "train_step_on": "a deep copy of the model, after evaluation",
         "seconds": time.perf_counter() - started,
     }
+
+
+# Float32 copies of the timing batch held at once: the batch drawn from the test split,
+# the tiled copy measure_pipeline indexes out of it, and one round's fresh copy.
+TIMING_BATCH_COPIES = 3
+
+
+def available_memory_bytes(device: torch.device | str = "cpu") -> int | None:
+    """Memory a new allocation can take: the kernel's ``MemAvailable`` (RAM it can hand
+    out without swapping; ``None`` without /proc), or the free memory of a CUDA device."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_timing_batch_fits(
+    size: int,
+    input_shape: tuple[int, int, int],
+    option: str,
+    device: torch.device | str = "cpu",
+) -> None:
+    """Raise ``ValueError`` naming ``option`` unless ``TIMING_BATCH_COPIES`` float32
+    copies of a ``(size, C, H, W)`` timing batch fit in the memory available now.
+
+    Called before training: the timing comes after it, and a batch that does not fit
+    there (7.45 GiB asked for by trainer.batch_size=1000000000) lost the trained run.
+    Unknown available memory (no /proc) passes.
+    """
+    channels, height, width = input_shape
+    needed = TIMING_BATCH_COPIES * size * channels * height * width * 4
+    devices = {torch.device("cpu"), torch.device(device)}
+    for where in sorted(devices, key=str):
+        available = available_memory_bytes(where)
+        if available is None or needed <= available:
+            continue
+        fits = max(1, available // (TIMING_BATCH_COPIES * channels * height * width * 4))
+        raise ValueError(
+            f"{option}: a timing batch of {size:,} images of {channels}×{height}×{width} "
+            f"takes {needed / 2**30:.2f} GiB ({TIMING_BATCH_COPIES} float32 copies), more "
+            f"than the {available / 2**30:.2f} GiB available on {where}; set "
+            f"throughput.batch_size to at most {fits:,} (the timing batch; trainer.batch_size "
+            "stays as it is)"
+        )
 
 
 def timing_batch(stream: BatchStream, size: int) -> Batch:

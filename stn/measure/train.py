@@ -25,6 +25,10 @@ class NonFiniteLossError(RuntimeError):
 
 
 LR_SCHEDULES = ("warmup_cosine", "constant")
+# Far above any batch a 48×48 network trains on (the presets use 32-256), far below one
+# whose timing copy asks for gigabytes: trainer.batch_size=1000000000 trained (batches
+# are capped by the split) and then lost its result when the timing batch did not fit.
+MAX_BATCH_SIZE = 2**16
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,9 @@ class TrainSettings:
     )
     warmup_fraction: float = option(0.15, "share of all steps spent warming up")
     grad_clip_norm: float | None = option(1.0, "clip the global gradient norm (null: no clipping)")
-    batch_size: int = option(64, "images per training step (and per evaluation batch)")
+    batch_size: int = option(
+        64, f"images per training step (and per evaluation batch), 1 to {MAX_BATCH_SIZE}"
+    )
     max_steps_per_epoch: int | None = option(
         None, "cap the steps of an epoch (null: the whole split; else >= 1)"
     )
@@ -57,6 +63,11 @@ class TrainSettings:
             raise ValueError(f"trainer.lr must be > 0, got {self.lr}")
         if self.batch_size < 1:
             raise ValueError(f"trainer.batch_size must be >= 1, got {self.batch_size}")
+        if self.batch_size > MAX_BATCH_SIZE:
+            raise ValueError(
+                f"trainer.batch_size must be <= {MAX_BATCH_SIZE} (a bound far above any "
+                f"batch a small network trains on), got {self.batch_size}"
+            )
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(
                 f"trainer.lr_schedule={self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"

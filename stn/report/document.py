@@ -28,6 +28,7 @@ from stn.measure.plateau import PLATEAU_CONDITION, PLATEAU_RULE, stalled_counts
 from stn.report import figures, figures_scale
 from stn.report.example_files import examples_path, load_examples
 from stn.report.glimpse_table import GLIMPSE_NOTE, glimpse_markdown, glimpse_table
+from stn.report.markdown import markdown_table
 from stn.report.stats import BASELINE, GROUPING_TEST, SIGNIFICANCE_TEST, compare_families, summarise
 from stn.report.tables import STALLED_MARK, TABLE_STEM, to_markdown, write_tables
 from stn.report.throughput_table import (
@@ -37,6 +38,7 @@ from stn.report.throughput_table import (
     throughput_table,
     trained_runs,
 )
+from stn.results.atomic import write_text_atomically
 from stn.results.collect import Completeness, completeness, curves_frame, runs_frame
 from stn.results.record import Record
 from stn.results.store import SkippedRecord, load_records
@@ -170,7 +172,7 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
     ]
     sweep_dir.mkdir(parents=True, exist_ok=True)
     path = sweep_dir / REPORT_NAME
-    path.write_text("\n".join(lines) + "\n")
+    write_text_atomically(path, "\n".join(lines) + "\n")  # the old report stays if this fails
     return Report(
         path=path,
         table=table,
@@ -266,7 +268,7 @@ def _problems_section(
     if not failed.empty:
         shown = failed[["dataset", "reducer", "classifier", "seed", "status", "error"]].copy()
         shown["error"] = shown["error"].map(_one_line)
-        lines += ["## Failed runs", "", shown.to_markdown(index=False), ""]
+        lines += ["## Failed runs", "", markdown_table(shown), ""]
     if not grid.missing.empty:
         lines += [
             "## Missing runs",
@@ -274,7 +276,7 @@ def _problems_section(
             "Cells of the grid (every dataset × reducer × classifier × seed seen in the "
             "records) with no record: still running, not launched, or died before writing.",
             "",
-            grid.missing.to_markdown(index=False),
+            markdown_table(grid.missing),
             "",
         ]
     if skipped:
@@ -320,7 +322,7 @@ def _plateau_section(runs: pd.DataFrame) -> list[str]:
         )
         shown["test accuracy"] = stalled["test_accuracy"].map(lambda v: f"{float(v):.1%}")
         ordered = shown.sort_values(["dataset", "classifier", "reducer", "seed"])
-        lines += [ordered.to_markdown(index=False), ""]
+        lines += [markdown_table(ordered), ""]
     if unknown:
         lines += [
             f"{unknown} ok run(s) have no learning curve or class count in their record: "

@@ -20,6 +20,7 @@ from matplotlib.patches import Patch, Polygon, Rectangle
 from matplotlib.text import Annotation
 
 from stn.report.label_placement import place_labels
+from stn.results.atomic import write_atomically
 
 DPI = 100
 PLOT_SIZE = (8.0, 5.0)  # inches: the Pareto, kernel and learning-curve figures
@@ -378,7 +379,5 @@ def _label_rows(ax: object, names: list[str], tile: int) -> None:
 
 
 def _save(figure: Figure, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI, format="png")
-    return path
+    # Atomically: a figure that cannot be written whole leaves the previous one.
+    return write_atomically(path, lambda handle: figure.savefig(handle, dpi=DPI, format="png"))

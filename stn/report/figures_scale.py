@@ -9,7 +9,6 @@ never re-runs anything.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import matplotlib
 
@@ -17,6 +16,8 @@ matplotlib.use("Agg")  # files only; no display on the machines that write repor
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import ScalarFormatter  # noqa: E402
+
+from stn.results.atomic import write_atomically  # noqa: E402
 
 SCALE_COLUMNS = ["reducer", "dataset", "seed", "status", "object_scale", "test_accuracy"]
 
@@ -75,7 +76,8 @@ def plot_accuracy_vs_object_scale(frame: pd.DataFrame, path: str | os.PathLike) 
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    try:  # atomically, as every figure: a failed write leaves the previous one
+        write_atomically(path, lambda handle: fig.savefig(handle, format="png"))
+    finally:
+        plt.close(fig)
     return table

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from stn.report.markdown import markdown_table
+
 GLIMPSE_NOTE = (
     "Where each learned sampler looked on the test images (`metrics.glimpse`, up to 2,000 "
     "test images a run; mean over seeds, ± the spread between seeds as a standard "
@@ -74,4 +76,4 @@ def glimpse_markdown(table: pd.DataFrame) -> str:
             "n": table["n"],
         }
     )
-    return shown.to_markdown(index=False)
+    return markdown_table(shown)

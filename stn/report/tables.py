@@ -16,7 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from stn.measure.plateau import PLATEAU_CONDITION
+from stn.report.markdown import markdown_table
 from stn.report.stats import BASELINE
+from stn.results.atomic import write_text_atomically
 
 TABLE_STEM = "summary"
 STALLED_MARK = "†"  # after a row's accuracy: some of its runs ended on the chance plateau
@@ -108,7 +110,8 @@ def to_markdown(table: pd.DataFrame) -> str:
     shown = display_frame(table, bold=lambda s: f"**{s}**")
     if shown.empty:
         return "(no trained runs yet)"
-    return "\n\n".join([shown.to_markdown(index=False, disable_numparse=True), *table_notes(table)])
+    rows = markdown_table(shown, disable_numparse=True)  # a name holding | or a newline
+    return "\n\n".join([rows, *table_notes(table)])
 
 
 def table_notes(table: pd.DataFrame) -> list[str]:
@@ -148,9 +151,11 @@ def write_tables(table: pd.DataFrame, folder: str | os.PathLike) -> dict[str, Pa
         "latex": folder / f"{TABLE_STEM}.tex",
         "csv": folder / f"{TABLE_STEM}.csv",
     }
-    paths["markdown"].write_text(to_markdown(table) + "\n")
-    paths["latex"].write_text(to_latex(table))
-    table.to_csv(paths["csv"], index=False)
+    # Atomically, as records: a table that cannot be written whole (a full disk, a
+    # file-size limit) leaves the previous one instead of a truncated file.
+    write_text_atomically(paths["markdown"], to_markdown(table) + "\n")
+    write_text_atomically(paths["latex"], to_latex(table))
+    write_text_atomically(paths["csv"], table.to_csv(index=False))
     return paths
 
 

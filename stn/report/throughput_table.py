@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from stn.report.markdown import markdown_table
+
 THROUGHPUT_COLUMNS = {
     "reducer_img_s": "tp_reducer_images_per_s",
     "inference_img_s": "tp_inference_images_per_s",
@@ -185,7 +187,7 @@ def format_throughput_markdown(table: pd.DataFrame) -> str:
     )
     if table["classifier"].nunique(dropna=False) < 2:
         shown = shown.drop(columns="classifier")
-    return shown.to_markdown(index=False)
+    return markdown_table(shown)
 
 
 def trained_runs(frame: pd.DataFrame) -> pd.DataFrame:

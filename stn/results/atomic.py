@@ -22,7 +22,8 @@ STALE_TEMP_SECONDS = 3600.0
 
 def write_atomically(target: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
     """Call ``write`` on a temporary file beside ``target``, flush it to disk, then rename
-    it over ``target``; two writers never interleave and nothing half-written remains.
+    it over ``target``; two writers never interleave and nothing half-written remains: a
+    write that fails (its ``OSError`` names ``target``) leaves the old file as it was.
 
     The file gets the mode a plain ``open()`` would give it (0666 less the umask), so a
     teammate sharing the folder can read it whenever the umask lets them."""
@@ -35,10 +36,23 @@ def write_atomically(target: str | os.PathLike, write: Callable[[BinaryIO], None
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.filename is not None or err.errno is None:
+            raise
+        # A failed write() (EFBIG under a file-size limit, ENOSPC) names no file: say which.
+        raise OSError(err.errno, err.strerror, str(target)) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def write_text_atomically(target: str | os.PathLike, text: str) -> Path:
+    """``text`` (UTF-8) into ``target`` as :func:`write_atomically` writes: a report or
+    table that cannot be written whole leaves the previous one in place."""
+    data = text.encode()
+    return write_atomically(target, lambda handle: handle.write(data))
 
 
 def _create_temp(folder: Path, stem: str) -> tuple[int, Path]:

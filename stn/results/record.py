@@ -308,14 +308,34 @@ READERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _read_v1}
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     """``data`` (a record's JSON object of any readable version) in the current layout;
     ``RecordLayoutError`` for a version no reader knows."""
-    version = data.get(VERSION_KEY)
-    reader = READERS.get(version) if isinstance(version, int) else None
-    if reader is None:
-        readable = ", ".join(str(v) for v in sorted(READERS))
+    version = data.get(VERSION_KEY, MISSING)
+    readable = ", ".join(str(v) for v in sorted(READERS))
+    if not isinstance(version, int) or isinstance(version, bool):
+        # A string "1" read as "schema version '1', this stn-bench reads version 1" before.
         raise RecordLayoutError(
-            f"schema version {version!r}, this stn-bench reads version {readable}"
+            f"schema version is {_describe(version)}: {VERSION_KEY} must be an integer, a "
+            f'JSON number (1, not "1"); this stn-bench reads version {readable}'
+        )
+    reader = READERS.get(version)
+    if reader is None:
+        if version > SCHEMA_VERSION:
+            raise RecordLayoutError(
+                f"schema version {version} is newer than this stn-bench reads ({readable}): "
+                "a newer stn-bench wrote it; read it with that one"
+            )
+        raise RecordLayoutError(
+            f"schema version {version} is not one this stn-bench reads ({readable})"
         )
     return reader(data)
+
+
+def newer_schema_version(data: Any) -> int | None:
+    """The schema version of a record's JSON object when it is newer than the layout this
+    code writes (``SCHEMA_VERSION``), else ``None``: such a record is never replaced."""
+    version = data.get(VERSION_KEY) if isinstance(data, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        return version
+    return None
 
 
 # -- validation ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from stn.results.record import (
     Record,
     RecordLayoutError,
     new_record,
+    newer_schema_version,
     run_id_for,
     upgrade,
     validate_record,
@@ -37,6 +38,7 @@ __all__ = [
     "is_ok",
     "load_records",
     "new_record",
+    "newer_record_version",
     "read_record",
     "record_path",
     "records_dir",
@@ -155,11 +157,22 @@ def ensure_writable(sweep_dir: str | os.PathLike) -> Path:
     return folder
 
 
+def newer_record_version(sweep_dir: str | os.PathLike, run_id: str) -> int | None:
+    """The schema version of ``run_id``'s record in ``sweep_dir`` when a newer stn-bench
+    wrote it (resume must not replace it), else ``None`` (no file, or not newer)."""
+    try:
+        data = json.loads(record_path(sweep_dir, run_id).read_text())
+    except (OSError, ValueError):
+        return None
+    return newer_schema_version(data)
+
+
 def is_ok(sweep_dir: str | os.PathLike, run_id: str) -> bool:
     """Whether ``sweep_dir`` already holds an ``ok`` record for ``run_id`` (resume check).
 
-    Reads only that run's file; an unreadable or other-schema file counts as not ok,
-    so the run is redone and its record replaced.
+    Reads only that run's file; an unreadable or older-schema file counts as not ok,
+    so the run is redone and its record replaced (a newer-schema one is not:
+    :func:`newer_record_version`).
     """
     path = record_path(sweep_dir, run_id)
     if not path.exists():
