@@ -4,9 +4,10 @@ relaunched sweep do with two records of one."""
 import dataclasses
 
 import pytest
-from report_records import make_record
+from report_records import make_record, write_all
 
 from experiments.schemas import RunConfig
+from stn.report.document import write_report
 from stn.results.duplicates import merge_duplicates, mixed_cells
 from stn.results.identity import (
     EXPERIMENT_KEYS,
@@ -99,6 +100,30 @@ def test_a_relaunch_skips_an_experiment_whose_older_record_is_ok(tmp_path):
     failed = _old_style(make_record("pool_max", 0, None, status="failed"), "fedcba9876543210")
     write_record(failed, tmp_path)
     assert not is_ok(tmp_path, run_id_for(failed.config))
+
+
+def test_two_records_of_one_experiment_are_one_sample(tmp_path):
+    records = []
+    for seed in range(3):
+        for reducer, accuracy in (("resize_bilinear", 0.80), ("stn_blob", 0.90)):
+            new = make_record(reducer, seed, accuracy + seed / 100)
+            new.timing.finished_at = 2.0
+            old = _old_style(
+                make_record(reducer, seed, accuracy + seed / 100), f"old{seed}{reducer}"
+            )
+            old.timing.finished_at = 1.0
+            records += [new, old]
+    records[1].metrics.test_accuracy += 0.001  # one older record does not quite agree
+    write_all(records, tmp_path)
+    report = write_report(tmp_path, with_figures=False)
+    table = report.table.set_index("reducer")
+    assert table.loc["stn_blob", "n"] == 3 and table.loc["resize_bilinear", "n"] == 3
+    # One-sample intervals: 3 seeds, not 6 (t(2) · 0.01 / √3 = 2.5 points).
+    assert table.loc["stn_blob", "accuracy_ci95"] == pytest.approx(0.0248, abs=1e-4)
+    text = report.path.read_text()
+    assert "6 duplicate record(s) merged" in text and "## Records read as one sample" in text
+    assert "differ by 0.10 points" in text and text.count("| identical") == 5
+    assert "12 record(s) read" in text and report.completeness.ok == 6
 
 
 def test_the_kept_record_is_ok_then_the_latest():
