@@ -69,7 +69,7 @@ def test_a_seed_recorded_twice_is_one_sample():
     records = [make_record("pool_avg", s, a) for s, a in [(0, 0.80), (1, 0.84), (1, 0.86)]]
     records[-1].config["reducer"]["new_option"] = 1
     row = aggregate(runs_frame(records)).iloc[0]
-    assert row["n"] == 2
+    assert row["n"] == 2 and row["runs"] == 3  # stalled counts read k of the 3 runs
     assert row["accuracy_mean"] == pytest.approx((0.80 + 0.85) / 2)
 
 

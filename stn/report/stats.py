@@ -117,7 +117,8 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     reducer some of whose runs stalled (``without_stalled``: those runs left out).
 
     Columns: the group keys, the describing columns present (kind, learned, ...),
-    ``oracle``, ``without_stalled``, ``n`` (seeds), ``accuracy_mean``, ``accuracy_std``
+    ``oracle``, ``without_stalled``, ``n`` (seeds), ``runs`` (records: more than ``n``
+    where a seed ran several configurations), ``accuracy_mean``, ``accuracy_std``
     (ddof 1), ``accuracy_ci95`` (half-width), ``accuracy_ci_low``/``_high``,
     ``test_loss_mean``, ``train_seconds_median`` and the median of every ``tp_*`` column.
     ``stalled`` / ``stalled_unknown``: runs that ended on the chance plateau / whose
@@ -132,6 +133,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
         "oracle",
         "without_stalled",
         "n",
+        "runs",
         "accuracy_mean",
         "accuracy_std",
         "accuracy_ci95",
@@ -155,7 +157,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
                 bool(group["oracle"].fillna(False).any()) if "oracle" in group else False
             )
             row["without_stalled"] = members is not group
-            row.update(_accuracy_statistics(members))
+            row.update(_accuracy_statistics(members), runs=len(members))
             row.update(stalled_counts(members.get("ended_on_plateau", [None] * len(members))))
             for column in tp_columns:
                 row[column] = _median(group, column)
@@ -278,8 +280,8 @@ def _family(keys: tuple[object, object], runs: pd.DataFrame, baseline: BaselineC
     tests = paired_tests(values, untested)
     b = rows.index(chosen) if chosen is not None else None
     adjusted = adjust(tests, b)
-    contenders = [r for r in plain if len(accuracy[r]) >= 2]
-    best = max(contenders, key=lambda r: (means[r], str(r)), default=None)
+    contenders = [r for r in plain if len(accuracy[r]) >= 2]  # in the order of rows
+    best = contenders[0] if contenders else None  # rows are best first
     kept = best_set(tests, adjusted, [r in contenders for r in rows])
     return Family(
         dataset=dataset,

@@ -92,7 +92,12 @@ def display_frame(
         shown.loc[stalled, "test accuracy (95 % CI)"] += f" {STALLED_MARK}"
         shown["stalled"] = [
             _stalled(*counts)
-            for counts in zip(table["stalled"], table["stalled_unknown"], table["n"], strict=True)
+            for counts in zip(
+                table["stalled"],
+                table["stalled_unknown"],
+                table["runs"] if "runs" in table else table["n"],
+                strict=True,
+            )
         ]
     for column in throughput_columns(table):
         spec = ",.0f" if column.endswith("_images_per_s") else ".3f"

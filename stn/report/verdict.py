@@ -78,11 +78,12 @@ def _lead(family: Family, row: RowOf) -> str:
                 "" if comparable else " (figures timed beside other runs, not comparable)"
             )
     others = [r for r in family.best_set if r != family.best]
-    tail = (
-        f" Not significantly worse, so possibly as good: {', '.join(others)}."
-        if others
-        else " Every other contender is significantly worse than another."
-    )
+    if others:
+        tail = f" Not significantly worse, so possibly as good: {', '.join(others)}."
+    elif len(family.contenders) > 1:
+        tail = " Every other contender is significantly worse than another."
+    else:
+        tail = " It is the only contender with 2 seeds or more."
     return text + "." + tail
 
 
@@ -128,7 +129,8 @@ def _others(family: Family, row: RowOf) -> list[str]:
         r, own = row(variant), row(parent)
         stalled = int(own.get("stalled", 0))
         lines.append(
-            f"{parent}: {stalled} of {int(own['n'])} runs ended on the chance plateau; "
+            f"{parent}: {stalled} of {int(own.get('runs', own['n']))} runs ended on the "
+            "chance plateau; "
             f"without them {_percent(r)} over {int(r['n'])} seed(s)"
             + (f", {_delta(r)} over {family.baseline}" if family.baseline else "")
             + "."
