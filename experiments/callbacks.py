@@ -104,11 +104,16 @@ def _exit_cleanly_on_ctrl_c(sweep_dir: str | None) -> None:
 def _quiet_pass(config: DictConfig) -> None:
     """Time each configuration of a parallel sweep alone before the report reads the
     figures (``experiments.quiet_pass``); a failure is logged, never fatal."""
+    from experiments.launcher import SEQUENTIAL_LAUNCHERS
     from experiments.quiet_pass import QuietPassSettings, run_quiet_pass
     from stn.measure.throughput import ThroughputSettings
 
     section = OmegaConf.to_container(config.quiet_pass, resolve=True)
-    if not section.get("enabled", True):
+    launcher = OmegaConf.select(config, "hydra.launcher._target_")
+    # After a parallel sweep only: runs of the basic launcher were timed one at a time
+    # already, and a figure they kept contended met other processes, which timing again
+    # straight away would meet too.
+    if not section.get("enabled", True) or launcher in SEQUENTIAL_LAUNCHERS:
         return
     settings = QuietPassSettings(
         enabled=True, throughput=ThroughputSettings(**section.get("throughput", {}))

@@ -86,3 +86,28 @@ def test_the_pass_times_each_configuration_alone_and_the_report_uses_it(tmp_path
     text = report.path.read_text()
     assert "4 ok, 0 failed of 4 expected runs, 2 configuration(s) timed alone" in text
     assert "not comparable" not in text.split("## What was run")[0]  # the verdict's costs
+
+
+def test_only_a_parallel_sweep_gets_a_quiet_pass(tmp_path):
+    from dataclasses import asdict
+
+    from omegaconf import OmegaConf
+
+    from experiments.callbacks import _quiet_pass
+    from experiments.launcher import SEQUENTIAL_LAUNCHERS
+
+    write_record(_trained_beside_others("resize_bilinear", 0, 0.8), tmp_path)
+    config = OmegaConf.create(
+        {
+            "results_dir": str(tmp_path),
+            "sweep": "test",
+            "quiet_pass": asdict(QUICK),
+            "hydra": {"launcher": {"_target_": next(iter(SEQUENTIAL_LAUNCHERS))}},
+        }
+    )
+    _quiet_pass(config)  # the basic launcher timed its runs one at a time already
+    assert len(load_records(tmp_path)[0]) == 1
+    config.hydra.launcher._target_ = "hydra_plugins.hydra_joblib_launcher.JoblibLauncher"
+    _quiet_pass(config)
+    modes = sorted(r.mode for r in load_records(tmp_path)[0])
+    assert modes == ["throughput", "train"]
