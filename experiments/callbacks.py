@@ -3,7 +3,9 @@
 At the start of a sweep (or single run) a ``sweep`` that is not one folder name (status 2)
 or an unwritable ``results_dir`` stops everything before any folder is made or any run
 trained; the sweep's folder is remembered for the tally a failed write prints
-(``experiments.run.cli``). At the end of a sweep the comparison table and report are written,
+(``experiments.run.cli``). At the end of a sweep the configurations its runs timed beside each
+other are timed again alone (``experiments.quiet_pass``), then the comparison table and
+report are written (with the reproduction section when ``reference_dir`` is set),
 then one line says how many jobs of *this invocation* were ok / failed / skipped (from the
 jobs' outcome files, so every launcher is counted), and the process exits with status 1
 when any failed or never finished. Ctrl-C (SIGINT) ends a sweep with a message, the same
@@ -24,7 +26,7 @@ from types import FrameType
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from experiments.outcomes import tally_outcomes
 from experiments.schemas import sweep_name_problem
@@ -122,6 +124,32 @@ def _exit_cleanly_on_ctrl_c(sweep_dir: str | None) -> None:
         signal.signal(signal.SIGINT, functools.partial(_on_interrupt, sweep_dir))
 
 
+def _quiet_pass(config: DictConfig) -> None:
+    """Time each configuration of a parallel sweep alone before the report reads the
+    figures (``experiments.quiet_pass``); a failure is logged, never fatal."""
+    from experiments.launcher import SEQUENTIAL_LAUNCHERS
+    from experiments.quiet_pass import QuietPassSettings, run_quiet_pass
+    from stn.measure.throughput import ThroughputSettings
+
+    section = OmegaConf.to_container(config.quiet_pass, resolve=True)
+    launcher = OmegaConf.select(config, "hydra.launcher._target_")
+    # After a parallel sweep only: runs of the basic launcher were timed one at a time
+    # already, and a figure they kept contended met other processes, which timing again
+    # straight away would meet too.
+    if not section.get("enabled", True) or launcher in SEQUENTIAL_LAUNCHERS:
+        return
+    settings = QuietPassSettings(
+        enabled=True, throughput=ThroughputSettings(**section.get("throughput", {}))
+    )
+    try:
+        outcome = run_quiet_pass(config.results_dir, settings, sweep=str(config.sweep))
+    except Exception as err:  # noqa: BLE001 - the records are safe; only the timing failed
+        log.error("quiet pass failed in %s: %s", config.results_dir, err)
+        return
+    if outcome.timed or outcome.already:
+        print(outcome.line(), flush=True)
+
+
 class ReportAtSweepEnd(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         _stop_unless_writable(config)
@@ -138,8 +166,9 @@ class ReportAtSweepEnd(Callback):
         from stn.report.document import write_report
 
         results_dir = config.results_dir
+        _quiet_pass(config)
         try:
-            report = write_report(results_dir)
+            report = write_report(results_dir, reference=config.get("reference_dir"))
         except Exception as err:  # noqa: BLE001 - the records are safe; only the report failed
             log.error("could not build the report for %s: %s", results_dir, err)
         else:

@@ -14,9 +14,8 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -30,6 +29,7 @@ from experiments.classifier import (
 from experiments.launcher import throughput_conditions
 from experiments.outcomes import JobOutcome
 from experiments.schemas import RunConfig, sweep_name_problem
+from experiments.sections import output_size_of, section_settings
 from experiments.tracking import open_tracker
 from stn.data.prepare import DatasetSpec, prepare_data
 from stn.measure.environment import describe_determinism, describe_environment, resolve_device
@@ -47,7 +47,6 @@ from stn.measure.throughput import (
     timing_batch,
 )
 from stn.measure.train import ReducedClassifier, TrainSettings, fit, seed_everything
-from stn.options import checked_options
 from stn.reducers.registry import build_reducer
 from stn.report.example_files import examples_path
 from stn.report.examples import try_save_examples
@@ -73,7 +72,6 @@ from stn.sampling import native
 log = logging.getLogger(__name__)
 
 RUN_MODES = ("train", "throughput")
-T = TypeVar("T")
 
 
 def plain_config(cfg: DictConfig) -> dict[str, Any]:
@@ -81,27 +79,6 @@ def plain_config(cfg: DictConfig) -> dict[str, Any]:
     config = OmegaConf.to_container(cfg, resolve=True)
     config.pop("hydra", None)
     return config
-
-
-def section_settings(config_type: type[T], section: Mapping[str, Any], what: str) -> T:
-    """A section's typed settings (``TrainSettings``, ...): an unknown key or a mistyped
-    value is an ``OptionsError`` naming the valid options and the closest; the class's
-    own checks raise as they are, their messages naming ``<section>.<option>``."""
-    return config_type(**checked_options(config_type, section, what))
-
-
-def output_size_of(value: Any) -> tuple[int, int]:
-    """The config's ``output_size`` as ``(h, w)``, or a ValueError saying what form it takes."""
-    if (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
-    ):
-        return int(value[0]), int(value[1])
-    raise ValueError(
-        f"output_size must be [h, w], two positive integers (e.g. output_size=[48,48]); "
-        f"got {value!r}"
-    )
 
 
 def run_job(cfg: DictConfig) -> JobOutcome:

@@ -32,6 +32,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from experiments.quiet_pass import QuietPassSettings
 from stn.data.prepare import DatasetSpec
 from stn.measure.models import CLASSIFIERS
 from stn.measure.throughput import ThroughputSettings
@@ -70,6 +71,15 @@ class RunConfig:
     )
     throughput: ThroughputSettings = option(
         ThroughputSettings(), "images/s: reducer alone, inference, training step, + references"
+    )
+    reference_dir: str | None = option(
+        None,
+        "a folder of reference records: the report ends comparing each run with the "
+        "reference record of the same experiment (make main: results/compare)",
+    )
+    quiet_pass: QuietPassSettings = option(
+        QuietPassSettings(),
+        "after a parallel sweep, each reducer configuration timed alone (comparable speeds)",
     )
     # Filled by the config groups (each preset brings its own schema): conf/<group>/.
     dataset: Any = option(MISSING, "conf/dataset/: what the images are and how large")

@@ -2,6 +2,7 @@
 
     python scripts/report.py results/compare
     python scripts/report.py results/compare --wandb      # also push table + figures
+    python scripts/report.py results/main --reference results/compare   # reproduced?
 
 Writes <sweep>/report.md, <sweep>/tables/summary.{md,tex,csv} and <sweep>/figures/*.png.
 Works on a partial sweep (jobs still running or failed) and says how complete it is.
@@ -89,6 +90,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-figures", action="store_true", help="tables only (faster; no PNGs written)"
     )
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        metavar="REDUCER",
+        help="the reducer each family is compared with, where it ran (repeat to give a "
+        "preference order); default: the plainest resize present",
+    )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        metavar="FOLDER",
+        help="a sweep folder of reference records: the report ends comparing each run "
+        "with the reference record of the same experiment (make main: results/compare)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     if not records_dir(args.sweep_dir).is_dir():
@@ -99,7 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_NO_RECORDS
     try:
-        report = write_report(args.sweep_dir, with_figures=not args.no_figures)
+        report = write_report(
+            args.sweep_dir,
+            with_figures=not args.no_figures,
+            baseline=args.baseline,
+            reference=args.reference,
+        )
     except OSError as err:  # report.md itself (the sweep folder is read-only)
         print(
             f"error: could not write the report: {err}; make {args.sweep_dir} writable "

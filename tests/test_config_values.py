@@ -14,9 +14,10 @@ from test_sweep_faults import run_app
 
 import experiments.job
 import stn.measure.throughput
-from experiments.job import run_job, section_settings
+from experiments.job import run_job
 from experiments.overrides import composition_problems
 from experiments.schemas import RunConfig, sweep_name_problem
+from experiments.sections import section_settings
 from stn.measure.throughput import ThroughputSettings
 from stn.measure.train import MAX_BATCH_SIZE, TrainSettings
 from stn.options import OptionsError, options_from

@@ -159,4 +159,4 @@ def test_report_labels_the_oracle():
             "tp_reducer_images_per_s": [1.0, 2.0],
         }
     )
-    assert list(comparison_table(frame)["reducer"]) == ["oracle_crop (oracle)", "pca"]
+    assert list(comparison_table(frame)[0]["reducer"]) == ["oracle_crop (oracle)", "pca"]

@@ -2,17 +2,13 @@ import itertools
 
 import numpy as np
 import pytest
-from anova_reference import two_way_anova
-from scipy import stats as scipy_stats
 
 from stn.report.grouping import (
     compact_letter_display,
-    fit_block_model,
     holm,
     holm_pairwise,
-    largest_separated_set,
+    holm_rows,
     letter_names,
-    pairwise_p_values,
 )
 
 
@@ -51,44 +47,43 @@ def test_holm_rejects_values_that_are_not_probabilities():
         holm([0.2, 1.5])
 
 
-def test_block_model_agrees_with_an_explicit_two_way_anova():
-    rng = np.random.default_rng(0)
-    treatment = rng.normal(0, 0.05, size=(6, 1))
-    block = rng.normal(0, 0.1, size=(1, 4))
-    y = 0.7 + treatment + block + rng.normal(0, 0.02, size=(6, 4))
-    fit = fit_block_model(y)
-    variance, df, p = two_way_anova(y)
-    assert fit.df == df == (6 - 1) * (4 - 1)
-    assert fit.residual_variance == pytest.approx(variance, rel=1e-10)
-    np.testing.assert_allclose(fit.means, y.mean(axis=1))
-    np.testing.assert_allclose(pairwise_p_values(fit), p, rtol=1e-8)
+def _weighted_holm_rejections(p, w, alpha):
+    """Holm's weighted procedure as stated (Holm 1979, section 4): while some hypothesis
+    left has p_k ≤ α · w_k / (sum of the weights left), reject the one with the smallest
+    p_k / w_k; stop when none has."""
+    left = list(range(len(p)))
+    rejected = np.zeros(len(p), dtype=bool)
+    while left:
+        k = min(left, key=lambda i: p[i] / w[i])
+        if p[k] > alpha * w[k] / sum(w[i] for i in left):
+            break
+        rejected[k] = True
+        left.remove(k)
+    return rejected
 
 
-def test_block_model_of_two_reducers_is_the_paired_t_test():
-    y = np.array([[0.80, 0.83, 0.79, 0.85], [0.84, 0.86, 0.85, 0.88]])
-    p = pairwise_p_values(fit_block_model(y))
-    assert p[0, 1] == pytest.approx(scipy_stats.ttest_rel(y[0], y[1]).pvalue, rel=1e-10)
+def test_weighted_holm_rejects_exactly_what_the_weighted_procedure_does():
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        m = int(rng.integers(1, 10))
+        p = rng.uniform(0, 0.1, size=m) ** rng.uniform(1, 3)
+        w = rng.uniform(0.05, 1.0, size=m)
+        for alpha in (0.01, 0.05, 0.1):
+            np.testing.assert_array_equal(
+                holm(p, w) <= alpha, _weighted_holm_rejections(p, w, alpha)
+            )
+    # Equal weights, whatever their size, are the plain procedure.
+    p = [0.01, 0.04, 0.03, 0.005]
+    np.testing.assert_allclose(holm(p, [3.0] * 4), holm(p))
 
 
-def test_no_residual_spread_leaves_t_undefined():
-    y = np.array([[0.8, 0.9, 0.7], [0.85, 0.95, 0.75], [0.8, 0.9, 0.7]])  # pure shifts
-    fit = fit_block_model(y)
-    assert fit.no_spread and np.isnan(pairwise_p_values(fit)).all()
-    one = fit_block_model(y[:1])  # a single reducer: no residual degrees of freedom
-    assert one.df == 0 and np.isnan(pairwise_p_values(one)).all()
-
-
-@pytest.mark.parametrize(
-    ("values", "message"),
-    [
-        (np.ones(4), "expected a"),
-        (np.ones((3, 1)), "≥ 2 blocks"),
-        (np.array([[0.5, np.nan], [0.5, 0.6]]), "found NaN"),
-    ],
-)
-def test_block_model_says_what_is_wrong_with_its_input(values, message):
-    with pytest.raises(ValueError, match=message):
-        fit_block_model(values)
+def test_holm_rows_adjusts_each_row_as_its_own_family():
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0, 0.2, size=(50, 6))
+    p[rng.random(p.shape) < 0.2] = np.nan
+    w = rng.uniform(0.1, 1.0, size=6)
+    expected = np.array([holm(row, w) for row in p])
+    np.testing.assert_allclose(holm_rows(p, w), expected)
 
 
 def test_holm_pairwise_corrects_over_the_pairs_and_stays_symmetric():
@@ -164,23 +159,3 @@ def test_cld_rejects_a_malformed_matrix():
         compact_letter_display(_different(3, [(0, 1)])[:, :2])
     with pytest.raises(ValueError, match="permutation"):
         compact_letter_display(np.zeros((2, 2), bool), order=[0, 0])
-
-
-def test_largest_separated_set_against_brute_force():
-    rng = np.random.default_rng(11)
-    for _ in range(100):
-        n = int(rng.integers(1, 9))
-        upper = np.triu(rng.random((n, n)) < 0.5, k=1)
-        different = upper | upper.T
-        found = largest_separated_set(different)
-        assert all(different[i, j] for i, j in itertools.combinations(found, 2))
-        largest = max(
-            (
-                size
-                for size in range(1, n + 1)
-                for subset in itertools.combinations(range(n), size)
-                if all(different[i, j] for i, j in itertools.combinations(subset, 2))
-            ),
-            default=0,
-        )
-        assert len(found) == largest

@@ -56,12 +56,13 @@ def test_report_stitches_config_tables_figures_and_problems(tmp_path):
         "torch `2.13.0`",
         "epochs `3`",
         "## Results",
-        "randomised complete block model",
-        "Holm-corrected",
+        "## Verdict",
+        "paired t-test of each pair",
         "compact letter display",
         # resize_bilinear and both STNs differ by the same amount on each seed: no test.
-        "**digits_96, cnn**: 3 reducers on seeds 0, 1; same differences on every seed",
-        "Left out: pool_avg (needs ≥ 2 seeds).",
+        "**stn_bicubic_aa** has the best mean, 92.5 ± 6.4 %: +12.0 [+12.0, +12.0] points "
+        "over resize_bilinear, better by the same amount on every seed (no spread, no p)",
+        "Not judged (fewer than 2 seeds): pool_avg.",
         "## Failed runs",
         "pool_avg cannot reach 48 from 100 second line",
         "## Missing runs",
@@ -219,7 +220,7 @@ def test_a_sweep_over_object_scale_gets_its_figure(tmp_path):
     assert "object_scale.png" in report.path.read_text()
 
 
-def test_report_groups_reducers_and_says_how_many_groups_the_data_separate(tmp_path):
+def test_report_opens_with_the_verdict_and_groups_the_reducers(tmp_path):
     # Three levels 20 points apart, a seed effect and ±0.3 points of noise over 3 seeds.
     offsets = {0: 0.0, 1: 0.02, 2: -0.01}
     noise = {0: 0.003, 1: -0.002, 2: -0.001}
@@ -233,6 +234,7 @@ def test_report_groups_reducers_and_says_how_many_groups_the_data_separate(tmp_p
     write_all(records, tmp_path)
     report = write_report(tmp_path, with_figures=False)
     text = report.path.read_text()
+    assert text.index("## Verdict") < text.index("## What was run") < text.index("## Results")
     header = [c.strip() for c in report.table_markdown.splitlines()[0].strip("|").split("|")]
     assert header[header.index("test accuracy (95 % CI)") + 1] == "group"
     groups = report.table.set_index("reducer")["group"].to_dict()
@@ -242,11 +244,9 @@ def test_report_groups_reducers_and_says_how_many_groups_the_data_separate(tmp_p
         "pool_avg": "c",
         "resize_bilinear": "c",
     }
-    assert (
-        "**digits_96, cnn**: 4 reducers on seeds 0, 1, 2 (residual σ 0.3 points, 6 df): "
-        "3 group(s) separated significantly (oracle_crop (oracle) > stn_blob > pool_avg); "
-        "3 letter(s) (a–c)."
-    ) in text
+    assert "baseline: resize_bilinear, 55.1 ± 3.6 %; oracle: oracle_crop (oracle), 95.3" in text
+    assert "**stn_blob** has the best mean, 75.3 ± 3.4 %: +20.2 [+19.1, +21.3] points" in text
+    assert "Significantly worse than another contender: pool_avg (below stn_blob" in text
     verdicts = report.table.set_index("reducer")["vs_baseline"]
     assert verdicts["stn_blob"].startswith("better (Holm p")
     assert verdicts["pool_avg"].startswith("no significant difference (Holm p")

@@ -367,6 +367,15 @@ def test_an_interrupted_tally_says_so_and_does_not_count_as_success(tmp_path):
     assert tally_outcomes(tmp_path).all_succeeded  # not interrupted: all ok
 
 
+# The quiet pass after a parallel sweep, as brief as TINY's own timing.
+QUICK_QUIET_PASS = [
+    "quiet_pass.throughput.warmup=0",
+    "quiet_pass.throughput.min_repeats=1",
+    "quiet_pass.throughput.min_seconds=0",
+    "quiet_pass.throughput.rounds=1",
+]
+
+
 def ok_records_of(out: Path) -> list[dict]:
     records, skipped = load_records(out)
     assert not skipped
@@ -380,15 +389,20 @@ def test_a_joblib_sweep_of_two_runs_writes_ok_records_with_one_thread_per_worker
     env = {k: v for k, v in app_env().items() if k != "OMP_NUM_THREADS"}
     proc = run_app(
         "-m", *TINY, "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-        f"results_dir={out}", env=env,
+        f"results_dir={out}", *QUICK_QUIET_PASS, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    records = ok_records_of(out)
+    records = [r for r in ok_records_of(out) if r.mode == "train"]
     assert sorted(r.config["seed"] for r in records) == [0, 1]
     # joblib gives each of n_jobs workers cores // n_jobs threads; the record says so.
     expected = max(joblib.cpu_count() // 2, 1)
     assert [r.environment["torch_threads"] for r in records] == [expected, expected]
     assert "2 ok, 0 failed, 0 skipped" in summary_line(proc.stdout)
+    # Timed beside each other, the two runs' configuration was timed again alone, once.
+    assert all(r.throughput["comparable"] is False for r in records)
+    (alone,) = [r for r in ok_records_of(out) if r.mode == "throughput"]
+    assert alone.config["seed"] == 0 and "JoblibLauncher" not in str(alone.throughput)
+    assert "quiet pass: 1 configuration(s) timed alone" in proc.stdout
 
 
 @pytest.mark.slow
@@ -396,8 +410,9 @@ def test_a_submitit_local_sweep_of_two_runs_writes_ok_records(tmp_path):
     out = tmp_path / "submitit"
     proc = run_app(
         "-m", *TINY, "threads=1", "seed=0,1", "hydra/launcher=submitit_local",
-        f"results_dir={out}",
+        f"results_dir={out}", *QUICK_QUIET_PASS,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(r.config["seed"] for r in ok_records_of(out)) == [0, 1]
+    trained = [r for r in ok_records_of(out) if r.mode == "train"]
+    assert sorted(r.config["seed"] for r in trained) == [0, 1]
     assert "2 ok, 0 failed, 0 skipped" in summary_line(proc.stdout)

@@ -86,7 +86,9 @@ def test_latex_is_a_booktabs_tabular_with_one_line_per_row(table, tmp_path):
     assert all(line.count("&") == header.count("&") for line in body)
     assert "stn\\_bilinear\\_aa" in body[0] and "\\textbf{94.0 $\\pm$ 2.5 \\%}" in body[0]
     assert "±" not in text and "_" not in text.replace("\\_", "")
-    assert "p$<$0.001" in body[0] and "<" not in text.replace("$<$", "")  # not ¡ in pdflatex
+    assert "+12.0 [+9.5, +14.5] better (Holm p=" in body[0]
+    assert "<" not in text.replace("$<$", "")  # not ¡ in pdflatex
+    assert "$\\Delta$ points" in header and "Δ" not in text
 
 
 def test_latex_escape_handles_every_special_character():

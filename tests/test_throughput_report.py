@@ -73,18 +73,28 @@ def test_a_cell_with_a_contended_run_is_not_comparable_and_says_why():
     records = [_record("a", s, 100.0, 1000.0) for s in range(2)]
     contended = _record("b", 0, 900.0, 1000.0, comparable=False)
     contended.throughput["contention"] = {"max_cores": 0.25, "retries": 2, "contended": 2}
-    quiet = _record("b", 1, 900.0, 1000.0)
-    quiet.throughput["contention"] = {"max_cores": 0.25, "retries": 2, "contended": 0}
     launcher = _record("c", 0, 500.0, 1000.0, comparable=False)  # no contention counted
-    table = throughput_table(runs_frame([*records, contended, quiet, launcher]))
+    table = throughput_table(runs_frame([*records, contended, launcher]))
     rows = {r["reducer"]: r for r in table.to_dict("records")}
     assert not rows["b"]["comparable"] and rows["b"]["contended_runs"] == 1
     assert rows["a"]["comparable"] and rows["a"]["contended_runs"] == 0
     text = format_throughput_markdown(table)
     line = {name: next(li for li in text.splitlines() if f"| {name} " in li) for name in "abc"}
-    assert line["b"].rstrip(" |").endswith("**no** (contended: 1 of 2 runs)")
+    assert line["b"].rstrip(" |").endswith("**no** (contended: 1 of 1 runs)")
     assert line["c"].rstrip(" |").endswith("**no**") and "contended" not in line["c"]
     assert line["a"].rstrip(" |").endswith("yes")
+
+
+def test_a_cell_timed_alone_uses_those_figures_only():
+    # A parallel sweep's runs (not comparable) and the quiet pass's timing of the same
+    # configuration (comparable): the row is the quiet one, never a median of both.
+    beside = [_record("b", s, 300.0 + s, 1000.0, comparable=False) for s in range(3)]
+    alone = _record("b", 0, 900.0, 1000.0)
+    alone.config["mode"] = "throughput"
+    table = throughput_table(runs_frame([*beside, alone]))
+    (row,) = table.to_dict("records")
+    assert row["comparable"] and row["n"] == 1
+    assert row["reducer_vs_floor"] == pytest.approx(0.9)
 
 
 def test_the_spread_between_runs_is_shown_beside_each_ratio_and_summed_up_under_the_table(
@@ -194,3 +204,24 @@ def test_floor_drift_prints_both_references_per_block_and_their_ranges(capsys):
     ratios = [float(i.replace(",", "")) * image_bytes / (float(f) * 1e9) for f, i, _ in blocks]
     ratio = re.search(r"interpolate_aa × memory floor: median ([\d.]+)", out)
     assert float(ratio.group(1)) == pytest.approx(statistics.median(ratios), rel=0.02)
+
+
+def test_the_summary_and_its_figure_use_the_figures_timed_alone():
+    from stn.report.document import comparison_table
+
+    trained = [
+        _record(r, s, 300.0, 1000.0, comparable=False, accuracy=a + s / 100)
+        for r, a in (("resize_bilinear", 0.8), ("stn_blob", 0.9))
+        for s in range(3)
+    ]
+    table, _ = comparison_table(runs_frame(trained))
+    assert not table["tp_comparable"].any()
+    assert set(table["tp_source"]) == {"timed beside other runs: not comparable"}
+    alone = _record("stn_blob", 0, 120.0, 1000.0)  # the quiet pass: mode=throughput
+    table, _ = comparison_table(runs_frame([*trained, alone]))
+    rows = table.set_index("reducer")
+    assert rows.loc["stn_blob", "tp_reducer_images_per_s"] == 120.0
+    assert bool(rows.loc["stn_blob", "tp_comparable"])
+    assert rows.loc["resize_bilinear", "tp_reducer_images_per_s"] == 300.0
+    assert not bool(rows.loc["resize_bilinear", "tp_comparable"])
+    assert len(table) == 2  # the timing run adds no row to the accuracy table

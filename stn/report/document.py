@@ -29,17 +29,30 @@ from stn.report import figures, figures_scale
 from stn.report.example_files import examples_path, load_examples
 from stn.report.glimpse_table import GLIMPSE_NOTE, glimpse_markdown, glimpse_table
 from stn.report.markdown import markdown_table
-from stn.report.stats import BASELINE, GROUPING_TEST, SIGNIFICANCE_TEST, compare_families, summarise
+from stn.report.merged import merged_section
+from stn.report.reproduction import Reproduction, compare_with_reference, reproduction_section
+from stn.report.stats import (
+    GROUPING_TEST,
+    SIGNIFICANCE_TEST,
+    BaselineChoice,
+    Family,
+    baseline_preference,
+    summary,
+)
 from stn.report.tables import STALLED_MARK, TABLE_STEM, to_markdown, write_tables
 from stn.report.throughput_table import (
     THROUGHPUT_NOTE,
     format_throughput_markdown,
+    row_throughput,
     spread_line,
     throughput_table,
     trained_runs,
+    with_row_throughput,
 )
+from stn.report.verdict import verdict_section
 from stn.results.atomic import write_text_atomically
 from stn.results.collect import Completeness, completeness, curves_frame, runs_frame
+from stn.results.duplicates import merge_duplicates, mixed_cells
 from stn.results.record import Record
 from stn.results.store import SkippedRecord, load_records
 
@@ -49,6 +62,9 @@ REPORT_NAME = "report.md"
 FIGURES_SUBDIR = "figures"
 TABLES_SUBDIR = "tables"
 PLOT_THROUGHPUT = "tp_reducer_images_per_s"
+NOT_COMPARABLE_NOTE = (
+    "throughput timed beside other runs, not comparable (no quiet pass: quiet_pass.enabled)"
+)
 ENVIRONMENT_VERSIONS = ("python", "torch", "numpy", "stn_bench", "git_commit")
 ENVIRONMENT_MACHINE = ("cpu", "cpu_count", "torch_threads", "device", "gpu", "cuda")
 
@@ -73,15 +89,15 @@ class Report:
 THROUGHPUT_ONLY = "Throughput only (`mode=throughput`): no run trained, so no accuracy table."
 
 
-def comparison_table(runs: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
-    """Accuracy statistics over seeds, median throughput, the baseline comparison and
-    the groups."""
-    return summarise(_label_oracles(runs), baseline)
-
-
-def grouping_lines(runs: pd.DataFrame, baseline: str = BASELINE) -> list[str]:
-    """One line per (dataset, classifier): how many groups of reducers the data separate."""
-    return [f"- {family.line()}" for family in compare_families(_label_oracles(runs), baseline)]
+def comparison_table(
+    runs: pd.DataFrame, baseline: BaselineChoice = None
+) -> tuple[pd.DataFrame, list[Family]]:
+    """Accuracy statistics over seeds, the comparisons (baseline, best, letters) and the
+    throughput each row may use (figures timed alone where there are any), with the
+    families they come from. ``runs``: every record's row, timed-only ones included."""
+    labelled = _label_oracles(runs)
+    table, families = summary(trained_runs(labelled), baseline)
+    return with_row_throughput(table, row_throughput(labelled)), families
 
 
 def _label_oracles(runs: pd.DataFrame) -> pd.DataFrame:
@@ -92,16 +108,27 @@ def _label_oracles(runs: pd.DataFrame) -> pd.DataFrame:
     return runs
 
 
-def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Report:
-    """Read every record of ``sweep_dir`` and write ``report.md``, tables and figures."""
+def write_report(
+    sweep_dir: str | os.PathLike,
+    with_figures: bool = True,
+    baseline: BaselineChoice = None,
+    reference: str | os.PathLike | None = None,
+) -> Report:
+    """Read every record of ``sweep_dir`` and write ``report.md``, tables and figures.
+
+    ``baseline``: reducer name(s) to prefer as each family's baseline
+    (``stn.report.stats.choose_baseline``). ``reference``: a folder of reference records;
+    the report then ends comparing each run with the reference record of its experiment.
+    """
     sweep_dir = Path(sweep_dir)
     records, skipped = load_records(sweep_dir)
+    records, merges = merge_duplicates(records)
+    mixed = mixed_cells(records)
     runs = runs_frame(records)
-    table = comparison_table(trained_runs(runs))
-    groups = grouping_lines(trained_runs(runs))
+    table, families = comparison_table(runs, baseline)
     speed = throughput_table(runs)
     speed_markdown = format_throughput_markdown(speed) if not speed.empty else ""
-    grid = completeness(runs)
+    grid = completeness(_grid_runs(runs))
     failed = runs[runs["status"] != "ok"]
     table_paths, unwritten = _try_write_tables(table, sweep_dir)
     figure_paths, figure_errors, unwritten_figures = (
@@ -110,34 +137,44 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
     unwritten.update(unwritten_figures)
     markdown = to_markdown(table)
     throughput_only = table.empty and not runs.empty and (runs.get("mode") == "throughput").all()
-    summary = grid.line()
+    reproduction = _reproduction(records, reference)
+    summary_line = grid.line()
+    timed_alone = _timed_alone(runs)
+    if timed_alone:
+        summary_line += f", {timed_alone} configuration(s) timed alone"
+    dropped = sum(len(m.dropped) for m in merges)
+    if dropped:
+        summary_line += f", {dropped} duplicate record(s) merged"
     if skipped:
-        summary += f", {len(skipped)} record file(s) skipped (unreadable or invalid)"
+        summary_line += f", {len(skipped)} record file(s) skipped (unreadable or invalid)"
     if unwritten:
-        summary += f", {len(unwritten)} output(s) not written"
+        summary_line += f", {len(unwritten)} output(s) not written"
+    if reproduction is not None:
+        summary_line += f"; reproduction: {reproduction.line()}"
+    summary = summary_line
 
     lines = [f"# Sweep report: {sweep_dir.name}", "", f"**{summary}.**", ""]
+    # What a reader acts on comes first; what was run and the full table follow.
+    lines += [] if throughput_only else verdict_section(families, table)
     lines += _config_section(records)
     if throughput_only:
         lines += ["## Results", "", THROUGHPUT_ONLY, ""]
     else:
         lines += ["## Results", "", markdown, ""]
         lines += [
-            f"Test accuracy: mean over seeds ± half-width of the 95 % Student-t confidence "
-            f"interval; std and n over seeds; throughput: median over seeds. "
+            f"Test accuracy: mean over seeds (one sample per seed) ± half-width of the 95 % "
+            f"Student-t confidence interval; std and n over seeds; throughput: median over "
+            f"the runs timed alone where there are any (else over all, flagged). "
             f"Best value per column in bold (per dataset and classifier). "
-            f"`group`: {GROUPING_TEST}. "
-            f"`vs {BASELINE}`: {SIGNIFICANCE_TEST}.",
+            f"`vs baseline`: each family's baseline is its plainest resize (first present of "
+            f"{', '.join(baseline_preference(baseline)[:3])}, …); {SIGNIFICANCE_TEST}. "
+            f"`group`: {GROUPING_TEST}.",
             "",
             f"`stalled`: how many of the row's n runs ended on the chance plateau "
             f"({PLATEAU_CONDITION}; `?`: unknown); the mean includes them, and the "
-            f"accuracy of a row with any carries {STALLED_MARK}.",
-            "",
-            "Groups of reducers the data tell apart (per dataset and classifier; "
-            "'separated significantly': the largest set of reducers that all differ "
-            "pairwise):",
-            "",
-            *groups,
+            f"accuracy of a row with any carries {STALLED_MARK}; the row "
+            f"*(without stalled runs)* below it leaves them out, and its comparisons never "
+            f"enter another row's.",
             "",
         ]
         if table_paths:
@@ -163,10 +200,13 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
         lines += [f"- {caption}: {error}" for caption, error in figure_errors.items()] + [""]
     lines += _problems_section(failed, grid, skipped)
     lines += _plateau_section(trained_runs(runs))
+    lines += merged_section(merges, mixed)
     lines += _unwritten_section(unwritten)
+    lines += reproduction_section(reproduction) if reproduction is not None else []
     lines += [
         "---",
-        f"{len(records)} record(s) read from `{sweep_dir / 'records'}`"
+        f"{len(records) + dropped} record(s) read from `{sweep_dir / 'records'}`"
+        + (f", {dropped} merged into another" if dropped else "")
         + (f", {len(skipped)} skipped" if skipped else "")
         + ".",
     ]
@@ -187,6 +227,29 @@ def write_report(sweep_dir: str | os.PathLike, with_figures: bool = True) -> Rep
         throughput_markdown=speed_markdown,
         unwritten=unwritten,
     )
+
+
+def _grid_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs the completeness grid counts: a folder with training runs counts those
+    (its timed-only records are the quiet pass's), a throughput sweep its own runs."""
+    trained = runs[runs["mode"] != "throughput"] if "mode" in runs else runs
+    return trained if not trained.empty else runs
+
+
+def _timed_alone(runs: pd.DataFrame) -> int:
+    """Timed-only records beside training runs: the configurations timed alone."""
+    if "mode" not in runs or (runs["mode"] != "throughput").sum() == 0:
+        return 0
+    return int(((runs["mode"] == "throughput") & (runs["status"] == "ok")).sum())
+
+
+def _reproduction(
+    records: list[Record], reference: str | os.PathLike | None
+) -> Reproduction | None:
+    if reference is None:
+        return None
+    theirs, _ = load_records(reference)
+    return compare_with_reference(records, merge_duplicates(theirs)[0], reference)
 
 
 def _try_write_tables(
@@ -366,18 +429,24 @@ def _plot_figures(
 ) -> FigurePlan:
     plan: FigurePlan = []
     curves = curves_frame(records)
+    if "without_stalled" in table:
+        table = table[~table["without_stalled"].fillna(False).astype(bool)]
     for (dataset, classifier), block in table.groupby(["dataset", "classifier"], dropna=False):
         where = f"{dataset}, {classifier}"
         stem = _slug(f"{dataset}_{classifier}")
         if PLOT_THROUGHPUT in block and block[PLOT_THROUGHPUT].notna().any():
+            comparable = "tp_comparable" not in block or block["tp_comparable"].fillna(True).all()
+            note = None if comparable else NOT_COMPARABLE_NOTE
             plan.append(
                 (
-                    f"Accuracy vs reducer throughput ({where})",
+                    f"Accuracy vs reducer throughput ({where})"
+                    + ("" if note is None else f" — {note}"),
                     partial(
                         figures.plot_accuracy_vs_throughput,
                         block,
                         folder / f"pareto_{stem}.png",
                         PLOT_THROUGHPUT,
+                        note,
                     ),
                 )
             )

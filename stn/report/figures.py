@@ -61,16 +61,20 @@ def sampling_quadrilateral(theta: np.ndarray, height: int, width: int) -> np.nda
 
 
 def plot_accuracy_vs_throughput(
-    table: pd.DataFrame, path: str | os.PathLike, throughput: str = "tp_reducer_images_per_s"
+    table: pd.DataFrame,
+    path: str | os.PathLike,
+    throughput: str = "tp_reducer_images_per_s",
+    note: str | None = None,
 ) -> Path:
     """Mean test accuracy (with 95 % CI) against median reducer images/s, one point per
-    reducer, the Pareto front drawn through the points no other reducer beats on both."""
-    figure, _ = draw_accuracy_vs_throughput(table, throughput)
+    reducer, the Pareto front drawn through the points no other reducer beats on both;
+    ``note`` (why the speeds do not compare) under the axis label."""
+    figure, _ = draw_accuracy_vs_throughput(table, throughput, note)
     return _save(figure, path)
 
 
 def draw_accuracy_vs_throughput(
-    table: pd.DataFrame, throughput: str = "tp_reducer_images_per_s"
+    table: pd.DataFrame, throughput: str = "tp_reducer_images_per_s", note: str | None = None
 ) -> tuple[Figure, list[Annotation]]:
     """The figure of ``plot_accuracy_vs_throughput`` and its point labels, which never
     overlap (``stn.report.label_placement``): the front's in bold, placed first."""
@@ -84,7 +88,7 @@ def draw_accuracy_vs_throughput(
     if len(x) and (x > 0).all():
         ax.set_xscale("log")
     label = throughput.removeprefix("tp_").replace("_images_per_s", " images/s").replace("_", " ")
-    ax.set_xlabel(f"{label} (median over seeds, log scale)")
+    ax.set_xlabel(f"{label} (median over seeds, log scale)" + (f"\n{note}" if note else ""))
     ax.set_ylabel("test accuracy, % (mean ± 95 % CI)")
     ax.grid(True, alpha=0.3)
     legend = ax.legend(loc="lower left")

@@ -1,124 +1,76 @@
-"""Multiple comparisons within a family of reducers: Holm's correction, the randomised
-complete block model (reducers × seeds) and the compact letter display.
+"""Multiple comparisons within a family of reducers: Holm's correction and the compact
+letter display.
 
-Pure NumPy/SciPy functions on arrays; ``stn.report.stats`` applies them to a runs frame.
-
-The block model: ``accuracy[r, s] = μ + reducer_r + seed_s + ε``, ε ~ N(0, σ²). A seed
-fixes the classifier's initial weights and the training order for every reducer, so runs
-are paired by seed (a block). σ² is pooled over all reducers, with ``(R−1)(S−1)``
-degrees of freedom, instead of the ``S−1`` of a separate paired test per pair: with
-three seeds that is the difference between 2 df and, for ten reducers, 18.
+Pure NumPy functions on arrays; ``stn.report.pairwise`` computes the p-values they
+adjust and ``stn.report.stats`` applies both to a runs frame.
 """
 
 from __future__ import annotations
 
-import math
 import string
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats as scipy_stats
-
-# A residual standard deviation below this fraction of the data's scale is floating-point
-# noise: the reducers differ by exactly the same amount on every seed and t is undefined.
-ZERO_SPREAD = 1e-9
 
 
-def holm(p_values: ArrayLike) -> np.ndarray:
-    """Holm's step-down adjusted p-values (Holm 1979), same shape as ``p_values``.
+def holm(p_values: ArrayLike, weights: ArrayLike | None = None) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979), same shape as ``p_values``, the
+    whole array one family.
 
     Sorted ascending, ``p_(1) ≤ … ≤ p_(m)``, the adjusted value is
     ``max_{j ≤ i} min(1, (m − j + 1) · p_(j))``; rejecting where it is below α controls
     the family-wise error rate at α. NaN entries (tests that could not be run) stay NaN
-    and do not count in ``m``.
+    and do not count in ``m``. ``weights``: see ``holm_rows``.
+    """
+    p = np.asarray(p_values, dtype=float)
+    w = None if weights is None else np.broadcast_to(weights, p.shape).reshape(1, -1)
+    return holm_rows(p.reshape(1, -1), w).reshape(p.shape)
+
+
+def holm_rows(p_values: ArrayLike, weights: ArrayLike | None = None) -> np.ndarray:
+    """``holm`` of each family along the last axis of ``p_values`` ``(..., m)`` at once
+    (the simulations of ``stn.report.calibration`` adjust thousands of families).
+
+    ``weights`` (broadcast to ``p_values``, > 0): Holm's weighted procedure (Holm 1979,
+    section 4): hypothesis k is tested at ``α · w_k / (sum of the weights not yet
+    rejected)``, so a rejected hypothesis hands its share of α on to those left; its
+    adjusted value is ``max_{j ≤ i} min(1, p_(j) / w_(j) · Σ_{k ≥ j} w_(k))`` in the
+    order of ``p / w``. Equal weights give the plain procedure above. It holds the
+    family-wise error rate at α whatever the weights.
     """
     p = np.asarray(p_values, dtype=float)
     finite = p[~np.isnan(p)]
     if ((finite < 0) | (finite > 1)).any():
         raise ValueError(f"p-values must lie in [0, 1]; got {finite[(finite < 0) | (finite > 1)]}")
-    flat = p.reshape(-1)
-    valid = np.flatnonzero(~np.isnan(flat))
-    adjusted = np.full(flat.shape, np.nan)
-    m = len(valid)
-    if m == 0:
-        return adjusted.reshape(p.shape)
-    order = valid[np.argsort(flat[valid], kind="stable")]
-    scaled = np.minimum(1.0, (m - np.arange(m)) * flat[order])
+    w = np.ones_like(p) if weights is None else np.broadcast_to(weights, p.shape).astype(float)
+    if (w[~np.isnan(p)] <= 0).any():
+        raise ValueError("Holm weights must be > 0 for every tested hypothesis")
+    tested = ~np.isnan(p)
+    w = np.where(tested, w, 0.0)
+    # Untested entries sort last (as +inf) and are put back as NaN at the end.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(tested, p / w, np.inf)
+    order = np.argsort(ratio, axis=-1, kind="stable")
+    ranked = np.take_along_axis(np.where(tested, ratio, 0.0), order, axis=-1)
+    left = np.flip(np.cumsum(np.flip(np.take_along_axis(w, order, axis=-1), -1), -1), -1)
+    scaled = np.minimum(1.0, ranked * left)
+    adjusted = np.empty_like(p)
     # The running maximum keeps the adjusted values in the order of the raw ones.
-    adjusted[order] = np.maximum.accumulate(scaled)
-    return adjusted.reshape(p.shape)
+    np.put_along_axis(adjusted, order, np.maximum.accumulate(scaled, axis=-1), axis=-1)
+    return np.where(tested, adjusted, np.nan)
 
 
-@dataclass(frozen=True)
-class BlockFit:
-    """The randomised complete block model fitted to a complete (R, S) table."""
-
-    means: np.ndarray  # (R,) each treatment's mean over the S blocks
-    residual_variance: float  # σ², NaN when df is 0
-    df: int  # (R − 1)(S − 1)
-    n_blocks: int  # S
-    no_spread: bool  # σ is zero up to rounding: t undefined
-
-    @property
-    def sigma(self) -> float:
-        return math.sqrt(self.residual_variance) if self.df > 0 else math.nan
-
-
-def fit_block_model(values: ArrayLike) -> BlockFit:
-    """Fit treatment + block effects to ``values`` (R treatments × S blocks, no NaN).
-
-    In a complete two-way layout without replication the least-squares residual is
-    ``y − row mean − column mean + grand mean``; σ² is its sum of squares over
-    ``(R−1)(S−1)``.
-    """
-    y = np.asarray(values, dtype=float)
-    if y.ndim != 2:
-        raise ValueError(f"expected a (treatments, blocks) table; got shape {y.shape}")
-    if np.isnan(y).any():
-        raise ValueError("the block model needs every treatment on every block; found NaN")
-    n_treatments, n_blocks = y.shape
-    if n_treatments < 1 or n_blocks < 2:
-        raise ValueError(
-            f"the block model needs ≥ 1 treatment and ≥ 2 blocks; got {n_treatments}×{n_blocks}"
-        )
-    residual = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + y.mean()
-    df = (n_treatments - 1) * (n_blocks - 1)
-    variance = float((residual**2).sum() / df) if df > 0 else math.nan
-    scale = max(1.0, float(np.abs(y).max()))
-    return BlockFit(
-        means=y.mean(axis=1),
-        residual_variance=variance,
-        df=df,
-        n_blocks=n_blocks,
-        no_spread=df > 0 and math.sqrt(variance) <= ZERO_SPREAD * scale,
-    )
-
-
-def pairwise_p_values(fit: BlockFit) -> np.ndarray:
-    """(R, R) two-sided p of every difference of means, symmetric, NaN on the diagonal.
-
-    ``t = (mean_i − mean_j) / (σ · sqrt(2 / S))`` on the model's ``(R−1)(S−1)`` df.
-    All NaN when t is undefined (no residual df, or no residual spread).
-    """
-    n = len(fit.means)
-    p = np.full((n, n), np.nan)
-    if fit.df == 0 or fit.no_spread:
-        return p
-    standard_error = fit.sigma * math.sqrt(2.0 / fit.n_blocks)
-    t = (fit.means[:, None] - fit.means[None, :]) / standard_error
-    p = 2.0 * scipy_stats.t.sf(np.abs(t), df=fit.df)
-    np.fill_diagonal(p, np.nan)
-    return p
-
-
-def holm_pairwise(p: np.ndarray) -> np.ndarray:
-    """Holm over the R(R−1)/2 pairs of a symmetric (R, R) p matrix; same layout back."""
-    upper = np.triu_indices(len(p), k=1)
+def holm_pairwise(p: ArrayLike, weights: ArrayLike | None = None) -> np.ndarray:
+    """Holm over the R(R−1)/2 pairs of each symmetric ``(..., R, R)`` p matrix (with the
+    pairs' ``weights``, an ``(R, R)`` matrix, where given); same layout back (NaN on the
+    diagonal and where a pair was not tested)."""
+    p = np.asarray(p, dtype=float)
+    upper = np.triu_indices(p.shape[-1], k=1)
+    w = None if weights is None else np.asarray(weights, dtype=float)[upper]
     adjusted = np.full(p.shape, np.nan)
-    adjusted[upper] = holm(p[upper])
-    adjusted.T[upper] = adjusted[upper]
+    adjusted[..., upper[0], upper[1]] = holm_rows(p[..., upper[0], upper[1]], w)
+    adjusted[..., upper[1], upper[0]] = adjusted[..., upper[0], upper[1]]
     return adjusted
 
 
@@ -152,31 +104,6 @@ def compact_letter_display(different: ArrayLike, order: Sequence[int] | None = N
         columns = _absorb(split)
     columns = _absorb(_sweep(columns))
     return _name_letters(columns, rank, n)
-
-
-def largest_separated_set(different: ArrayLike) -> list[int]:
-    """The largest set of treatments that all differ pairwise (a maximum clique of the
-    ``different`` graph; Bron–Kerbosch with pivoting). One such set when several exist."""
-    matrix = np.asarray(different, dtype=bool)
-    neighbours = [set(np.flatnonzero(row)) - {i} for i, row in enumerate(matrix)]
-    best: list[int] = []
-
-    def extend(clique: list[int], candidates: set[int], excluded: set[int]) -> None:
-        nonlocal best
-        if not candidates and not excluded:
-            if len(clique) > len(best):
-                best = clique
-            return
-        if len(clique) + len(candidates) <= len(best):
-            return  # cannot beat the best found
-        pivot = max(candidates | excluded, key=lambda v: len(neighbours[v] & candidates))
-        for v in sorted(candidates - neighbours[pivot]):
-            extend(clique + [v], candidates & neighbours[v], excluded & neighbours[v])
-            candidates = candidates - {v}
-            excluded = excluded | {v}
-
-    extend([], set(range(len(matrix))), set())
-    return sorted(best)
 
 
 def _absorb(columns: list[frozenset[int]]) -> list[frozenset[int]]:

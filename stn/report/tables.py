@@ -17,7 +17,6 @@ import pandas as pd
 
 from stn.measure.plateau import PLATEAU_CONDITION
 from stn.report.markdown import markdown_table
-from stn.report.stats import BASELINE
 from stn.results.atomic import write_text_atomically
 
 TABLE_STEM = "summary"
@@ -95,14 +94,29 @@ def display_frame(
         shown.loc[stalled, "test accuracy (95 % CI)"] += f" {STALLED_MARK}"
         shown["stalled"] = [
             _stalled(*counts)
-            for counts in zip(table["stalled"], table["stalled_unknown"], table["n"], strict=True)
+            for counts in zip(
+                table["stalled"],
+                table["stalled_unknown"],
+                table["runs"] if "runs" in table else table["n"],
+                strict=True,
+            )
         ]
     for column in throughput_columns(table):
         spec = ",.0f" if column.endswith("_images_per_s") else ".3f"
         formatted = [_number(v, spec) for v in table[column]]
         shown[column_label(column)] = _marked(formatted, best_mask(table, column), bold)
     if "vs_baseline" in table:
-        shown[f"vs {BASELINE}"] = table["vs_baseline"].fillna("").map(lambda v: escape(str(v)))
+        cells = [
+            _versus(*values)
+            for values in zip(
+                table["delta_vs_baseline"],
+                table["delta_ci_low"],
+                table["delta_ci_high"],
+                table["vs_baseline"],
+                strict=True,
+            )
+        ]
+        shown["vs baseline: Δ points (95 % CI)"] = [escape(c) for c in cells]
     return shown.reset_index(drop=True)
 
 
@@ -136,8 +150,10 @@ def to_latex(table: pd.DataFrame) -> str:
         ("—", "---"),
         ("†", "$^\\dagger$"),
         ("<", "$<$"),
+        ("Δ", "$\\Delta$"),
     ):
         shown = shown.map(lambda s, a=symbol, b=command: s.replace(a, b))
+        shown.columns = [c.replace(symbol, command) for c in shown.columns]
     align = "lll" + "r" * (len(shown.columns) - 3)
     return shown.to_latex(index=False, escape=False, column_format=align[: len(shown.columns)])
 
@@ -175,6 +191,20 @@ def latex_escape(text: str) -> str:
 
 def _marked(values: list[str], mask: pd.Series, bold: Callable[[str], str]) -> list[str]:
     return [bold(v) if best and v else v for v, best in zip(values, mask.tolist(), strict=True)]
+
+
+def _versus(delta: object, low: object, high: object, verdict: object) -> str:
+    """``+31.1 [+21.4, +40.7] better (Holm p=…; raw p=…)``; the verdict alone where there
+    is no difference to show (the baseline row, no shared seeds)."""
+    verdict = (
+        ""
+        if verdict is None or (isinstance(verdict, float) and math.isnan(verdict))
+        else str(verdict)
+    )
+    if verdict == "baseline" or _number(delta, ".1f") == "":
+        return verdict
+    interval = "" if _number(low, ".1f") == "" else f" [{100 * low:+.1f}, {100 * high:+.1f}]"
+    return f"{100 * float(delta):+.1f}{interval} {verdict}"
 
 
 def _stalled(stalled: object, unknown: object, n: object) -> str:

@@ -1,10 +1,19 @@
-"""The throughput table of a report: figures measured side by side, as ratios."""
+"""The throughput of a report: figures measured side by side, as ratios, and which runs'
+figures a row may use.
+
+A run timed beside other runs (a parallel launcher, or other processes busy while it was
+timed) is flagged not comparable in its record. After a parallel sweep a quiet pass times
+each reducer configuration alone (``experiments.quiet_pass``: ``mode=throughput``
+records in the same folder). Wherever a row has comparable figures, the report uses those
+alone; where it has none it uses the others and says so (``tp_comparable``).
+"""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from stn.report.markdown import markdown_table
+from stn.report.stats import GROUP_KEYS, WITHOUT_STALLED
 
 THROUGHPUT_COLUMNS = {
     "reducer_img_s": "tp_reducer_images_per_s",
@@ -34,6 +43,9 @@ SPREAD_COLUMNS = {
 
 
 THROUGHPUT_NOTE = (
+    "Where a cell has figures taken alone (runs of the basic launcher, or the quiet pass "
+    "that times each reducer configuration alone after a parallel sweep), the row uses "
+    "those only. "
     "Images/s are medians over timed steps after warm-up; the ratios compare the reducer "
     "with a plain read of the same batch (memory floor) and with F.interpolate(bilinear, "
     "antialias=True), both measured in the same process just before it; every timed call "
@@ -92,6 +104,10 @@ def throughput_table(frame: pd.DataFrame) -> pd.DataFrame:
             .gt(0),
         }
     )
+    # A cell with any comparable run keeps only those: figures taken alone are not
+    # averaged with figures taken beside other runs.
+    has_comparable = shown.groupby(THROUGHPUT_KEYS, dropna=False)["comparable"].transform("any")
+    shown = shown[shown["comparable"] | ~has_comparable]
     grouped = shown.groupby(THROUGHPUT_KEYS, dropna=False)
     table = grouped.agg(
         **{name: (name, "median") for name in THROUGHPUT_COLUMNS},
@@ -198,3 +214,53 @@ def trained_runs(frame: pd.DataFrame) -> pd.DataFrame:
     if "test_accuracy" not in frame:
         return frame
     return frame[(frame["status"] != "ok") | frame["test_accuracy"].notna()]
+
+
+SOURCE_ALONE = "timed alone"
+SOURCE_BESIDE = "timed beside other runs: not comparable"
+
+
+def row_throughput(runs: pd.DataFrame) -> pd.DataFrame:
+    """The throughput each summary row shows: per (dataset, reducer, classifier), the
+    median of every ``tp_*`` figure over the ``ok`` runs (trained or timed only) whose
+    figures are comparable, else over all of them.
+
+    Columns: the group keys, the ``tp_*`` medians, ``tp_comparable`` (whether they came
+    from comparable runs) and ``tp_source`` (``SOURCE_ALONE`` or ``SOURCE_BESIDE``)."""
+    numeric = [
+        c for c in runs.columns if c.startswith("tp_") and c not in ("tp_comparable", "tp_device")
+    ]
+    columns = [*GROUP_KEYS, *numeric, "tp_comparable", "tp_source"]
+    if runs.empty or "tp_reducer_images_per_s" not in runs:
+        return pd.DataFrame(columns=columns)
+    ok = runs[(runs["status"] == "ok") & runs["tp_reducer_images_per_s"].notna()]
+    rows = []
+    for keys, group in ok.groupby(GROUP_KEYS, dropna=False, sort=True):
+        comparable = _comparable(group)
+        chosen = group[comparable] if comparable.any() else group
+        row = dict(zip(GROUP_KEYS, keys, strict=True))
+        row.update(
+            {c: pd.to_numeric(chosen[c], errors="coerce").median() for c in numeric},
+            tp_comparable=bool(comparable.any()),
+            tp_source=SOURCE_ALONE if comparable.any() else SOURCE_BESIDE,
+        )
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def with_row_throughput(table: pd.DataFrame, speeds: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (the summary) with its ``tp_*`` columns replaced by ``row_throughput``'s;
+    a row without its stalled runs shows its own row's figures."""
+    if speeds.empty:
+        return table
+    kept = table.drop(columns=[c for c in table.columns if c.startswith("tp_")])
+    own = kept["reducer"].astype(str).str.removesuffix(WITHOUT_STALLED)
+    keys = kept[GROUP_KEYS].assign(reducer=own)
+    merged = keys.merge(speeds, on=GROUP_KEYS, how="left").drop(columns=GROUP_KEYS)
+    return pd.concat([kept, merged.set_index(kept.index)], axis=1)
+
+
+def _comparable(runs: pd.DataFrame) -> pd.Series:
+    """Per run: its record says its figures compare (records from before the flag: yes)."""
+    flags = runs["tp_comparable"] if "tp_comparable" in runs else pd.Series(True, runs.index)
+    return flags.map(lambda v: True if v is None or pd.isna(v) else bool(v)).astype(bool)

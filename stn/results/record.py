@@ -26,19 +26,16 @@ the version and adds a reader for the old one.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Self
 
+from stn.results.identity import experiment_id
+
 SCHEMA_VERSION = 1
 VERSION_KEY = "schema_version"
 
-# Config keys that do not change what a run computes: two configs that differ only here
-# are the same run (same run id), so a resumed sweep recognises finished work.
-VOLATILE_CONFIG_KEYS = frozenset({"results_dir", "logger", "resume", "hydra", "sweep"})
 # Config sections every run names: the report groups by these names.
 NAMED_CONFIG_SECTIONS = ("dataset", "reducer", "classifier")
 RUN_MODES = ("train", "throughput")
@@ -54,10 +51,10 @@ class RecordLayoutError(ValueError):
 
 
 def run_id_for(config: Mapping[str, Any]) -> str:
-    """Stable 16-hex-digit id of a resolved config, ignoring ``VOLATILE_CONFIG_KEYS``."""
-    stable = {k: v for k, v in config.items() if k not in VOLATILE_CONFIG_KEYS}
-    text = json.dumps(stable, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """The run id of a resolved config: its experiment's id
+    (``stn.results.identity.experiment_id``), so timing and logging settings never
+    make a run a new one."""
+    return experiment_id(config)
 
 
 @dataclass(kw_only=True)
@@ -204,6 +201,13 @@ class Record:
     @property
     def seed(self) -> Any:
         return self.config.get("seed")
+
+    @property
+    def experiment_id(self) -> str:
+        """The id of the experiment this record ran, from its config: the run id of
+        records written since run ids ignore timing settings, a different one for older
+        records (``stn.results.identity``)."""
+        return experiment_id(self.config)
 
     @property
     def mode(self) -> Any:

@@ -168,16 +168,31 @@ def newer_record_version(sweep_dir: str | os.PathLike, run_id: str) -> int | Non
 
 
 def is_ok(sweep_dir: str | os.PathLike, run_id: str) -> bool:
-    """Whether ``sweep_dir`` already holds an ``ok`` record for ``run_id`` (resume check).
+    """Whether ``sweep_dir`` already holds an ``ok`` record of the experiment ``run_id``
+    (resume check).
 
-    Reads only that run's file; an unreadable or older-schema file counts as not ok,
-    so the run is redone and its record replaced (a newer-schema one is not:
-    :func:`newer_record_version`).
+    Reads that run's file first; when it is absent, not ok or unreadable, every other
+    record of the folder whose experiment is ``run_id`` (records written before run ids
+    ignored timing settings carry another file name). Unreadable or other-schema files
+    count as not ok, so the run is redone and its record replaced (a newer-schema one
+    is not: :func:`newer_record_version`).
     """
     path = record_path(sweep_dir, run_id)
+    if _ok_record(path) is not None:
+        return True
+    for other in sorted(records_dir(sweep_dir).glob("*.json")):
+        record = _ok_record(other) if other != path else None
+        if record is not None and record.experiment_id == run_id:
+            return True
+    return False
+
+
+def _ok_record(path: Path) -> Record | None:
+    """The record at ``path`` when it exists, reads and is ``ok``; else ``None``."""
     if not path.exists():
-        return False
+        return None
     try:
-        return read_record(path).status == "ok"
+        record = read_record(path)
     except RecordError:
-        return False
+        return None
+    return record if record.status == "ok" else None

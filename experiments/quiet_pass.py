@@ -1,0 +1,180 @@
+"""After a parallel sweep, time each distinct reducer configuration alone: the quiet pass.
+
+Runs of a parallel launcher time their figures beside each other, so their records say
+``throughput.comparable: false`` and a report could not use them. When such a sweep ends
+(``experiments.callbacks``), this pass takes every configuration of the folder whose
+trained runs have no comparable figures and times it once more, in the sweep's own
+process, one configuration after another: the method of ``experiment=throughput``
+(``stn.measure.throughput.measure_pipeline``: references interleaved with every timed
+call, ``F.interpolate(antialias)`` among them) with ``quiet_pass.throughput``'s settings,
+not the brief ones the parallel runs used. Each timing is a ``mode=throughput`` record in
+the sweep's folder; the report's throughput table, Pareto figure and verdict read those
+where they exist (``stn.report.throughput_table.row_throughput``).
+
+A configuration is the run's config without its seed: seeds change weights, not cost, so
+each is timed once, on the smallest seed the sweep ran. A relaunch skips configurations
+already timed (their records are ``ok``), like any other run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from experiments.classifier import build_configured_classifier, describe_classifier
+from experiments.sections import output_size_of, section_settings
+from stn.data.prepare import DatasetSpec, prepare_data
+from stn.measure.environment import describe_environment, resolve_device
+from stn.measure.models import count_parameters
+from stn.measure.throughput import (
+    ThroughputSettings,
+    TimingConditions,
+    measure_pipeline,
+    timing_batch,
+)
+from stn.measure.train import ReducedClassifier, TrainSettings, seed_everything
+from stn.options import option
+from stn.reducers.registry import build_reducer
+from stn.results.identity import experiment_id
+from stn.results.record import ClassifierInfo, DatasetInfo, Record, ReducerInfo, new_record
+from stn.results.store import is_ok, load_records, write_record
+
+log = logging.getLogger(__name__)
+
+QUIET_MODE = "throughput"
+
+
+@dataclass(frozen=True)
+class QuietPassSettings:
+    """The ``quiet_pass`` section: whether and how a parallel sweep's configurations are
+    timed again alone when it ends."""
+
+    enabled: bool = option(
+        True,
+        "after a sweep whose runs were timed beside each other, time each reducer "
+        "configuration alone (mode=throughput records) so the report's speeds compare",
+    )
+    throughput: ThroughputSettings = option(
+        ThroughputSettings(), "how the quiet pass times (the documented defaults)"
+    )
+
+
+@dataclass(frozen=True)
+class QuietPassOutcome:
+    timed: list[Record]  # records written by this pass (ok or failed)
+    already: int  # configurations whose timing record was already ok
+
+    def line(self) -> str:
+        failed = sum(r.status != "ok" for r in self.timed)
+        text = f"quiet pass: {len(self.timed)} configuration(s) timed alone"
+        if failed:
+            text += f" ({failed} failed)"
+        if self.already:
+            text += f", {self.already} already timed"
+        return text
+
+
+def quiet_config(config: dict[str, Any], settings: QuietPassSettings) -> dict[str, Any]:
+    """The timing run of a trained run's config: ``mode=throughput`` with the pass's
+    throughput settings (the run's timing batch size kept)."""
+    throughput = asdict(settings.throughput)
+    run_batch = (config.get("throughput") or {}).get("batch_size")
+    if run_batch is not None:
+        throughput["batch_size"] = run_batch
+    return {**config, "mode": QUIET_MODE, "throughput": throughput}
+
+
+def quiet_configs(records: Iterable[Record], settings: QuietPassSettings) -> list[dict[str, Any]]:
+    """One timing config per distinct configuration among the ``ok`` trained records whose
+    figures are not comparable, on the smallest seed it ran with; in record order."""
+    chosen: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if record.status != "ok" or record.mode != "train":
+            continue
+        if record.throughput.get("comparable") is not False:
+            continue
+        config = quiet_config(record.config, settings)
+        key = experiment_id({**config, "seed": None})
+        if key not in chosen or config["seed"] < chosen[key]["seed"]:
+            chosen[key] = config
+    return list(chosen.values())
+
+
+def run_quiet_pass(
+    sweep_dir: str | Path, settings: QuietPassSettings, sweep: str
+) -> QuietPassOutcome:
+    """Time every configuration of ``sweep_dir`` that needs it (``quiet_configs``) and
+    write its record; a configuration that fails is recorded as failed, not raised."""
+    records, _ = load_records(sweep_dir)
+    timed, already = [], 0
+    for config in quiet_configs(records, settings):
+        if is_ok(sweep_dir, experiment_id(config)):
+            already += 1
+            continue
+        record = time_alone(config, sweep)
+        write_record(record, sweep_dir)
+        log.info("quiet pass: %s %s", record.status, config["reducer"]["name"])
+        timed.append(record)
+    return QuietPassOutcome(timed, already)
+
+
+def time_alone(config: dict[str, Any], sweep: str) -> Record:
+    """Build ``config``'s data, reducer and network (fitting the reducer where it needs
+    it, no training) and time them in this process; the record, ``ok`` or ``failed``."""
+    record = new_record(config, sweep=sweep)
+    record.timing.started_at = time.time()
+    threads = torch.get_num_threads()
+    try:
+        _measure(config, record)
+        record.status = "ok"
+    except Exception as err:  # noqa: BLE001 - one configuration must not end the pass
+        record.status = "failed"
+        record.error = f"{type(err).__name__}: {err}"
+        record.traceback = traceback.format_exc()
+        log.error("quiet pass: %s failed: %s", config["reducer"]["name"], record.error)
+    finally:
+        torch.set_num_threads(threads)  # the sweep's process goes on to write the report
+    record.timing.finished_at = time.time()
+    record.timing.duration_s = record.timing.finished_at - record.timing.started_at
+    return record
+
+
+def _measure(config: dict[str, Any], record: Record) -> None:
+    # The same build as experiments.job, without training: the cost of a step does not
+    # depend on what the weights learned.
+    output_size = output_size_of(config["output_size"])
+    if config.get("threads"):
+        torch.set_num_threads(int(config["threads"]))
+    device = resolve_device(str(config["device"]))
+    record.environment = describe_environment(device)
+    trainer = section_settings(TrainSettings, config["trainer"], "trainer")
+    tp = section_settings(ThroughputSettings, config["throughput"], "throughput")
+    spec = section_settings(DatasetSpec, config["dataset"], "dataset")
+    seed = int(config["seed"])
+    seed_everything(seed)
+    data = prepare_data(spec, seed, trainer.batch_size)
+    record.dataset = DatasetInfo.from_json({"name": config["dataset"]["name"], **data.describe()})
+    channels, height, width = data.train.input_shape
+    reducer = build_reducer(config["reducer"], channels, (height, width), output_size)
+    torch.manual_seed(seed)
+    classifier = build_configured_classifier(
+        config["classifier"], channels, data.num_classes, output_size
+    )
+    record.classifier = ClassifierInfo.from_json(
+        {**describe_classifier(config["classifier"]), "parameters": count_parameters(classifier)}
+    )
+    if reducer.needs_fit:
+        record.reducer_fit = reducer.fit(data.train, device=device)
+    record.reducer = ReducerInfo.from_json(reducer.describe())
+    model = ReducedClassifier(reducer, classifier)
+    batch = timing_batch(data.test, tp.batch_size or trainer.batch_size)
+    record.throughput = measure_pipeline(
+        model, batch.x, batch.y, batch.boxes, device, tp, output_size, TimingConditions()
+    )
