@@ -21,20 +21,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.classifier import (
-    build_configured_classifier,
     check_classifier_section,
     classifier_name,
-    describe_classifier,
 )
 from experiments.launcher import throughput_conditions
 from experiments.outcomes import JobOutcome
 from experiments.schemas import RunConfig, sweep_name_problem
-from experiments.sections import output_size_of, section_settings
+from experiments.sections import build_model, output_size_of, section_settings
 from experiments.tracking import open_tracker
 from stn.data.prepare import DatasetSpec, prepare_data
 from stn.measure.environment import describe_determinism, describe_environment, resolve_device
 from stn.measure.glimpse import measure_glimpses
-from stn.measure.models import count_parameters
 from stn.measure.plateau import plateau_verdict
 from stn.measure.throughput import (
     ThroughputSettings,
@@ -46,16 +43,13 @@ from stn.measure.throughput import (
     reset_peak_rss,
     timing_batch,
 )
-from stn.measure.train import ReducedClassifier, TrainSettings, fit, seed_everything
-from stn.reducers.registry import build_reducer
+from stn.measure.train import TrainSettings, fit, seed_everything
 from stn.report.example_files import examples_path
 from stn.report.examples import try_save_examples
 from stn.results.record import (
-    ClassifierInfo,
     DatasetInfo,
     Metrics,
     Record,
-    ReducerInfo,
     Resources,
     new_record,
 )
@@ -164,23 +158,7 @@ def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> 
     timed = "throughput.batch_size" if tp.batch_size else "trainer.batch_size (the timing batch)"
     check_timing_batch_fits(tp.batch_size or batch_size, data.test.input_shape, timed, device)
 
-    channels, height, width = data.train.input_shape
-    reducer = build_reducer(config["reducer"], channels, (height, width), output_size)
-    # Reseed so the classifier starts from the same weights whatever the reducer drew:
-    # otherwise its init (and whether it leaves the ln 10 loss plateau) depends on the reducer.
-    torch.manual_seed(seed)
-    # kind: a predefined network; _target_: the user's own (experiments/classifier.py).
-    classifier = build_configured_classifier(
-        config["classifier"], channels, data.num_classes, output_size
-    )
-    record.classifier = ClassifierInfo.from_json(
-        {**describe_classifier(config["classifier"]), "parameters": count_parameters(classifier)}
-    )
-    if reducer.needs_fit:
-        record.reducer_fit = reducer.fit(data.train, device=device)
-    record.reducer = ReducerInfo.from_json(reducer.describe())
-
-    model = ReducedClassifier(reducer, classifier)
+    model = build_model(config, data, output_size, seed, device, record)
     mode = config.get("mode", "train")
     if mode not in RUN_MODES:
         raise ValueError(f"mode={mode!r} is not one of {', '.join(RUN_MODES)}")

@@ -28,22 +28,19 @@ from typing import Any
 
 import torch
 
-from experiments.classifier import build_configured_classifier, describe_classifier
-from experiments.sections import output_size_of, section_settings
+from experiments.sections import build_model, output_size_of, section_settings
 from stn.data.prepare import DatasetSpec, prepare_data
 from stn.measure.environment import describe_environment, resolve_device
-from stn.measure.models import count_parameters
 from stn.measure.throughput import (
     ThroughputSettings,
     TimingConditions,
     measure_pipeline,
     timing_batch,
 )
-from stn.measure.train import ReducedClassifier, TrainSettings, seed_everything
+from stn.measure.train import TrainSettings, seed_everything
 from stn.options import option
-from stn.reducers.registry import build_reducer
 from stn.results.identity import experiment_id
-from stn.results.record import ClassifierInfo, DatasetInfo, Record, ReducerInfo, new_record
+from stn.results.record import DatasetInfo, Record, new_record
 from stn.results.store import is_ok, load_records, write_record
 
 log = logging.getLogger(__name__)
@@ -161,19 +158,7 @@ def _measure(config: dict[str, Any], record: Record) -> None:
     seed_everything(seed)
     data = prepare_data(spec, seed, trainer.batch_size)
     record.dataset = DatasetInfo.from_json({"name": config["dataset"]["name"], **data.describe()})
-    channels, height, width = data.train.input_shape
-    reducer = build_reducer(config["reducer"], channels, (height, width), output_size)
-    torch.manual_seed(seed)
-    classifier = build_configured_classifier(
-        config["classifier"], channels, data.num_classes, output_size
-    )
-    record.classifier = ClassifierInfo.from_json(
-        {**describe_classifier(config["classifier"]), "parameters": count_parameters(classifier)}
-    )
-    if reducer.needs_fit:
-        record.reducer_fit = reducer.fit(data.train, device=device)
-    record.reducer = ReducerInfo.from_json(reducer.describe())
-    model = ReducedClassifier(reducer, classifier)
+    model = build_model(config, data, output_size, seed, device, record)
     batch = timing_batch(data.test, tp.batch_size or trainer.batch_size)
     record.throughput = measure_pipeline(
         model, batch.x, batch.y, batch.boxes, device, tp, output_size, TimingConditions()

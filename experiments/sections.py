@@ -1,4 +1,5 @@
-"""A run's typed sections from its config: what the job and the quiet timing pass share.
+"""A run's typed sections and its model, from its config: what the job and the quiet
+timing pass share.
 
 Apart from ``experiments.job`` because the schemas import the quiet pass, which needs these
 and must not import the job (the job imports the schemas).
@@ -9,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+import torch
+
+from experiments.classifier import build_configured_classifier, describe_classifier
+from stn.data.prepare import PreparedData
+from stn.measure.models import count_parameters
+from stn.measure.train import ReducedClassifier
 from stn.options import checked_options
+from stn.reducers.registry import build_reducer
+from stn.results.record import ClassifierInfo, Record, ReducerInfo
 
 T = TypeVar("T")
 
@@ -33,3 +42,31 @@ def output_size_of(value: Any) -> tuple[int, int]:
         f"output_size must be [h, w], two positive integers (e.g. output_size=[48,48]); "
         f"got {value!r}"
     )
+
+
+def build_model(
+    config: Mapping[str, Any],
+    data: PreparedData,
+    output_size: tuple[int, int],
+    seed: int,
+    device: torch.device,
+    record: Record,
+) -> ReducedClassifier:
+    """The run's reducer (fitted, if it needs data) and network, with the record's
+    ``reducer`` and ``classifier`` sections filled in."""
+    channels, height, width = data.train.input_shape
+    reducer = build_reducer(config["reducer"], channels, (height, width), output_size)
+    # Reseed so the classifier starts from the same weights whatever the reducer drew:
+    # otherwise its init (and whether it leaves the ln 10 loss plateau) depends on the reducer.
+    torch.manual_seed(seed)
+    # kind: a predefined network; _target_: the user's own (experiments/classifier.py).
+    classifier = build_configured_classifier(
+        config["classifier"], channels, data.num_classes, output_size
+    )
+    record.classifier = ClassifierInfo.from_json(
+        {**describe_classifier(config["classifier"]), "parameters": count_parameters(classifier)}
+    )
+    if reducer.needs_fit:
+        record.reducer_fit = reducer.fit(data.train, device=device)
+    record.reducer = ReducerInfo.from_json(reducer.describe())
+    return ReducedClassifier(reducer, classifier)

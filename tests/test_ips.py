@@ -173,7 +173,7 @@ def test_evaluation_cuts_and_classifies_only_the_m_selected_windows(monkeypatch)
 
 
 def test_pool_needs_the_attention_of_its_own_forward():
-    with pytest.raises(RuntimeError, match="attention of a forward on the same batch"):
+    with pytest.raises(RuntimeError, match="weights of a forward on the same batch"):
         build().pool_candidates(torch.zeros(2, 2, 10))
 
 

@@ -61,7 +61,12 @@ from stn.reducers.base import (
     require_choice,
 )
 from stn.reducers.sampler_options import SamplingOptions
-from stn.reducers.selection import TrainingProgress, WindowChoiceOptions, uniform_choice
+from stn.reducers.selection import (
+    TrainingProgress,
+    WindowChoiceOptions,
+    attention_pool,
+    uniform_choice,
+)
 from stn.reducers.windows import WindowGrid, WindowSampler, grid_cells, low_resolution_view
 
 ESTIMATORS = ("sampling", "perturbed_topk")
@@ -428,14 +433,7 @@ class AttentionWindows(Reducer):
             return logits.amax(1) if self.config.topk_pool == "max" else logits.mean(1)
         weights, self._weights = self._weights, None
         self._window_logits = logits.detach() if self.training else None
-        if weights is None or weights.shape != logits.shape[:2]:
-            raise RuntimeError(
-                f"{self.name}: pool_candidates needs the weights of a forward on the same "
-                f"batch; got logits {tuple(logits.shape)} and weights "
-                f"{None if weights is None else tuple(weights.shape)} (call the reducer, then "
-                "the classifier, then pool_candidates, once per batch)"
-            )
-        return (weights.unsqueeze(-1) * logits).sum(1)
+        return attention_pool(self.name, weights, logits)
 
     def auxiliary_loss(self, labels: Tensor) -> Tensor | None:
         """After a training step's forward and pool (``None`` in evaluation, in the warm-up

@@ -51,7 +51,12 @@ from stn.reducers.base import (
     register_reducer,
 )
 from stn.reducers.sampler_options import SamplingOptions
-from stn.reducers.selection import TrainingProgress, WindowChoiceOptions, uniform_choice
+from stn.reducers.selection import (
+    TrainingProgress,
+    WindowChoiceOptions,
+    attention_pool,
+    uniform_choice,
+)
 from stn.reducers.windows import WindowGrid, WindowSampler
 
 # --------------------------------------------------------------------------- views
@@ -333,14 +338,7 @@ class IteratedPatchSelection(Reducer):
         """``(N, M, classes) → (N, classes)``: ``Σ_m a_m f_m`` with the attention of the
         last forward (the scorer's only path to the loss)."""
         weights, self._weights = self._weights, None
-        if weights is None or weights.shape != logits.shape[:2]:
-            raise RuntimeError(
-                f"{self.name}: pool_candidates needs the attention of a forward on the same "
-                f"batch; got logits {tuple(logits.shape)} and weights "
-                f"{None if weights is None else tuple(weights.shape)} (call the reducer, then "
-                "the classifier, then pool_candidates, once per batch)"
-            )
-        return (weights.unsqueeze(-1) * logits).sum(1)
+        return attention_pool(self.name, weights, logits)
 
     # ---- what was chosen (reports, figures)
 

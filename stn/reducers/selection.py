@@ -74,3 +74,17 @@ def uniform_choice(images: int, count: int, k: int, device: torch.device) -> Ten
     """``(N, K)`` long: K distinct windows of ``count`` per image, uniformly at random (the
     top K of i.i.d. uniform keys)."""
     return torch.rand(images, count, device=device).topk(k, dim=1).indices
+
+
+def attention_pool(name: str, weights: Tensor | None, logits: Tensor) -> Tensor:
+    """``(N, K, classes) → (N, classes)``: ``Σ_k w_k f_k`` with ``weights`` ``(N, K)``, the
+    attention a selector's forward kept for this batch; a clear error when it is missing
+    or belongs to another batch (the reducer, the classifier, then this, once per batch)."""
+    if weights is None or weights.shape != logits.shape[:2]:
+        raise RuntimeError(
+            f"{name}: pool_candidates needs the weights of a forward on the same "
+            f"batch; got logits {tuple(logits.shape)} and weights "
+            f"{None if weights is None else tuple(weights.shape)} (call the reducer, then "
+            "the classifier, then pool_candidates, once per batch)"
+        )
+    return (weights.unsqueeze(-1) * logits).sum(1)
