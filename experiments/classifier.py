@@ -12,7 +12,9 @@ A section names exactly one of
   options, which Hydra would have called first (``experiments.targets``).
 
 Either way the run passes ``in_channels``, ``num_classes`` and ``input_size`` ``(h, w)``
-as keyword arguments, and every other key of the section except ``name`` as an option.
+as keyword arguments, and every other key of the section except ``name``, ``checkpoint``
+and ``frozen`` (weights to load, and whether they stay fixed: ``experiments.checkpoints``)
+as an option.
 A target's network is checked before any training: it must be an ``nn.Module`` mapping a
 dummy ``(2, C, h, w)`` batch to ``(2, num_classes)`` logits. Each problem raises
 :class:`ClassifierConfigError` (a kind's unknown or mistyped option: ``OptionsError``)
@@ -35,7 +37,8 @@ from stn.measure.models import CLASSIFIERS, build_classifier, classifier_config
 
 MISSING = "???"  # OmegaConf's mandatory value, left as is by to_container
 RUN_ARGS = ("in_channels", "num_classes", "input_size")
-NOT_OPTIONS = frozenset({"name", "kind", "_target_"})
+# checkpoint and frozen are the run's (experiments.checkpoints), never the network's options.
+NOT_OPTIONS = frozenset({"name", "kind", "_target_", "checkpoint", "frozen"})
 SIGNATURE = (
     "__init__(self, in_channels: int, num_classes: int, input_size: tuple[int, int], **options)"
 )

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.checkpoints import check_checkpoint_options, save_trained_network
 from experiments.classifier import (
     check_classifier_section,
     classifier_name,
@@ -94,7 +95,9 @@ def run_job(cfg: DictConfig) -> JobOutcome:
     if config["device"] == "cuda_if_present" and not torch.cuda.is_available():
         log.info("skipped %s: device=cuda_if_present and no CUDA GPU here", run_name)
         return JobOutcome("skipped", run_id, run_name)
-    if config.get("resume", True) and is_ok(sweep_dir, run_id):
+    # A run asked to save a checkpoint that is not there reruns even when its record is ok.
+    saved = not config.get("save_checkpoint") or Path(config["save_checkpoint"]).is_file()
+    if config.get("resume", True) and is_ok(sweep_dir, run_id) and saved:
         log.info("skipped %s (%s): an ok record already exists in %s", run_name, run_id, sweep_dir)
         return JobOutcome("skipped", run_id, run_name)
     newer = newer_record_version(sweep_dir, run_id)
@@ -145,6 +148,13 @@ def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> 
     record.environment = describe_environment(device)
     record.determinism = describe_determinism(device)
     check_classifier_section(config["classifier"])  # a mistyped target fails before the data
+    # A missing, unsafe or mismatched checkpoint too (what needs the data: at build_model).
+    check_checkpoint_options(config["classifier"], output_size)
+    save_path = config.get("save_checkpoint")
+    if save_path and config.get("mode", "train") != "train":
+        raise ValueError(
+            f"save_checkpoint={save_path!r} needs mode=train: a throughput run trains nothing"
+        )
     # Every section's settings before any data: a bad option fails the run at once.
     settings = section_settings(TrainSettings, config["trainer"], "trainer")
     tp = section_settings(ThroughputSettings, config["throughput"], "throughput")
@@ -178,6 +188,22 @@ def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> 
         record.metrics.plateau = plateau_verdict(record.metrics.curves, int(data.num_classes))
         # "Does it zoom onto the object?" as numbers, not only as the report's picture.
         record.metrics.glimpse = measure_glimpses(model.reducer, data.test, device)
+        if save_path:  # the trained network, for classifier.checkpoint=... in later runs
+            record.extra["saved_checkpoint"] = save_trained_network(
+                str(save_path),
+                model.classifier,
+                config["classifier"],
+                data.train.input_shape[0],
+                data.num_classes,
+                output_size,
+                {
+                    "run_id": record.run_id,
+                    "dataset": config["dataset"]["name"],
+                    "reducer": config["reducer"]["name"],
+                    "seed": seed,
+                    "test_accuracy": record.metrics.test_accuracy,
+                },
+            )
     record.resources = Resources(peak_rss_mb=peak_rss_bytes() / 2**20, peak_rss_scope=rss_scope)
     batch = timing_batch(data.test, tp.batch_size or batch_size)
     conditions = TimingConditions(**throughput_conditions())

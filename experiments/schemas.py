@@ -72,6 +72,11 @@ class RunConfig:
     throughput: ThroughputSettings = option(
         ThroughputSettings(), "images/s: reducer alone, inference, training step, + references"
     )
+    save_checkpoint: str | None = option(
+        None,
+        "after training, write the downstream network's weights and what they were trained "
+        "for to this file (for classifier.checkpoint=...; experiment=frozen_checkpoint)",
+    )
     reference_dir: str | None = option(
         None,
         "a folder of reference records: the report ends comparing each run with the "

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from experiments.checkpoints import load_configured_weights
 from experiments.classifier import build_configured_classifier, describe_classifier
 from stn.data.prepare import PreparedData
 from stn.measure.models import count_parameters
@@ -63,10 +64,18 @@ def build_model(
     classifier = build_configured_classifier(
         config["classifier"], channels, data.num_classes, output_size
     )
+    # classifier.checkpoint / frozen: weights loaded (and kept) before any training.
+    loaded = load_configured_weights(
+        config["classifier"], classifier, channels, data.num_classes, output_size
+    )
     record.classifier = ClassifierInfo.from_json(
-        {**describe_classifier(config["classifier"]), "parameters": count_parameters(classifier)}
+        {
+            **describe_classifier(config["classifier"]),
+            "parameters": count_parameters(classifier),
+            **loaded,
+        }
     )
     if reducer.needs_fit:
         record.reducer_fit = reducer.fit(data.train, device=device)
     record.reducer = ReducerInfo.from_json(reducer.describe())
-    return ReducedClassifier(reducer, classifier)
+    return ReducedClassifier(reducer, classifier, frozen_classifier=bool(loaded.get("frozen")))

@@ -28,6 +28,16 @@ class ClassifierConfig:
 
     name: str = option("", "label in tables and run ids (empty: the kind)")
     kind: str = option("", "which predefined network builds this (each preset sets it)")
+    checkpoint: str | None = option(
+        None,
+        "load the network's weights from this file (a state dict; experiment="
+        "frozen_checkpoint writes one), checked against the network before training",
+    )
+    frozen: bool = option(
+        False,
+        "keep the network as loaded: no gradient, not optimised, batch norm in evaluation "
+        "mode; only the reducer trains (needs checkpoint)",
+    )
 
 
 @dataclass(frozen=True)
@@ -316,7 +326,8 @@ def classifier_config(section: Mapping[str, Any]) -> ClassifierConfig:
 
 
 def network_options(config: ClassifierConfig) -> dict[str, Any]:
-    """The constructor's options of ``config``: every field but ``name`` and ``kind``."""
+    """The constructor's options of ``config``: every field but the shared ones (``name``,
+    ``kind``, ``checkpoint``, ``frozen``: the run reads those, not the network)."""
     shared = {f.name for f in fields(ClassifierConfig)}
     return {f.name: getattr(config, f.name) for f in fields(config) if f.name not in shared}
 

@@ -29,11 +29,24 @@ EXPERIMENT_KEYS = frozenset(
 # (``mode: throughput``): there a thread count or a batch size changes what is measured.
 TIMING_KEYS = frozenset({"throughput", "threads"})
 # Where the run was written and how it was reported.
+# save_checkpoint: where the trained network is also written, not what the run computes.
 LOGGING_KEYS = frozenset(
-    {"logger", "results_dir", "resume", "sweep", "hydra", "reference_dir", "quiet_pass"}
+    {
+        "logger",
+        "results_dir",
+        "resume",
+        "sweep",
+        "hydra",
+        "reference_dir",
+        "quiet_pass",
+        "save_checkpoint",
+    }
 )
 # Keys inside an experiment section that only change what a run prints.
 LOGGING_SUBKEYS = frozenset({("trainer", "progress")})
+# Options added to a section after runs were recorded, with the value every earlier run
+# had: left out of the id while they hold it, so those runs keep their ids (and resume).
+LATER_DEFAULTS = {("classifier", "checkpoint"): None, ("classifier", "frozen"): False}
 TIMING_MODE = "throughput"
 ID_LENGTH = 16  # hex digits
 
@@ -49,6 +62,10 @@ def experiment_config(config: Mapping[str, Any]) -> dict[str, Any]:
     for section, key in LOGGING_SUBKEYS:
         if isinstance(kept.get(section), Mapping):
             kept[section] = {k: v for k, v in kept[section].items() if k != key}
+    for (section, key), default in LATER_DEFAULTS.items():
+        part = kept.get(section)
+        if isinstance(part, Mapping) and key in part and part[key] is default:
+            kept[section] = {k: v for k, v in part.items() if k != key}
     return kept
 
 

@@ -105,6 +105,11 @@ class ClassifierInfo(Section):
     kind: str | None = None
     target: str | None = None
     parameters: int | None = None
+    # Set only when the run loaded weights (classifier.checkpoint): the file as configured,
+    # the SHA-256 of its bytes (which weights, whatever the path), and whether they stayed fixed.
+    checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
+    frozen: bool | None = None
 
 
 @dataclass(kw_only=True)
