@@ -264,3 +264,21 @@ def test_the_frozen_presets_compose_into_the_two_steps():
         for reducer in reducers:
             one = compose_config("experiment=frozen", f"dataset={dataset}", f"reducer={reducer}")
             assert one["reducer"]["name"] == reducer and one["classifier"]["frozen"] is True
+
+
+def test_a_reducer_that_warms_up_frozen_trains_after_its_warm_up(tmp_path):
+    """Its first epoch has nothing to learn (reducer and network both fixed): no crash."""
+    path = save_checkpoint(tmp_path / "net.pt", trained_looking(small_cnn()), CNN_META)
+    network = small_cnn()
+    load_configured_weights(
+        {"kind": "cnn", "checkpoint": str(path), "frozen": True}, network, 1, 10, (48, 48)
+    )
+    digits = load_embedded_digits()
+    train = BatchStream(digits.subset(np.arange(0, 800, 40)), 8, CanvasSpec(size=64), 1)
+    reducer = build_reducer({"kind": "stn", "loc_hidden": 8, "loc_warmup_epochs": 1}, 1, (64, 64))
+    before = snapshot(reducer)
+    model = ReducedClassifier(reducer, network, frozen_classifier=True)
+    settings = TrainSettings(epochs=2, lr=1e-2, max_steps_per_epoch=2, progress=False)
+    metrics = fit(model, train, train, settings, torch.device("cpu"))
+    assert metrics["steps"] == 4
+    assert any(not torch.equal(v, before[k]) for k, v in reducer.state_dict().items())

@@ -290,14 +290,20 @@ def fit(
                 )
             # A learned reducer's regulariser (Reducer.auxiliary_loss) is optimised, not reported.
             auxiliary = model.reducer.auxiliary_loss(y)
-            optimizer.zero_grad(set_to_none=True)
-            (loss if auxiliary is None else loss + auxiliary).backward()
-            if settings.grad_clip_norm is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip_norm)
-            factor = lr_factor(steps, total_steps, settings.lr_schedule, settings.warmup_fraction)
-            for group, base_lr in zip(optimizer.param_groups, base_lrs, strict=True):
-                group["lr"] = base_lr * factor
-            optimizer.step()
+            total = loss if auxiliary is None else loss + auxiliary
+            # Nothing to learn this step: a reducer still warming up (frozen for its first
+            # epochs) before a frozen network. The step still counts for the schedule.
+            if total.requires_grad:
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                if settings.grad_clip_norm is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip_norm)
+                factor = lr_factor(
+                    steps, total_steps, settings.lr_schedule, settings.warmup_fraction
+                )
+                for group, base_lr in zip(optimizer.param_groups, base_lrs, strict=True):
+                    group["lr"] = base_lr * factor
+                optimizer.step()
             steps += 1
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
