@@ -282,3 +282,23 @@ def test_a_reducer_that_warms_up_frozen_trains_after_its_warm_up(tmp_path):
     metrics = fit(model, train, train, settings, torch.device("cpu"))
     assert metrics["steps"] == 4
     assert any(not torch.equal(v, before[k]) for k, v in reducer.state_dict().items())
+
+
+def test_your_own_network_loads_a_plain_state_dict_and_stays_frozen(tmp_path):
+    from custom_nets import TinyNet
+
+    path = tmp_path / "tiny.pt"
+    torch.save(trained_looking(TinyNet(1, 10, (48, 48))).state_dict(), path)
+    record = run(
+        tmp_path,
+        "classifier=custom",
+        "classifier._target_=custom_nets.TinyNet",  # checkpoint, frozen: not its options
+        f"classifier.checkpoint={path}",
+        "classifier.frozen=true",
+        "reducer=stn_bilinear",
+        "reducer.loc_hidden=8",
+    )
+    assert record["status"] == "ok", record.get("error")
+    assert record["classifier"]["target"] == "custom_nets.TinyNet"
+    assert record["classifier"]["checkpoint_sha256"] == file_digest(path)
+    assert record["classifier"]["frozen"] is True
