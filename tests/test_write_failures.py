@@ -68,11 +68,11 @@ def test_a_failed_atomic_write_names_its_file_and_keeps_the_old_one(tmp_path, mo
 def test_the_line_finds_the_os_error_behind_another_and_names_a_folder_for_a_bare_one():
     try:
         try:
-            raise FileNotFoundError(errno.ENOENT, "No such file or directory", "/gone/run.log")
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", "gone/run.log")
         except OSError as err:
             raise ValueError("Unable to configure handler 'file'") from err
     except ValueError as wrapped:
-        assert write_failure(wrapped).startswith("could not write run.log in /gone: [Errno 2]")
+        assert write_failure(wrapped).startswith("could not write run.log in gone: [Errno 2]")
     bare = OSError(errno.EFBIG, "File too large")
     assert write_failure(bare, "/sweep").startswith("could not write in /sweep: [Errno 27] File")
     assert write_failure(RuntimeError("not a write")) is None
