@@ -22,8 +22,12 @@ def test_every_new_preset_builds_and_is_in_a_sweep():
         spec = dict(composed(f"reducer={name}").reducer)
         reducer = build_reducer(spec, 1, (96, 96))
         assert reducer.name == name
-    question = composed("experiment=question", hydra_config=True).hydra.sweeper.params.reducer
-    assert set(NEW) <= set(question.split(","))
+    # The question's two halves: the CNN rows and PCA with the MLP (experiment=question_mlp).
+    question = set()
+    for experiment in ("question", "question_mlp"):
+        swept = composed(f"experiment={experiment}", hydra_config=True).hydra.sweeper.params
+        question |= set(swept.reducer.split(","))
+    assert set(NEW) <= question
 
 
 def test_the_main_job_runs_every_reducer_it_lists_on_three_seeds_at_least():
