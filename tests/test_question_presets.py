@@ -109,3 +109,32 @@ def test_average_and_max_pooling_cannot_reach_48_from_276(reducer):
     with pytest.raises(ReducerConfigError, match="multiple of the output size"):
         build_reducer(dict(composed(f"reducer={reducer}").reducer), 1, CANVAS)
     assert f"{reducer}" in (CONF / "experiment" / "question.yaml").read_text()
+
+
+RECIPES_KEPT = [
+    "stn_heatmap", "stn_heatmap_zoomed", "stn_coarse_to_fine", "saliency_sampler",
+    "stn_bilinear", "resize_bilinear_aa", "oracle_crop",
+]  # fmt: skip
+RECIPES_CUT = [
+    "stn_blob", "stn_candidates", "stn_bilinear_aa", "stn_heatmap_aa", "stn_bilinear_sgd",
+    "stn_regression_tuned", "resize_bilinear",
+]  # fmt: skip
+
+
+def test_stn_recipes_is_cut_to_the_recipes_no_sweep_measured_and_says_where_the_rest_are():
+    cfg = composed("experiment=stn_recipes")
+    assert sweep_values(cfg, "reducer") == RECIPES_KEPT
+    assert sweep_values(cfg, "dataset") == ["digits_128", "digits_276"]
+    # The 128 column keeps experiment=instrument's protocol, so the two compare.
+    instrument = composed("experiment=instrument").trainer
+    assert (cfg.trainer.epochs, cfg.trainer.lr, cfg.trainer.batch_size) == (
+        instrument.epochs, instrument.lr, instrument.batch_size,
+    )  # fmt: skip
+    assert cfg.hydra.launcher.n_jobs == 2 and cfg.threads == 1  # resumable on 2 cores
+    comments = "\n".join(
+        line
+        for line in (CONF / "experiment" / "stn_recipes.yaml").read_text().splitlines()
+        if line.startswith("#")
+    )
+    for name in RECIPES_CUT:
+        assert re.search(rf"\b{name}\b", comments), name
