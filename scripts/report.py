@@ -3,6 +3,7 @@
     python scripts/report.py results/compare
     python scripts/report.py results/compare --wandb      # also push table + figures
     python scripts/report.py results/main --reference results/compare   # reproduced?
+    python scripts/report.py results/question --readme README.md        # + README's table
 
 Writes <sweep>/report.md, <sweep>/tables/summary.{md,tex,csv} and <sweep>/figures/*.png.
 Works on a partial sweep (jobs still running or failed) and says how complete it is.
@@ -34,6 +35,7 @@ if __package__ in (None, ""):
 
 from experiments.tracking import DEFAULT_PROJECT, log_report  # noqa: E402
 from stn.report.document import Report, write_report  # noqa: E402
+from stn.report.readme_block import MarkerError, write_readme_block  # noqa: E402
 from stn.results.store import records_dir  # noqa: E402
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_NO_RECORDS, EXIT_SKIPPED, EXIT_UNWRITTEN = 0, 1, 2, 3, 4
@@ -104,6 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         help="a sweep folder of reference records: the report ends comparing each run "
         "with the reference record of the same experiment (make main: results/compare)",
     )
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        metavar="README",
+        help="also rewrite the table between the question-table markers of this README "
+        "from the same records (stn/report/readme_block.py)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     if not records_dir(args.sweep_dir).is_dir():
@@ -137,6 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no readable records in {records_dir(args.sweep_dir)}", file=sys.stderr)
     if args.wandb:
         push_to_wandb(report, args.sweep_dir.name)
+    if args.readme is not None:
+        try:
+            write_readme_block(args.readme, args.sweep_dir)
+        except (MarkerError, OSError) as err:
+            print(f"not written: {args.readme}: {err}", file=sys.stderr)
+            return EXIT_UNWRITTEN
+        print(f"README table: {args.readme}")
     return exit_code(report)
 
 
