@@ -4,6 +4,7 @@
     python scripts/report.py results/compare --wandb      # also push table + figures
     python scripts/report.py results/main --reference results/compare   # reproduced?
     python scripts/report.py results/question --readme README.md        # + README's table
+    python scripts/report.py results/frozen --scratch results/compare --scratch results/question
 
 Writes <sweep>/report.md, <sweep>/tables/summary.{md,tex,csv} and <sweep>/figures/*.png.
 Works on a partial sweep (jobs still running or failed) and says how complete it is.
@@ -107,6 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         "with the reference record of the same experiment (make main: results/compare)",
     )
     parser.add_argument(
+        "--scratch",
+        action="append",
+        type=Path,
+        metavar="FOLDER",
+        help="for a frozen network's sweep: a sweep folder of the same reducers trained from "
+        "scratch (repeat; the first holding a canvas is used for it); default: the "
+        "sweep's siblings compare and question",
+    )
+    parser.add_argument(
         "--readme",
         type=Path,
         metavar="README",
@@ -128,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             with_figures=not args.no_figures,
             baseline=args.baseline,
             reference=args.reference,
+            scratch=args.scratch,
         )
     except OSError as err:  # report.md itself (the sweep folder is read-only)
         print(

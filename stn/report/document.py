@@ -27,6 +27,7 @@ import pandas as pd
 from stn.measure.plateau import PLATEAU_CONDITION, PLATEAU_RULE, stalled_counts
 from stn.report import figures, figures_scale
 from stn.report.example_files import examples_path, load_examples
+from stn.report.frozen_kept import kept_section
 from stn.report.glimpse_table import GLIMPSE_NOTE, glimpse_markdown, glimpse_table
 from stn.report.markdown import markdown_table
 from stn.report.merged import merged_section
@@ -113,12 +114,15 @@ def write_report(
     with_figures: bool = True,
     baseline: BaselineChoice = None,
     reference: str | os.PathLike | None = None,
+    scratch: list[str | os.PathLike] | None = None,
 ) -> Report:
     """Read every record of ``sweep_dir`` and write ``report.md``, tables and figures.
 
     ``baseline``: reducer name(s) to prefer as each family's baseline
     (``stn.report.stats.choose_baseline``). ``reference``: a folder of reference records;
     the report then ends comparing each run with the reference record of its experiment.
+    ``scratch``: for a frozen network's sweep, the folders of the same reducers trained
+    from scratch (``stn.report.frozen_kept``; default: its siblings compare and question).
     """
     sweep_dir = Path(sweep_dir)
     records, skipped = load_records(sweep_dir)
@@ -156,6 +160,7 @@ def write_report(
     lines = [f"# Sweep report: {sweep_dir.name}", "", f"**{summary}.**", ""]
     # What a reader acts on comes first; what was run and the full table follow.
     lines += [] if throughput_only else verdict_section(families, table)
+    lines += kept_section(records, sweep_dir, scratch)  # a frozen network's sweep only
     lines += _config_section(records)
     if throughput_only:
         lines += ["## Results", "", THROUGHPUT_ONLY, ""]
