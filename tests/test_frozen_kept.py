@@ -150,6 +150,10 @@ def test_the_default_scratch_folders_are_the_frozen_sweeps_siblings(sweeps):
     assert report_main([str(frozen), "--no-figures", "--scratch", str(other)]) == 0
     text = (frozen / "report.md").read_text()
     assert f"From scratch: `{other}`." in text and f"`{scratch}`" not in text
+    write_report(frozen, with_figures=False, scratch=[])  # none given: no scratch side
+    assert (
+        "no scratch folder holds digits_96 (looked in none)" in (frozen / "report.md").read_text()
+    )
 
 
 def test_a_canvas_without_its_oracle_says_so_and_other_reports_have_no_section(tmp_path):

@@ -148,7 +148,9 @@ def kept_section(
     frozen_records = [r for r in records if is_frozen(r)]
     if not frozen_records:
         return []
-    folders = [Path(d) for d in (scratch_dirs or default_scratch_dirs(sweep_dir))]
+    if scratch_dirs is None:
+        scratch_dirs = default_scratch_dirs(sweep_dir)
+    folders = [Path(d) for d in scratch_dirs]
     scratch = [(folder, _scratch_runs(folder)) for folder in folders]
     lines = [SECTION, "", KEPT_NOTE, "", PCA_NOTE, ""]
     shown = ", ".join(f"`{f}`" for f in folders) or "none"
