@@ -89,6 +89,15 @@ def test_an_option_added_later_keeps_older_runs_ids_only_at_the_value_they_ran_w
     assert experiment_id(odd) != experiment_id(stn)
 
 
+def test_a_whole_number_is_one_experiment_as_int_or_float_but_not_as_bool():
+    def with_sharpness(value):
+        return {**CONFIG, "reducer": {"name": "stn_blob", "kind": "stn", "sharpness": value}}
+
+    assert experiment_id(with_sharpness(60)) == experiment_id(with_sharpness(60.0))
+    assert experiment_id(with_sharpness(60.5)) != experiment_id(with_sharpness(60))
+    assert experiment_id(with_sharpness(1)) != experiment_id(with_sharpness(True))
+
+
 def test_config_differences_name_the_experiment_keys_only():
     other = {
         **CONFIG,

@@ -82,10 +82,23 @@ def _same_value(value: Any, default: Any) -> bool:
     return type(value) is type(default) and value == default
 
 
+def _whole_floats_as_ints(value: Any) -> Any:
+    """``value`` with every float that is a whole number written as an int, at any depth."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {key: _whole_floats_as_ints(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_whole_floats_as_ints(item) for item in value]
+    return value
+
+
 def experiment_id(config: Mapping[str, Any]) -> str:
     """Stable 16-hex-digit id of the experiment a resolved config defines; configs that
-    differ only in timing or logging keys share it."""
-    text = json.dumps(experiment_config(config), sort_keys=True, default=str)
+    differ only in timing or logging keys share it, and so do configs whose numbers differ
+    only as ``60`` and ``60.0`` (a typed schema made some options floats after runs were
+    recorded with the preset's integers)."""
+    text = json.dumps(_whole_floats_as_ints(experiment_config(config)), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:ID_LENGTH]
 
 
