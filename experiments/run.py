@@ -30,6 +30,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
+from experiments import CONF_DIR
 from experiments.callbacks import current_sweep_dir, print_tally
 from experiments.outcomes import write_outcome
 from experiments.overrides import composition_problems
@@ -155,7 +156,9 @@ def _stop_on_hydra_write_failures() -> None:
         setattr(Hydra, method, launch_or_stop)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+# An absolute path: a path relative to this module ("../conf") is read as the package
+# "conf" when the module is imported rather than run (stn-bench run), and conf/ is no package.
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> str:
     # Imported here: torch takes seconds to load, and config errors should not wait for it.
     from experiments.job import run_job

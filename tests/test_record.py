@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from report_records import make_record
 
-from scripts import report as report_script
+from stn_bench import report as report_script
 from stn.results import record as layout
 from stn.results.collect import record_plateau, runs_frame
 from stn.results.record import (

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from report_records import make_record, write_all, write_examples_for
 
-from scripts import report as report_script
+from stn_bench import report as report_script
 from stn.report import document as report_module
 from stn.report import figures
 from stn.results.atomic import STALE_TEMP_SECONDS, write_atomically
