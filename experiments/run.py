@@ -32,6 +32,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from experiments import CONF_DIR
 from experiments.callbacks import current_sweep_dir, print_tally
+from experiments.objective import objective_from, sweep_return
 from experiments.outcomes import write_outcome
 from experiments.overrides import composition_problems
 from experiments.schemas import register_schemas
@@ -159,7 +160,9 @@ def _stop_on_hydra_write_failures() -> None:
 # An absolute path: a path relative to this module ("../conf") is read as the package
 # "conf" when the module is imported rather than run (stn-bench run), and conf/ is no package.
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def main(cfg: DictConfig) -> str:
+def main(cfg: DictConfig) -> float | None:
+    """One job; returns its ``objective`` (test accuracy unless configured) to the sweeper
+    (``experiments.objective``: an optimising sweeper reads it, the grid sweeper does not)."""
     # Imported here: torch takes seconds to load, and config errors should not wait for it.
     from experiments.job import run_job
 
@@ -174,7 +177,15 @@ def main(cfg: DictConfig) -> str:
         raise SweepStopped(write_failure(err) or str(err)) from err
     if hydra_cfg.mode == RunMode.RUN and outcome.status == "failed":
         sys.exit(1)  # a single run; in a sweep the callback exits after the report
-    return outcome.status
+    sweeper = hydra_cfg.sweeper.get("_target_") if hydra_cfg.mode == RunMode.MULTIRUN else None
+    return sweep_return(
+        outcome.status,
+        outcome.reason,
+        outcome.run_id,
+        cfg.results_dir,
+        objective_from(cfg.objective),
+        sweeper,
+    )
 
 
 def cli() -> None:

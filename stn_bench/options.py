@@ -14,15 +14,20 @@ from __future__ import annotations
 import argparse
 import sys
 
+from experiments.objective import Objective
 from experiments.schemas import RunConfig, section_schemas
 from stn.measure.throughput import ThroughputSettings
 from stn.options import closest_match, option_help
 
 
 def option_sets() -> dict[str, type]:
-    """Name → dataclass: ``run``, ``throughput``, each section, ``classifier/<kind>``, each
-    reducer kind."""
-    sets: dict[str, type] = {"run": RunConfig, "throughput": ThroughputSettings}
+    """Name → dataclass: ``run``, ``throughput``, ``objective``, each section,
+    ``classifier/<kind>``, each reducer kind."""
+    sets: dict[str, type] = {
+        "run": RunConfig,
+        "throughput": ThroughputSettings,
+        "objective": Objective,
+    }
     for group, name, config_type in section_schemas():
         if group in ("dataset", "trainer"):
             sets[group] = config_type
