@@ -78,6 +78,24 @@ def _section_name(section: str, node: DictConfig) -> str:
     return f"{section} kind {kind!r}" if isinstance(kind, str) else section
 
 
+# Why the next three functions wrap Hydra's private methods (hydra-core 1.3.8, pinned
+# < 1.4 in pyproject.toml; tests/test_section_options.py, test_config_code.py and
+# test_write_failures.py run the app and fail if a wrapped method moves): Hydra 1.3 offers
+# no public hook that does their jobs.
+# - Unknown options: the composition error is raised inside Hydra's main and printed there
+#   by `run_and_report` (the OmegaConf cause only: "Key 'epohcs' is not in struct"), exit
+#   status 1, before any callback exists. Callbacks (`on_run_start`, `on_multirun_start`,
+#   `on_job_start`) only ever see configs that composed. `HYDRA_FULL_ERROR=1` would let the
+#   exception reach `cli`, but it is the user's debugging switch: it turns every other error
+#   into a full traceback. Composing the command line first with the public Compose API
+#   (`hydra.compose`) refuses sweep overrides (`seed=0,1,2`, `interval(...)`) and cannot see
+#   the configs a sweeper composes later, one per job.
+# - Configs that name code: they must be refused before Hydra instantiates what the config
+#   names, and `Hydra.multirun` instantiates the callbacks themselves (and the job logging's
+#   handlers) before the first callback runs. Hydra 1.4's `on_compose_config` callback would
+#   see every composed config, but it too is instantiated from the config it would check.
+# - Failed writes of Hydra's own files are raised out of `Hydra.run` / `Hydra.multirun`
+#   into the same `run_and_report`.
 def _explain_unknown_options() -> None:
     """Make Hydra's "Could not override 'trainer.epohcs'" say which options the section
     has and which one was likely meant, then exit with status 2.
