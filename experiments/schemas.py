@@ -16,7 +16,7 @@ reducer     ``base_<kind>``  each registered kind's ``config_type`` ``conf/reduc
 The ``throughput`` section is a field of :class:`RunConfig`
 (``stn.measure.throughput.ThroughputSettings``). A preset extends its schema with
 ``defaults: [base_trainer, _self_]``: a key the schema lacks then fails at composition, a
-value of the wrong type too, and ``python -m experiments.run --cfg job`` shows every
+value of the wrong type too, and ``stn-bench run --cfg job`` shows every
 option with its value. ``classifier=custom`` (your own ``_target_`` and its keyword
 arguments) has no schema: its keys are the constructor's, checked when the run starts.
 
