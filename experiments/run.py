@@ -1,10 +1,11 @@
-"""Run one configured job, or a sweep with ``-m``.
+"""Run one configured job, or a sweep with ``-m``: the app behind ``stn-bench run``.
 
-    python -m experiments.run                                # one run, the defaults
-    python -m experiments.run reducer=resize_area seed=3     # one run, overridden
-    python -m experiments.run -m reducer=resize_bilinear,pool_avg seed=0,1
-    python -m experiments.run experiment=compare             # the default comparison sweep
+    stn-bench run                                # one run, the defaults
+    stn-bench run reducer=resize_area seed=3     # one run, overridden
+    stn-bench run -m reducer=resize_bilinear,pool_avg seed=0,1
+    stn-bench run experiment=compare             # the default comparison sweep
 
+``python -m experiments.run ...`` is the same app (the sweeps already running call it so).
 Records land in ``results/<sweep>/records/<run id>.json``; ``--help`` lists every group,
 ``--cfg job`` prints every option's value (each section's schema: experiments/schemas.py).
 An override of an option its section lacks (``trainer.epohcs=3``) exits with status 2,
@@ -13,7 +14,9 @@ A sweep re-launched over the same ``results_dir`` skips runs whose record is ``o
 (``resume=false`` reruns them), ends with an ``ok / failed / skipped`` line and exits
 non-zero when any run failed. Launchers: ``hydra/launcher=joblib`` (local processes, one
 thread each when n_jobs = cores), ``hydra/launcher=slurm`` (cluster preset),
-``hydra/launcher=submitit_local`` (the cluster path without SLURM).
+``hydra/launcher=submitit_local`` (the cluster path without SLURM). Each job returns its
+objective to the sweeper (``experiments.objective``), so ``hydra/sweeper=tune`` (Optuna)
+can optimise a setting.
 """
 
 from __future__ import annotations
@@ -207,8 +210,9 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def cli() -> None:
-    """``python -m experiments.run``: Hydra's main, with clear errors for unknown options,
-    refused configs (status 2) and failed writes (status 74, after the sweep's tally)."""
+    """``stn-bench run`` (and ``python -m experiments.run``): Hydra's main, with clear errors
+    for unknown options, refused configs (status 2) and failed writes (status 74, after the
+    sweep's tally)."""
     _explain_unknown_options()
     _check_composed_configs()
     _stop_on_hydra_write_failures()
