@@ -28,7 +28,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from stn.options import closest_match, option, unknown_names_message
+from stn.options import checked_options, closest_match, option
 from stn.results.record import Metrics
 
 DIRECTIONS = ("maximize", "minimize")
@@ -82,13 +82,8 @@ class Objective:
 
 def objective_from(section: Any) -> Objective:
     """The ``objective`` section of a composed config (a mapping) as an :class:`Objective`;
-    ``ValueError`` naming the key for an unknown metric, direction or key."""
-    values = dict(section)
-    known = [f.name for f in dataclasses.fields(Objective)]
-    unknown = [str(k) for k in values if k not in known]
-    if unknown:
-        raise ValueError(unknown_names_message("objective", unknown, known))
-    return Objective(**values)
+    a ``ValueError`` naming the key for an unknown metric, direction or key."""
+    return Objective(**checked_options(Objective, dict(section), "objective"))
 
 
 def is_optimising(sweeper_target: str | None) -> bool:
