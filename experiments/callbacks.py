@@ -1,11 +1,14 @@
 """Hydra callback: check the results folder first; at the end, report and tally.
 
-At the start of a sweep (or single run) a ``sweep`` that is not one folder name (status 2)
-or an unwritable ``results_dir`` stops everything before any folder is made or any run
-trained; the sweep's folder is remembered for the tally a failed write prints
-(``experiments.run.cli``). At the end of a sweep the configurations its runs timed beside each
-other are timed again alone (``experiments.quiet_pass``), then the comparison table and
-report are written (with the reproduction section when ``reference_dir`` is set),
+At the start of a sweep (or single run) a ``sweep`` that is not one folder name (status 2),
+an ``objective`` that names no recorded metric or disagrees with an optimising sweeper's
+direction (status 2, ``experiments.objective``) or an unwritable ``results_dir`` stops
+everything before any folder is made or any run trained; the sweep's folder is remembered
+for the tally a failed write prints (``experiments.run.cli``). At the end of a sweep the
+configurations its runs timed beside each other are timed again alone
+(``experiments.quiet_pass``), then the comparison table and report are written (with the
+reproduction section when ``reference_dir`` is set), then an optimising sweeper's results
+(``optimization_results.yaml``: best parameters and value) are copied beside the report,
 then one line says how many jobs of *this invocation* were ok / failed / skipped (from the
 jobs' outcome files, so every launcher is counted), and the process exits with status 1
 when any failed or never finished. Ctrl-C (SIGINT) ends a sweep with a message, the same
@@ -18,6 +21,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -28,6 +32,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.objective import OPTIMISER_RESULTS, direction_problem, objective_from
 from experiments.outcomes import tally_outcomes
 from experiments.schemas import sweep_name_problem
 from stn.results.store import ResultsDirError, ensure_writable
@@ -50,6 +55,41 @@ def _stop_unless_writable(config: DictConfig) -> None:
         ensure_writable(config.results_dir)
     except ResultsDirError as err:
         sys.exit(f"error: {err}")
+
+
+def _stop_unless_objective_known(config: DictConfig, sweeper: Any = None) -> None:
+    """Exit with status 2 when ``objective`` names no recorded metric or direction, or
+    when ``sweeper`` (the sweep's ``hydra.sweeper``) optimises the other way."""
+    try:
+        objective = objective_from(config.objective)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(USAGE_ERROR) from None
+    problem = direction_problem(objective, sweeper)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr, flush=True)
+        raise SystemExit(USAGE_ERROR)
+
+
+def _keep_optimiser_results(config: DictConfig) -> None:
+    """Copy what an optimising sweeper found (``hydra.sweep.dir/optimization_results.yaml``:
+    best parameters and value) beside the sweep's report, and say so."""
+    found = Path(str(config.hydra.sweep.dir)) / OPTIMISER_RESULTS
+    if not found.is_file():
+        return  # the grid sweeper, or an optimiser that stopped early
+    target = Path(str(config.results_dir)) / OPTIMISER_RESULTS
+    try:
+        shutil.copyfile(found, target)
+    except OSError as err:
+        log.error("could not copy %s beside the report: %s", found, err)
+        target = found
+    results = OmegaConf.load(target)
+    objective = objective_from(config.objective)
+    print(
+        f"optimiser: best {objective.metric} {results.get('best_value')} at "
+        f"{dict(results.get('best_params') or {})} ({target})",
+        flush=True,
+    )
 
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT: what a shell reports for a command ended by Ctrl-C
@@ -152,10 +192,12 @@ def _quiet_pass(config: DictConfig) -> None:
 
 class ReportAtSweepEnd(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _stop_unless_objective_known(config)
         _stop_unless_writable(config)
         _exit_cleanly_on_ctrl_c(None)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _stop_unless_objective_known(config, config.hydra.sweeper)
         _stop_unless_writable(config)
         _current_sweep["dir"] = str(config.hydra.sweep.dir)
         _exit_cleanly_on_ctrl_c(str(config.hydra.sweep.dir))
@@ -176,5 +218,6 @@ class ReportAtSweepEnd(Callback):
             if report.throughput_markdown:
                 print("\n" + report.throughput_markdown)
             print(f"\nreport: {report.path}  ({report.summary_line})")
+        _keep_optimiser_results(config)
         if not print_tally(str(config.hydra.sweep.dir)):
             sys.exit(1)

@@ -1,9 +1,9 @@
 """The question's comparison on your own images, in one command.
 
-    python -m experiments.question_folder PATH                    # the comparison, 3 seeds
-    python -m experiments.question_folder PATH trainer=smoke      # a quick look (a few steps)
-    python -m experiments.question_folder PATH --dry-run          # what it would run
-    python -m experiments.question_folder PATH --output 32 --reducers resize_area,stn_bilinear
+    stn-bench folder PATH                    # the comparison, 3 seeds
+    stn-bench folder PATH trainer=smoke      # a quick look (a few steps)
+    stn-bench folder PATH --dry-run          # what it would run
+    stn-bench folder PATH --output 32 --reducers resize_area,stn_bilinear
 
 PATH holds one folder per class (``PATH/<class>/<image>``: png, jpg, jpeg, ppm, bmp). The
 command reads the images' headers (not their pixels), then:
@@ -16,7 +16,7 @@ command reads the images' headers (not their pixels), then:
   only from a multiple of the output side, ``ips_windows`` from a side of at least its
   largest window (128 px), PCA (with the CNN, then with the MLP) only with at least
   output² training images;
-- runs ``python -m experiments.run experiment=question_folder ...`` into
+- runs ``stn-bench run experiment=question_folder ...`` (as ``python -m experiments.run``) into
   ``results/question_<folder name>/`` (then ``classifier=mlp`` for PCA when it can run),
   whose report is the question's (``report.md``: verdict, table, figures).
 
@@ -216,8 +216,9 @@ def sweep_commands(facts: FolderFacts, chosen: Plan, overrides: list[str]) -> li
     return commands
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(
+        prog=prog,
         description=__doc__.split("\n")[0],
         epilog=__doc__.split("\n", 2)[2],
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -1,10 +1,11 @@
-"""Run one configured job, or a sweep with ``-m``.
+"""Run one configured job, or a sweep with ``-m``: the app behind ``stn-bench run``.
 
-    python -m experiments.run                                # one run, the defaults
-    python -m experiments.run reducer=resize_area seed=3     # one run, overridden
-    python -m experiments.run -m reducer=resize_bilinear,pool_avg seed=0,1
-    python -m experiments.run experiment=compare             # the default comparison sweep
+    stn-bench run                                # one run, the defaults
+    stn-bench run reducer=resize_area seed=3     # one run, overridden
+    stn-bench run -m reducer=resize_bilinear,pool_avg seed=0,1
+    stn-bench run experiment=compare             # the default comparison sweep
 
+``python -m experiments.run ...`` is the same app (the sweeps already running call it so).
 Records land in ``results/<sweep>/records/<run id>.json``; ``--help`` lists every group,
 ``--cfg job`` prints every option's value (each section's schema: experiments/schemas.py).
 An override of an option its section lacks (``trainer.epohcs=3``) exits with status 2,
@@ -13,7 +14,9 @@ A sweep re-launched over the same ``results_dir`` skips runs whose record is ``o
 (``resume=false`` reruns them), ends with an ``ok / failed / skipped`` line and exits
 non-zero when any run failed. Launchers: ``hydra/launcher=joblib`` (local processes, one
 thread each when n_jobs = cores), ``hydra/launcher=slurm`` (cluster preset),
-``hydra/launcher=submitit_local`` (the cluster path without SLURM).
+``hydra/launcher=submitit_local`` (the cluster path without SLURM). Each job returns its
+objective to the sweeper (``experiments.objective``), so ``hydra/sweeper=tune`` (Optuna)
+can optimise a setting.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
+from experiments import CONF_DIR
 from experiments.callbacks import current_sweep_dir, print_tally
+from experiments.objective import objective_from, sweep_return
 from experiments.outcomes import write_outcome
 from experiments.overrides import composition_problems
 from experiments.schemas import register_schemas
@@ -76,6 +81,24 @@ def _section_name(section: str, node: DictConfig) -> str:
     return f"{section} kind {kind!r}" if isinstance(kind, str) else section
 
 
+# Why the next three functions wrap Hydra's private methods (hydra-core 1.3.8, pinned
+# < 1.4 in pyproject.toml; tests/test_section_options.py, test_config_code.py and
+# test_write_failures.py run the app and fail if a wrapped method moves): Hydra 1.3 offers
+# no public hook that does their jobs.
+# - Unknown options: the composition error is raised inside Hydra's main and printed there
+#   by `run_and_report` (the OmegaConf cause only: "Key 'epohcs' is not in struct"), exit
+#   status 1, before any callback exists. Callbacks (`on_run_start`, `on_multirun_start`,
+#   `on_job_start`) only ever see configs that composed. `HYDRA_FULL_ERROR=1` would let the
+#   exception reach `cli`, but it is the user's debugging switch: it turns every other error
+#   into a full traceback. Composing the command line first with the public Compose API
+#   (`hydra.compose`) refuses sweep overrides (`seed=0,1,2`, `interval(...)`) and cannot see
+#   the configs a sweeper composes later, one per job.
+# - Configs that name code: they must be refused before Hydra instantiates what the config
+#   names, and `Hydra.multirun` instantiates the callbacks themselves (and the job logging's
+#   handlers) before the first callback runs. Hydra 1.4's `on_compose_config` callback would
+#   see every composed config, but it too is instantiated from the config it would check.
+# - Failed writes of Hydra's own files are raised out of `Hydra.run` / `Hydra.multirun`
+#   into the same `run_and_report`.
 def _explain_unknown_options() -> None:
     """Make Hydra's "Could not override 'trainer.epohcs'" say which options the section
     has and which one was likely meant, then exit with status 2.
@@ -155,8 +178,12 @@ def _stop_on_hydra_write_failures() -> None:
         setattr(Hydra, method, launch_or_stop)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> str:
+# An absolute path: a path relative to this module ("../conf") is read as the package
+# "conf" when the module is imported rather than run (stn-bench run), and conf/ is no package.
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    """One job; returns its ``objective`` (test accuracy unless configured) to the sweeper
+    (``experiments.objective``: an optimising sweeper reads it, the grid sweeper does not)."""
     # Imported here: torch takes seconds to load, and config errors should not wait for it.
     from experiments.job import run_job
 
@@ -171,12 +198,21 @@ def main(cfg: DictConfig) -> str:
         raise SweepStopped(write_failure(err) or str(err)) from err
     if hydra_cfg.mode == RunMode.RUN and outcome.status == "failed":
         sys.exit(1)  # a single run; in a sweep the callback exits after the report
-    return outcome.status
+    sweeper = hydra_cfg.sweeper.get("_target_") if hydra_cfg.mode == RunMode.MULTIRUN else None
+    return sweep_return(
+        outcome.status,
+        outcome.reason,
+        outcome.run_id,
+        cfg.results_dir,
+        objective_from(cfg.objective),
+        sweeper,
+    )
 
 
 def cli() -> None:
-    """``python -m experiments.run``: Hydra's main, with clear errors for unknown options,
-    refused configs (status 2) and failed writes (status 74, after the sweep's tally)."""
+    """``stn-bench run`` (and ``python -m experiments.run``): Hydra's main, with clear errors
+    for unknown options, refused configs (status 2) and failed writes (status 74, after the
+    sweep's tally)."""
     _explain_unknown_options()
     _check_composed_configs()
     _stop_on_hydra_write_failures()

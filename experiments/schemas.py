@@ -16,7 +16,7 @@ reducer     ``base_<kind>``  each registered kind's ``config_type`` ``conf/reduc
 The ``throughput`` section is a field of :class:`RunConfig`
 (``stn.measure.throughput.ThroughputSettings``). A preset extends its schema with
 ``defaults: [base_trainer, _self_]``: a key the schema lacks then fails at composition, a
-value of the wrong type too, and ``python -m experiments.run --cfg job`` shows every
+value of the wrong type too, and ``stn-bench run --cfg job`` shows every
 option with its value. ``classifier=custom`` (your own ``_target_`` and its keyword
 arguments) has no schema: its keys are the constructor's, checked when the run starts.
 
@@ -32,6 +32,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from experiments.objective import Objective
 from experiments.quiet_pass import QuietPassSettings
 from stn.data.prepare import DatasetSpec
 from stn.measure.models import CLASSIFIERS
@@ -85,6 +86,11 @@ class RunConfig:
     quiet_pass: QuietPassSettings = option(
         QuietPassSettings(),
         "after a parallel sweep, each reducer configuration timed alone (comparable speeds)",
+    )
+    objective: Objective = option(
+        Objective(),
+        "what each job returns to an optimising sweeper (hydra/sweeper=optuna): a recorded "
+        "metric and its direction",
     )
     # Filled by the config groups (each preset brings its own schema): conf/<group>/.
     dataset: Any = option(MISSING, "conf/dataset/: what the images are and how large")

@@ -13,6 +13,8 @@ where                                  what the named object must be
 ``hydra.callbacks.<name>._target_``    a subclass of Hydra's ``Callback``
 ``hydra.launcher._target_``            a subclass of Hydra's ``Launcher``
 ``hydra.sweeper._target_``             a subclass of Hydra's ``Sweeper``
+``hydra.sweeper.sampler._target_``     a subclass of Optuna's ``BaseSampler`` (the
+                                       optimising sweeper, ``hydra/sweeper=optuna``)
 ``hydra.*_logging.handlers.<h>.class`` a subclass of ``logging.Handler``
 ``hydra.*_logging.formatters.<f>.class``  a subclass of ``logging.Formatter``
 =====================================  ==============================================
@@ -24,7 +26,8 @@ key: Hydra instantiates a nested ``_target_`` before the object around it, so a 
 inside an option ran before any check of the outer target. Two more ways a config could
 make this process or its children run code are closed: ``hydra.job.env_set`` may not set
 the loaders' variables (``LD_*``, ``DYLD_*``, ``PYTHON*``), and a SLURM launcher's
-``setup`` lines may only be ``export NAME=value``.
+``setup`` lines may only be ``export NAME=value``. The Optuna sweeper's
+``custom_search_space`` (a dotted path it calls with each trial) must stay ``null``.
 
 :func:`code_problems` is called by ``experiments.run`` on every config it composes, before
 Hydra instantiates its callbacks or launcher; a problem exits with status 2.
@@ -48,6 +51,7 @@ CLASSIFIER_TARGET = "classifier._target_"
 HYDRA_PLUGIN_SLOTS = {
     "hydra.launcher._target_": ("hydra.plugins.launcher.Launcher", "a Hydra launcher"),
     "hydra.sweeper._target_": ("hydra.plugins.sweeper.Sweeper", "a Hydra sweeper"),
+    "hydra.sweeper.sampler._target_": ("optuna.samplers.BaseSampler", "an Optuna sampler"),
 }
 CALLBACK_BASE = ("hydra.experimental.callback.Callback", "a Hydra callback")
 LOGGING_CONFIGS = ("hydra.job_logging", "hydra.hydra_logging")
@@ -80,6 +84,7 @@ def code_problems(config: Mapping[str, Any]) -> list[str]:
         problems += _logging_problems(hydra)
         problems += _environment_problems(hydra)
         problems += _setup_problems(hydra)
+        problems += _sweeper_problems(hydra)
     return problems
 
 
@@ -173,6 +178,18 @@ def _environment_problems(hydra: Mapping[str, Any]) -> list[str]:
         "job starts load code of the config's choosing (set it in your shell if you mean it)"
         for name in env_set
         if LOADER_VARIABLES.match(str(name))
+    ]
+
+
+def _sweeper_problems(hydra: Mapping[str, Any]) -> list[str]:
+    sweeper = hydra.get("sweeper")
+    named = sweeper.get("custom_search_space") if isinstance(sweeper, Mapping) else None
+    if named is None:
+        return []
+    return [
+        f"hydra.sweeper.custom_search_space: {named!r} refused; the sweeper would call the "
+        "function it names with every trial. Give the search space as overrides instead "
+        "(trainer.lr=interval(0.001,0.01), reducer=a,b)"
     ]
 
 

@@ -1,5 +1,5 @@
 """The one wandb adapter: a wandb run per job (``open_tracker``) and one per report
-(``log_report``, used by ``scripts/report.py``). Nothing else in the suite imports wandb.
+(``log_report``, used by ``stn-bench report``). Nothing else in the suite imports wandb.
 
 The mode is the logger config's ``mode`` (``${oc.env:WANDB_MODE,offline}``) for jobs and
 ``WANDB_MODE`` for reports, ``offline`` when unset; tests set ``disabled``. Nothing here

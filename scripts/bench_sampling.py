@@ -8,7 +8,7 @@ path) beside
 input shape with time ratios to native bilinear and bicubic, each native timed right
 before every call of the method (paired; median of the per-call ratios). Example::
 
-    python scripts/bench_sampling.py --batch 128 --threads 1 --quick
+    python -m scripts.bench_sampling --batch 128 --threads 1 --quick
 """
 
 from __future__ import annotations
@@ -16,23 +16,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# Runnable from a checkout without installing the package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from stn.measure.throughput import busy_cpu_seconds, measure  # noqa: E402
-from stn.sampling.grid import affine_grid, grid_sample_general, sample_axis_aligned  # noqa: E402
-from stn.sampling.kernels import Kernel, get_kernel, kernel_names  # noqa: E402
-from stn.sampling.native import NativeSampler, native_sampler, native_sampler_status  # noqa: E402
+from stn.measure.throughput import busy_cpu_seconds, measure
+from stn.sampling.grid import affine_grid, grid_sample_general, sample_axis_aligned
+from stn.sampling.kernels import Kernel, get_kernel, kernel_names
+from stn.sampling.native import NativeSampler, native_sampler, native_sampler_status
 
 Step = Callable[[Tensor, Tensor], Tensor]
 

@@ -1,6 +1,6 @@
 """Time each reducer configuration of a sweep folder alone: the quiet pass, on demand.
 
-    python -m scripts.quiet_pass results/stn_goal          # then: python scripts/report.py ...
+    python -m scripts.quiet_pass results/stn_goal          # then: stn-bench report results/stn_goal
     python -m scripts.quiet_pass results/stn_goal --rounds 5
 
 A sweep under a parallel launcher runs this pass by itself when it ends

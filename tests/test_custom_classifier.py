@@ -166,13 +166,13 @@ def readme_example() -> tuple[str, list[str]]:
 @pytest.mark.slow
 def test_the_readme_example_runs_from_the_working_directory(tmp_path):
     module, command = readme_example()
-    assert command[:3] == ["python", "-m", "experiments.run"]
+    assert command[:2] == ["stn-bench", "run"]
     (tmp_path / "mynets.py").write_text(module)
     out = tmp_path / "out"
     # PYTHONPATH: this checkout's experiments/; the working directory supplies mynets.
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, *command[1:], *TINY, f"results_dir={out}"],
+        [sys.executable, "-m", "stn_bench", *command[1:], *TINY, f"results_dir={out}"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

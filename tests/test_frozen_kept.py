@@ -6,11 +6,11 @@ import math
 import pytest
 from scipy import stats as scipy_stats
 
-from scripts.report import main as report_main
 from stn.report.document import write_report
 from stn.report.frozen_kept import PCA_NOTE, SECTION, kept_families
 from stn.results.collect import runs_frame
 from stn.results.store import write_record
+from stn_bench.report import main as report_main
 from tests.report_records import make_record
 
 # The frozen sweep: fixed reducers read the same on every seed, a learned one varies.

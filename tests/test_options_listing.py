@@ -1,9 +1,10 @@
-"""scripts/options.py: what each section's and kind's dataclass declares, as a listing."""
+"""stn-bench options (stn_bench/options.py): what each section's and kind's dataclass
+declares, as a listing."""
 
 import dataclasses
 
-from scripts.options import main, option_sets
 from stn.reducers.base import REDUCERS
+from stn_bench.options import main, option_sets
 
 
 def test_every_reducer_kind_and_section_is_listed(capsys):

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from scripts.report import main as report_main
 from stn.report.readme_block import (
     BEGIN,
     END,
@@ -18,6 +17,7 @@ from stn.report.readme_block import (
     replace_block,
 )
 from stn.results.store import write_record
+from stn_bench.report import main as report_main
 from tests.report_records import make_record
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from report_records import make_record
 
-from scripts import report as report_script
 from stn.results import record as layout
 from stn.results.collect import record_plateau, runs_frame
 from stn.results.record import (
@@ -23,6 +22,7 @@ from stn.results.record import (
     new_record,
 )
 from stn.results.store import RecordError, load_records, read_record, write_record
+from stn_bench import report as report_script
 
 ROOT = Path(__file__).resolve().parents[1]
 EARLY_V1 = Path(__file__).parent / "data" / "early_v1"  # written as ce70f3a's job did

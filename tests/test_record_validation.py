@@ -8,10 +8,10 @@ from collections.abc import Callable
 import pytest
 from report_records import make_record, write_all
 
-from scripts import report as report_script
 from stn.report.document import write_report
 from stn.results.record import new_record, validate_record
 from stn.results.store import load_records
+from stn_bench import report as report_script
 
 
 def _set(path: str, value) -> Callable[[dict], None]:

@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 from report_records import make_record, write_all, write_examples_for
 
-from scripts import report as report_script
 from stn.report.document import write_report
 from stn.results.record import SCHEMA_VERSION
 from stn.results.store import write_record
+from stn_bench import report as report_script
 
 
 def _sweep(tmp_path: Path) -> tuple[Path, list[dict]]:

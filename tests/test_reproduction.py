@@ -3,8 +3,8 @@ reference record of the same experiment (make main against results/compare)."""
 
 from report_records import make_record, write_all
 
-from scripts import report as report_script
 from stn.report.document import write_report
+from stn_bench import report as report_script
 
 
 def _reference(folder):

@@ -15,6 +15,7 @@ from test_sweep_faults import run_app
 import experiments.schemas as schemas
 import stn.reducers.base
 from experiments.job import plain_config, run_job
+from experiments.objective import Objective
 from experiments.schemas import RunConfig, section_schemas
 from experiments.sections import section_settings
 from stn.data.prepare import DatasetSpec
@@ -102,10 +103,11 @@ def test_the_composed_default_config_is_the_dataclasses_defaults():
     assert config["trainer"] == describe_options(TrainSettings())
     assert config["throughput"] == describe_options(ThroughputSettings())
     assert config["dataset"] == describe_options(DatasetSpec())  # digits_96
-    run = describe_options(RunConfig(), leave_out=("throughput", "quiet_pass"))
+    run = describe_options(RunConfig(), leave_out=("throughput", "quiet_pass", "objective"))
     run = {k: v for k, v in run.items() if v != "???"}  # the group sections
     run["results_dir"] = "results/default"  # resolved: results/${sweep}
     assert {k: config[k] for k in run} == run
+    assert config["objective"] == describe_options(Objective())
     quiet = {"enabled": True, "throughput": describe_options(ThroughputSettings())}
     assert config["quiet_pass"] == quiet
     # comparable and reason are facts of the launch, never options of a run.

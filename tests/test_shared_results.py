@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from report_records import make_record, write_all, write_examples_for
 
-from scripts import report as report_script
 from stn.report import document as report_module
 from stn.report import figures
 from stn.results.atomic import STALE_TEMP_SECONDS, write_atomically
 from stn.results.store import ensure_writable, load_records, record_path, write_record
+from stn_bench import report as report_script
 
 
 @pytest.fixture

@@ -132,7 +132,7 @@ def test_a_report_that_cannot_be_rewritten_leaves_the_previous_one_whole(tmp_pat
     before = {path: path.read_bytes() for path in outputs}
     assert all(len(data) > 300 for data in before.values())
     write_all([make_record(r, 2, 0.9) for r in ("a", "b")], tmp_path)  # a report that differs
-    script = [sys.executable, "scripts/report.py", str(tmp_path), "--no-figures"]
+    script = [sys.executable, "-m", "stn_bench", "report", str(tmp_path), "--no-figures"]
     proc = _run_limited(script, 300, timeout=120)
     assert proc.returncode == 4, proc.stderr[-3000:]
     assert {path: path.read_bytes() for path in outputs} == before

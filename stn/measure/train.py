@@ -36,7 +36,7 @@ class TrainSettings:
     """The ``trainer`` section: the one home of each option's default, type and help.
 
     ``conf/trainer/*.yaml`` presets extend it (Hydra schema ``trainer/base_trainer``) and
-    only override; ``python -m experiments.run --cfg job`` shows every value a run uses.
+    only override; ``stn-bench run --cfg job`` shows every value a run uses.
     """
 
     epochs: int = option(8, "passes over the training split")

@@ -54,8 +54,7 @@ def plot_accuracy_vs_object_scale(frame: pd.DataFrame, path: str | os.PathLike) 
     table = accuracy_by_object_scale(frame)
     if table.empty:
         raise ValueError(
-            "no ok run with dataset.object_scale set; run: "
-            "python -m experiments.run experiment=object_scale"
+            "no ok run with dataset.object_scale set; run: stn-bench run experiment=object_scale"
         )
     fig, ax = plt.subplots(figsize=(6, 4))
     for reducer, rows in table.groupby("reducer"):

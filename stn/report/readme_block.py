@@ -1,6 +1,6 @@
 """The README's opening table: the question's answer, written from a sweep's records.
 
-    python scripts/report.py results/question --readme README.md     # the report, then this
+    stn-bench report results/question --readme README.md     # the report, then this
     python -m stn.report.readme_block results/question --readme README.md   # this alone
 
 Between the two marker lines of the README (``BEGIN`` … ``END``) it writes a short table:
@@ -80,7 +80,7 @@ def build_block(sweep_dir: str | os.PathLike, readme_dir: str | os.PathLike = ".
     and commands are written relative to ``readme_dir``, the README's folder."""
     sweep_dir = Path(sweep_dir)
     where = _relative(sweep_dir, Path(readme_dir))
-    command = f"python scripts/report.py {where} --readme README.md"
+    command = f"stn-bench report {where} --readme README.md"
     if not has_records(sweep_dir):
         return _pending(where, command)
     records, _ = load_records(sweep_dir)
@@ -176,7 +176,7 @@ def _pending(where: str, command: str) -> str:
         f"**Not measured yet: the sweep that answers the question {NOT_RUN}.** It trains "
         "the default network behind every reducer family on `question_276` (objects of "
         "28–112 px) and `digits_276` (28-px digits), 3 seeds: "
-        "`python -m experiments.run experiment=question`, then `experiment=question_mlp` "
+        "`stn-bench run experiment=question`, then `experiment=question_mlp` "
         f"(PCA with the MLP); `{where}/` holds no records yet. Once it does, `{command}` "
         "writes its table here: each reducer's accuracy on both canvases with its 95 % "
         "interval and group letter, its training-step cost relative to a resize, and a "

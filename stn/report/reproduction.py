@@ -2,7 +2,7 @@
 
 ``make main`` runs the default comparison into a folder of its own and passes the
 committed ``results/compare`` as its reference (``reference_dir``); any sweep or report
-can do the same (``scripts/report.py --reference FOLDER``). Each ``ok`` training run is
+can do the same (``stn-bench report --reference FOLDER``). Each ``ok`` training run is
 matched with the reference record of the same experiment (``stn.results.identity``);
 a run with none is matched with the reference run of the same dataset, reducer,
 classifier and seed, and the config keys that differ are named. The comparison is exact:

@@ -43,7 +43,7 @@ from stn.report.pairwise import (
 GROUP_KEYS = ["dataset", "reducer", "classifier"]
 FAMILY_KEYS = ["dataset", "classifier"]
 # The baseline of a family: the first of these it has (the plainest resizes first), else
-# any reducer of kind ``resize``; ``baseline=`` (``scripts/report.py --baseline``) puts
+# any reducer of kind ``resize``; ``baseline=`` (``stn-bench report --baseline``) puts
 # other names in front.
 BASELINE_PREFERENCE = (
     "resize_bilinear",

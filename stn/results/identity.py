@@ -29,10 +29,12 @@ EXPERIMENT_KEYS = frozenset(
 # (``mode: throughput``): there a thread count or a batch size changes what is measured.
 TIMING_KEYS = frozenset({"throughput", "threads"})
 # Where the run was written and how it was reported.
-# save_checkpoint: where the trained network is also written, not what the run computes.
+# save_checkpoint: where the trained network is also written, not what the run computes;
+# objective: which of its metrics a run hands an optimising sweeper.
 LOGGING_KEYS = frozenset(
     {
         "logger",
+        "objective",
         "results_dir",
         "resume",
         "sweep",
