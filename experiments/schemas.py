@@ -9,7 +9,7 @@ group       schema           dataclass                              presets that
 (primary)   ``base_config``  :class:`RunConfig` (below)             ``conf/config.yaml``
 dataset     ``base_dataset`` ``stn.data.prepare.DatasetSpec``       ``conf/dataset/*.yaml``
 trainer     ``base_trainer`` ``stn.measure.train.TrainSettings``    ``conf/trainer/*.yaml``
-classifier  ``base_<kind>``  ``stn.measure.models.CnnConfig``, ...  ``conf/classifier/*.yaml``
+classifier  ``base_<kind>``  ``stn.networks.models.CnnConfig``, ...  ``conf/classifier/*.yaml``
 reducer     ``base_<kind>``  each registered kind's ``config_type`` ``conf/reducer/*.yaml``
 ==========  ===============  =====================================  ============================
 
@@ -34,9 +34,9 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from experiments.quiet_pass import QuietPassSettings
 from stn.data.prepare import DatasetSpec
-from stn.measure.models import CLASSIFIERS
 from stn.measure.throughput import ThroughputSettings
 from stn.measure.train import TrainSettings
+from stn.networks import NETWORKS
 from stn.options import option
 from stn.reducers.registry import REDUCERS
 
@@ -145,7 +145,7 @@ def _make_writable(node: DictConfig | ListConfig) -> None:
 
 def reducer_config_types() -> dict[str, type]:
     """kind → config dataclass of every registered reducer kind."""
-    return {kind: cls.config_type for kind, cls in REDUCERS.items()}
+    return {kind: REDUCERS.config_type(kind) for kind in REDUCERS}
 
 
 def section_schemas() -> list[tuple[str | None, str, type]]:
@@ -156,8 +156,7 @@ def section_schemas() -> list[tuple[str | None, str, type]]:
         ("trainer", "base_trainer", TrainSettings),
     ]
     schemas += [
-        ("classifier", f"base_{kind}", cls.config_type)  # type: ignore[attr-defined]
-        for kind, cls in sorted(CLASSIFIERS.items())
+        ("classifier", f"base_{kind}", NETWORKS.config_type(kind)) for kind in sorted(NETWORKS)
     ]
     schemas += [
         ("reducer", f"base_{kind}", config_type)

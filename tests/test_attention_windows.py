@@ -491,8 +491,8 @@ def test_the_trainer_tells_the_reducer_each_step_of_the_run():
     from stn.data.canvas import CanvasSpec
     from stn.data.embedded import load_embedded_digits
     from stn.data.stream import BatchStream
-    from stn.measure.models import build_classifier
     from stn.measure.train import TrainSettings, fit
+    from stn.networks import build_classifier
     from stn.reducers.resize import Resize, ResizeConfig
 
     class Listening(Resize):
@@ -573,8 +573,8 @@ def test_the_trainer_optimises_the_auxiliary_loss_and_reports_the_loss_alone():
     from stn.data.canvas import CanvasSpec
     from stn.data.embedded import load_embedded_digits
     from stn.data.stream import BatchStream
-    from stn.measure.models import build_classifier
     from stn.measure.train import TrainSettings, fit, seed_everything
+    from stn.networks import build_classifier
     from stn.reducers.resize import Resize, ResizeConfig
 
     class Pulled(Resize):

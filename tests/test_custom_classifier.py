@@ -20,7 +20,8 @@ from experiments.classifier import (
     describe_classifier,
 )
 from experiments.job import plain_config, run_job
-from stn.measure.models import MLP, count_parameters
+from stn.networks import count_parameters
+from stn.networks.models import MLP
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")

@@ -21,8 +21,8 @@ from stn.data.canvas import CanvasSpec
 from stn.data.embedded import load_embedded_digits
 from stn.data.stream import BatchStream
 from stn.measure.checkpoint import file_digest, read_checkpoint, save_checkpoint
-from stn.measure.models import build_classifier
 from stn.measure.train import ReducedClassifier, TrainSettings, fit, make_optimizer
+from stn.networks import build_classifier
 from stn.reducers.registry import build_reducer
 from stn.results.identity import experiment_id
 from stn.results.store import read_record

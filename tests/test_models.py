@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from stn.measure.models import CifarResNet, build_classifier, count_parameters
+from stn.networks import build_classifier, count_parameters
+from stn.networks.models import CifarResNet
 
 
 @pytest.mark.parametrize("kind", ["cnn", "resnet", "small_cnn", "mlp"])

@@ -10,7 +10,6 @@ from report_records import make_record, write_all
 
 from stn.data.images import ImageSet
 from stn.data.stream import BatchStream
-from stn.measure.models import build_classifier
 from stn.measure.plateau import (
     PLATEAU_RULE,
     chance_loss,
@@ -18,6 +17,7 @@ from stn.measure.plateau import (
     stalled_counts,
 )
 from stn.measure.train import ReducedClassifier, TrainSettings, fit, seed_everything
+from stn.networks import build_classifier
 from stn.reducers.registry import build_reducer
 from stn.report.document import write_report
 from stn.report.stats import aggregate

@@ -32,7 +32,7 @@ def centre_crop():
     module = types.ModuleType("centre_crop")
     exec(_block("python", "# stn/reducers/centre_crop.py"), module.__dict__)  # noqa: S102
     yield module
-    stn.reducers.base.REDUCERS.pop("centre_crop")
+    stn.reducers.base.REDUCERS.unregister("centre_crop")
 
 
 def test_the_readme_reducer_builds_from_a_spec_and_crops_the_centre(centre_crop):

@@ -62,7 +62,7 @@ def test_canvas_smaller_than_output_is_refused():
 
 
 def test_unknown_kind_lists_known_kinds():
-    with pytest.raises(ReducerConfigError, match="known kinds: .*pool.*resize"):
+    with pytest.raises(ReducerConfigError, match="known: .*pool.*resize"):
         build_reducer({"kind": "warp"}, 1, (96, 96))
 
 

@@ -18,9 +18,9 @@ from experiments.job import plain_config, run_job
 from experiments.schemas import RunConfig, section_schemas
 from experiments.sections import section_settings
 from stn.data.prepare import DatasetSpec
-from stn.measure.models import CLASSIFIERS, build_classifier, classifier_config
 from stn.measure.throughput import ThroughputSettings
 from stn.measure.train import TrainSettings
+from stn.networks import NETWORKS, build_classifier, classifier_config
 from stn.options import OptionsError, describe_options, option_names, options_from
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +71,7 @@ def test_a_typo_in_a_classifier_kind_names_its_options(kind, typo, meant):
 
 
 def test_an_unknown_classifier_kind_names_the_closest():
-    with pytest.raises(OptionsError, match=r"unknown classifier 'cnnn' \(did you mean 'cnn'\?\)"):
+    with pytest.raises(OptionsError, match=r"unknown classifier kind 'cnnn' \(did you mean 'cnn'\?\)"):
         classifier_config({"kind": "cnnn"})
 
 
@@ -115,7 +115,7 @@ def test_the_composed_default_config_is_the_dataclasses_defaults():
 @pytest.mark.parametrize("preset", ["cnn", "cnn_small", "mlp", "resnet"])
 def test_each_classifier_preset_is_its_kinds_defaults(preset):
     section = composed(f"classifier={preset}")["classifier"]
-    config_type = CLASSIFIERS[section["kind"]].config_type
+    config_type = NETWORKS.config_type(section["kind"])
     defaults = describe_options(config_type(name=preset, kind=section["kind"]))
     assert section == defaults
 
@@ -130,7 +130,7 @@ def _sections_of(path: Path) -> dict[str, tuple[type, dict]]:
     raw = yaml.safe_load(path.read_text()) or {}
     group = path.parent.name
     if group == "classifier":
-        return {"classifier": (CLASSIFIERS[raw["kind"]].config_type, raw)}
+        return {"classifier": (NETWORKS.config_type(raw["kind"]), raw)}
     if group != "experiment":
         return {group: (SECTIONS[group], raw)}
     run = {k: v for k, v in raw.items() if k in option_names(RunConfig) and k not in SECTIONS}

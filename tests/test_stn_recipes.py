@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from stn.data.canvas import CanvasSpec, render_canvases
 from stn.data.embedded import load_embedded_digits
 from stn.data.stream import BatchStream
-from stn.measure.models import build_classifier
 from stn.measure.train import ReducedClassifier, TrainSettings, fit, make_optimizer
+from stn.networks import build_classifier
 from stn.reducers.base import ReducerConfigError
 from stn.reducers.registry import build_reducer
 from stn.reducers.transformer import compose_params, theta_from_params

@@ -13,7 +13,6 @@ import stn.measure.throughput as tp
 from experiments.launcher import throughput_conditions
 from stn.data.images import ImageSet
 from stn.data.prepare import _with_channels
-from stn.measure.models import build_classifier
 from stn.measure.throughput import (
     ThroughputSettings,
     TimingConditions,
@@ -24,6 +23,7 @@ from stn.measure.throughput import (
     with_batch_backoff,
 )
 from stn.measure.train import ReducedClassifier
+from stn.networks import build_classifier
 from stn.options import options_from
 from stn.reducers.registry import build_reducer
 from stn.reducers.resize import Resize, ResizeConfig

@@ -5,7 +5,6 @@ import torch
 from stn.data.canvas import CanvasSpec
 from stn.data.embedded import load_embedded_digits
 from stn.data.stream import BatchStream
-from stn.measure.models import build_classifier
 from stn.measure.train import (
     NonFiniteLossError,
     ReducedClassifier,
@@ -13,6 +12,7 @@ from stn.measure.train import (
     fit,
     seed_everything,
 )
+from stn.networks import build_classifier
 from stn.reducers.registry import build_reducer
 
 

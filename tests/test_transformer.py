@@ -55,7 +55,7 @@ def test_gradients_reach_the_localisation_net():
 
 
 def test_localisation_net_trains_at_its_multiplier():
-    from stn.measure.models import build_classifier
+    from stn.networks import build_classifier
 
     model = ReducedClassifier(stn(lr_multiplier=0.1), build_classifier("cnn", 1, 10, (48, 48)))
     groups = make_optimizer(model, TrainSettings(lr=0.002)).param_groups
@@ -147,8 +147,8 @@ def _train_on_small_cluttered_canvases(**options) -> tuple[float, float]:
     from stn.data.embedded import load_embedded_digits
     from stn.data.images import stratified_split
     from stn.data.stream import BatchStream
-    from stn.measure.models import build_classifier
     from stn.measure.train import fit, seed_everything
+    from stn.networks import build_classifier
 
     digits = load_embedded_digits()
     train_idx, test_idx = stratified_split(digits.labels, 0.2, 0)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from torch import Tensor, nn
 
 from stn.options import OptionsError, describe_options, option
+from stn.registry import Registry
 
 if TYPE_CHECKING:
     import torch
@@ -103,13 +104,15 @@ class Reducer(nn.Module):
 
     @property
     def lr_multiplier(self) -> float:
-        """The reducer's parameters train at ``trainer.lr ×`` this."""
-        return float(getattr(self.config, "lr_multiplier", 1.0))
+        """The reducer's parameters train at ``trainer.lr ×`` this (1 for a fixed kind)."""
+        learned = isinstance(self.config, LearnedReducerConfig)
+        return self.config.lr_multiplier if learned else LearnedReducerConfig.lr_multiplier
 
     @property
     def optimizer(self) -> str:
         """What trains the reducer's parameters: one of ``REDUCER_OPTIMIZERS``."""
-        return str(getattr(self.config, "optimizer", "adam"))
+        learned = isinstance(self.config, LearnedReducerConfig)
+        return self.config.optimizer if learned else LearnedReducerConfig.optimizer
 
     def on_epoch_start(self, epoch: int) -> None:
         """Called by the trainer before each epoch (0-based); curricula set up here."""
@@ -158,23 +161,14 @@ class Reducer(nn.Module):
 
 # kind → reducer class, filled by @register_reducer where each kind is defined;
 # stn.reducers.registry imports every kind's module, so the table is complete there.
-REDUCERS: dict[str, type[Reducer]] = {}
+REDUCERS: Registry[type[Reducer]] = Registry("reducer kind", ReducerConfigError)
 
 R = TypeVar("R", bound=type[Reducer])
 
 
 def register_reducer(kind: str, config_type: type[ReducerConfig]) -> Callable[[R], R]:
     """Class decorator: ``kind`` in presets builds this class from a ``config_type``."""
-
-    def register(cls: R) -> R:
-        if kind in REDUCERS and REDUCERS[kind] is not cls:
-            raise ValueError(f"reducer kind {kind!r} is registered twice")
-        cls.kind = kind
-        cls.config_type = config_type
-        REDUCERS[kind] = cls
-        return cls
-
-    return register
+    return REDUCERS.register(kind, config_type)
 
 
 def reduce_batch(reducer: Reducer, x: Tensor, boxes: Tensor | None = None) -> Tensor:

@@ -1,4 +1,5 @@
-"""The predefined downstream networks; each maps ``(N, C, h, w)`` to ``(N, num_classes)``.
+"""The predefined downstream networks; each maps ``(N, C, h, w)`` to ``(N, num_classes)``,
+registered as a ``classifier.kind`` with its options (``stn.networks.base``).
 
 ``cnn`` (the default) and ``resnet`` standardise their input with statistics of the
 training split and normalise every convolution stage, so they leave the chance plateau on
@@ -8,36 +9,13 @@ so they can be reproduced); ``mlp`` is the partner of non-spatial reducers (PCA)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from stn.options import OptionsError, closest_match, option, options_from
-
-
-@dataclass(frozen=True)
-class ClassifierConfig:
-    """Options every predefined network's section has; each kind's config adds its own.
-
-    Each kind's config is the one home of its options' defaults, types and help: the
-    network's constructor takes its defaults from it, ``conf/classifier/*.yaml`` presets
-    extend it (Hydra schema ``classifier/base_<kind>``) and only override.
-    """
-
-    name: str = option("", "label in tables and run ids (empty: the kind)")
-    kind: str = option("", "which predefined network builds this (each preset sets it)")
-    checkpoint: str | None = option(
-        None,
-        "load the network's weights from this file (a state dict; experiment="
-        "frozen_checkpoint writes one), checked against the network before training",
-    )
-    frozen: bool = option(
-        False,
-        "keep the network as loaded: no gradient, not optimised, batch norm in evaluation "
-        "mode; only the reducer trains (needs checkpoint)",
-    )
+from stn.networks.base import ClassifierConfig, register_network
+from stn.options import option
 
 
 @dataclass(frozen=True)
@@ -109,6 +87,7 @@ def _conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> list[
     ]
 
 
+@register_network("cnn", CnnConfig)
 class NormalisedCNN(nn.Module):
     """Standardised input, then (3×3 conv–BN–ReLU–max-pool) × stages, global average pool,
     linear: ``(N, C, h, w) → (N, num_classes)`` logits, any ``h, w ≥ 2 ** len(channels)``.
@@ -119,8 +98,6 @@ class NormalisedCNN(nn.Module):
     object that fills the 48×48 input (the oracle crop) is read whole, not as a bag of
     strokes (three stages, 22 px, read oracle crops worse than a plain resize).
     """
-
-    config_type: ClassVar[type[ClassifierConfig]] = CnnConfig
 
     def __init__(
         self,
@@ -167,6 +144,7 @@ class BasicBlock(nn.Module):
         return (self.body(x) + self.shortcut(x)).relu_()
 
 
+@register_network("resnet", ResNetConfig)
 class CifarResNet(nn.Module):
     """The CIFAR ResNet of He et al. (2016, §4.2) sized for 48×48 inputs.
 
@@ -175,8 +153,6 @@ class CifarResNet(nn.Module):
     ``(N, C, h, w) → (N, num_classes)``. Depth 20 is the paper's ResNet-20; the default
     depth 8 (one block a stage) keeps a CPU sweep affordable.
     """
-
-    config_type: ClassVar[type[ClassifierConfig]] = ResNetConfig
 
     def __init__(
         self,
@@ -212,6 +188,7 @@ class CifarResNet(nn.Module):
         return self.head(self.features(x).mean((2, 3)))
 
 
+@register_network("small_cnn", SmallCnnConfig)
 class SmallCNN(nn.Module):
     """(5×5 conv–ReLU–max-pool) × stages then two fully connected layers, in the spirit of
     the STN paper's CNN baseline; no normalisation. The downstream network of every figure
@@ -220,8 +197,6 @@ class SmallCNN(nn.Module):
     ``(N, C, H, W) → (N, num_classes)`` logits; ``len(channels)`` conv–pool stages, so H
     and W must be divisible by ``2 ** len(channels)``.
     """
-
-    config_type: ClassVar[type[ClassifierConfig]] = SmallCnnConfig
 
     def __init__(
         self,
@@ -262,14 +237,13 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x))
 
 
+@register_network("mlp", MlpConfig)
 class MLP(nn.Module):
     """Standardised input, flatten, fully connected layers:
     ``(N, C, H, W) → (N, num_classes)``.
 
     The fair partner for reducers whose output is not a spatial image (PCA).
     """
-
-    config_type: ClassVar[type[ClassifierConfig]] = MlpConfig
 
     def __init__(
         self,
@@ -299,47 +273,3 @@ def _check_input_size(kind: str, input_size: Sequence[int], smallest: int) -> No
             f"classifier {kind} halves its input {smallest.bit_length() - 1} times and needs "
             f"h, w >= {smallest}, got {list(input_size)}; use fewer stages or a larger output_size"
         )
-
-
-# kind → network class; each class's ``config_type`` holds its options.
-CLASSIFIERS: dict[str, type[nn.Module]] = {
-    "cnn": NormalisedCNN,
-    "resnet": CifarResNet,
-    "small_cnn": SmallCNN,
-    "mlp": MLP,
-}
-
-
-def classifier_config(section: Mapping[str, Any]) -> ClassifierConfig:
-    """The typed config of a predefined network's section: ``section["kind"]`` picks the
-    kind; every other key must be one of that kind's options (an unknown one is an error
-    naming the valid ones and the closest)."""
-    kind = section.get("kind")
-    if kind not in CLASSIFIERS:
-        near = closest_match(str(kind), sorted(CLASSIFIERS))
-        hint = f" (did you mean {near!r}?)" if near else ""
-        raise OptionsError(
-            f"unknown classifier {kind!r}{hint}; choose one of: {', '.join(sorted(CLASSIFIERS))}"
-        )
-    config_type = CLASSIFIERS[kind].config_type  # type: ignore[attr-defined]
-    return options_from(config_type, section, f"classifier kind {kind!r}")
-
-
-def network_options(config: ClassifierConfig) -> dict[str, Any]:
-    """The constructor's options of ``config``: every field but the shared ones (``name``,
-    ``kind``, ``checkpoint``, ``frozen``: the run reads those, not the network)."""
-    shared = {f.name for f in fields(ClassifierConfig)}
-    return {f.name: getattr(config, f.name) for f in fields(config) if f.name not in shared}
-
-
-def build_classifier(
-    kind: str, in_channels: int, num_classes: int, input_size: Sequence[int], **options
-) -> nn.Module:
-    """Build a predefined network by kind (``cnn``, ``resnet``, ``small_cnn``, ``mlp``);
-    ``options`` are the kind's config fields (an unknown or mistyped one is an error)."""
-    config = classifier_config({**options, "kind": kind})
-    return CLASSIFIERS[kind](in_channels, num_classes, input_size, **network_options(config))
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
