@@ -14,14 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stn.data.catalog import LOADERS, load_dataset
+from stn.data.catalog import load_dataset
 from stn.data.cifar import load_cifar10, load_cifar100
 from stn.data.embedded import DatasetNotFoundError
 from stn.data.files import DatasetFormatError
 from stn.data.folder import load_image_folder
 from stn.data.gtsrb import load_gtsrb
 from stn.data.idx import FASHION_MNIST_DEBIAN_ROOT, load_fashion_mnist, load_idx_folder, read_idx
+from stn.data.sources import SOURCES
 from stn.data.svhn import load_svhn
+from stn.options import OptionsError
 
 
 # --------------------------------------------------------------------------- idx
@@ -436,12 +438,15 @@ def test_image_folder_empty_class_and_missing_root(tmp_path):
 
 # ------------------------------------------------------------------------ catalog
 def test_load_dataset_unknown_name_lists_valid_ones():
-    with pytest.raises(ValueError, match="unknown dataset 'mnsit'.*digits.*mnist.*folder"):
+    with pytest.raises(
+        OptionsError,
+        match="unknown dataset source 'mnsit' \\(did you mean 'mnist'\\?\\).*digits.*folder",
+    ):
         load_dataset("mnsit")
 
 
 # digits, fashion_mnist and mnist have a default place (a package's files): tested apart.
-@pytest.mark.parametrize("name", sorted(set(LOADERS) - {"digits", "fashion_mnist", "mnist"}))
+@pytest.mark.parametrize("name", sorted(set(SOURCES) - {"digits", "fashion_mnist", "mnist"}))
 def test_load_dataset_missing_root_and_files(tmp_path, name):
     with pytest.raises(DatasetNotFoundError, match="dataset.root"):
         load_dataset(name, None)
@@ -458,7 +463,9 @@ def test_load_dataset_missing_files_name_them(tmp_path):
 
 
 def test_load_dataset_wrong_option_lists_accepted_ones(tmp_path):
-    with pytest.raises(TypeError, match="no option colour; it accepts: size, channels"):
+    with pytest.raises(
+        OptionsError, match="unknown dataset source 'gtsrb' option 'colour'; valid: size, channels"
+    ):
         load_dataset("gtsrb", tmp_path, colour=True)
 
 

@@ -159,7 +159,7 @@ def bicubic_builds(monkeypatch) -> list[dict]:
         builds.append(params)
         return factory(**params)
 
-    monkeypatch.setitem(kernels.KERNELS, "bicubic", counted)
+    monkeypatch.setitem(kernels.KERNELS._targets, "bicubic", counted)
     return builds
 
 

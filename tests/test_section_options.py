@@ -71,7 +71,9 @@ def test_a_typo_in_a_classifier_kind_names_its_options(kind, typo, meant):
 
 
 def test_an_unknown_classifier_kind_names_the_closest():
-    with pytest.raises(OptionsError, match=r"unknown classifier kind 'cnnn' \(did you mean 'cnn'\?\)"):
+    with pytest.raises(
+        OptionsError, match=r"unknown classifier kind 'cnnn' \(did you mean 'cnn'\?\)"
+    ):
         classifier_config({"kind": "cnnn"})
 
 
