@@ -45,8 +45,7 @@ from stn.measure.throughput import (
     timing_batch,
 )
 from stn.measure.train import TrainSettings, fit, seed_everything
-from stn.report.example_files import examples_path
-from stn.report.examples import try_save_examples
+from stn.results.examples import examples_path, try_save_examples
 from stn.results.record import (
     DatasetInfo,
     Metrics,

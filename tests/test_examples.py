@@ -6,8 +6,7 @@ from torch import nn
 from stn.data.stream import Batch
 from stn.reducers.base import Reducer, ReducerConfig
 from stn.reducers.registry import build_reducer
-from stn.report.example_files import examples_path, load_examples
-from stn.report.examples import save_examples, try_save_examples
+from stn.results.examples import examples_path, load_examples, save_examples, try_save_examples
 
 
 def _batch(n=8, size=96, boxes=True):

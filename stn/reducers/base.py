@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 Size = tuple[int, int]
 
 
+class NonFiniteLossError(RuntimeError):
+    """Training diverged: the loss (or a learned transform) stopped being finite. Raised by
+    the trainer (``stn.measure.train``) and by learned reducers whose transform blew up."""
+
+
 class ReducerConfigError(OptionsError):
     """A reducer preset that cannot be built; the message names the fix."""
 

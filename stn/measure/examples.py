@@ -1,7 +1,8 @@
 """Per-run picture artifacts: a few fixed test inputs and what the reducer made of them.
 
-Records hold numbers only; the report's example grid and STN sampling-region figures
-read these files instead (``stn.report.example_files``, which needs no torch). One ``.npz`` per
+The job makes them here (the reducer runs, so torch is needed) and writes them with
+``stn.results.examples.save_examples``; records hold numbers only, and the report's example
+grid and STN sampling-region figures read the files (no torch, nothing run). One ``.npz`` per
 run under ``<results_dir>/examples/<run_id>.npz`` with the arrays
 
 - ``inputs``  ``(k, C, H, W)`` uint8: the first ``k`` images of the test stream (the same
@@ -17,19 +18,12 @@ run under ``<results_dir>/examples/<run_id>.npz`` with the arrays
 
 from __future__ import annotations
 
-import logging
-import os
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from stn.data.stream import Batch
 from stn.reducers.base import reduce_batch
-from stn.report.example_files import write_examples
-
-log = logging.getLogger(__name__)
 
 DEFAULT_COUNT = 6
 
@@ -57,11 +51,11 @@ def reducer_examples(
     return arrays
 
 
-def save_examples(
-    reducer: nn.Module, batch: Batch, path: str | os.PathLike, count: int = DEFAULT_COUNT
-) -> Path:
-    """Store the first ``count`` images of ``batch`` (``x`` ``(N, C, H, W)`` in [0, 1]) and
-    the reducer's output for them in ``path`` (``.npz``), atomically (temp file + rename)."""
+def example_arrays(
+    reducer: nn.Module, batch: Batch, count: int = DEFAULT_COUNT
+) -> dict[str, np.ndarray]:
+    """The first ``count`` images of ``batch`` (``x`` ``(N, C, H, W)`` in [0, 1]) and the
+    reducer's output for them: the arrays of an examples file (``stn.results.examples``)."""
     if batch.x.ndim != 4:
         raise ValueError(f"examples need a batch (N, C, H, W), got shape {tuple(batch.x.shape)}")
     if count < 1:
@@ -74,13 +68,4 @@ def save_examples(
     arrays["labels"] = y.cpu().numpy().astype(np.int64)
     if boxes is not None:
         arrays["boxes"] = boxes.float().cpu().numpy()
-    return write_examples(arrays, path)
-
-
-def try_save_examples(reducer: nn.Module, batch: Batch, path: str | os.PathLike) -> str | None:
-    """``save_examples`` that only warns on failure: a picture must never fail a trained run."""
-    try:
-        return str(save_examples(reducer, batch, path))
-    except Exception as err:  # noqa: BLE001
-        log.warning("could not save examples to %s: %s", path, err)
-        return None
+    return arrays
