@@ -14,6 +14,7 @@ from test_sweep_faults import run_app
 
 import experiments.schemas as schemas
 import stn.reducers.base
+import stn.reducers.registry
 from experiments.job import plain_config, run_job
 from experiments.schemas import RunConfig, section_schemas
 from experiments.sections import section_settings
@@ -132,7 +133,8 @@ def _sections_of(path: Path) -> dict[str, tuple[type, dict]]:
     raw = yaml.safe_load(path.read_text()) or {}
     group = path.parent.name
     if group == "classifier":
-        return {"classifier": (NETWORKS.config_type(raw["kind"]), raw)}
+        kind = raw["defaults"][0].removeprefix("base_")  # the schema sets the kind
+        return {"classifier": (NETWORKS.config_type(kind), raw)}
     if group != "experiment":
         return {group: (SECTIONS[group], raw)}
     run = {k: v for k, v in raw.items() if k in option_names(RunConfig) and k not in SECTIONS}
@@ -193,8 +195,9 @@ def test_every_reducer_preset_extends_its_kinds_schema_and_only_overrides(path):
     section = composed(f"reducer={_preset_name(path)}")["reducer"]
     config_type = stn.reducers.base.REDUCERS[section["kind"]].config_type
     assert set(section) == set(option_names(config_type))  # every option, via the schema
+    assert "kind" not in raw  # the schema sets it
     if parent.startswith("base_"):
-        assert parent == f"base_{raw['kind']}"
+        assert parent == f"base_{section['kind']}"
         inherited = describe_options(config_type())
     else:
         inherited = composed(f"reducer={parent}")["reducer"]
@@ -231,3 +234,30 @@ def test_a_typo_in_a_sweep_exits_2_before_any_run(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "(did you mean 'lr_schedule'?)" in proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["stn", "resize", "pool"])
+def test_a_kinds_schema_composes_as_a_preset_and_builds(kind):
+    """``reducer=base_<kind>`` (offered by --help) is the kind with its defaults: the schema
+    sets the kind and names the section after it."""
+    section = composed(f"reducer=base_{kind}")["reducer"]
+    assert section["kind"] == section["name"] == kind
+    reducer = stn.reducers.registry.build_reducer(section, 1, (96, 96), (48, 48))
+    assert reducer.kind == kind and reducer.name == kind
+
+
+def test_a_mistyped_logger_option_is_refused_naming_the_valid_ones():
+    from experiments.run import unknown_option_message
+
+    with pytest.raises(Exception, match="logger.projct") as caught:
+        composed("logger.projct=mine")
+    message = unknown_option_message(caught.value.__cause__)
+    assert message is not None and "(did you mean 'project'?)" in message
+    logger = composed("logger=none")["logger"]
+    assert logger == {
+        "enabled": False,
+        "mode": None,
+        "project": "stn-bench",
+        "entity": None,
+        "dir": None,
+    }

@@ -8,6 +8,7 @@ import pytest
 import wandb
 
 from experiments import tracking
+from experiments.tracking import LoggerSettings
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def test_the_mode_is_the_configured_one_else_wandb_mode_else_offline(monkeypatch
 def test_disabled_jobs_start_no_run_and_their_tracker_does_nothing(no_init, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     # The logger preset without a mode, and one whose mode resolved to disabled.
-    for settings in ({"enabled": True}, {"enabled": True, "mode": "disabled"}):
+    for settings in (LoggerSettings(enabled=True), LoggerSettings(enabled=True, mode="disabled")):
         with tracking.open_tracker(settings, "run", {"seed": 0}, group="g") as tracker:
             assert tracker.run is None
             tracker.log({"loss": 1.0})

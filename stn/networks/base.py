@@ -38,7 +38,9 @@ class ClassifierConfig:
     """
 
     name: str = option("", "label in tables and run ids (empty: the kind)")
-    kind: str = option("", "which predefined network builds this (each preset sets it)")
+    kind: str = option(
+        "", "which registered network builds this (set by its schema, classifier/base_<kind>)"
+    )
     checkpoint: str | None = option(
         None,
         "load the network's weights from this file (a state dict; experiment="

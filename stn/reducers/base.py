@@ -60,7 +60,9 @@ class ReducerConfig:
     """Options every reducer kind has; each kind's config adds its own."""
 
     name: str = option("", "label in tables and run ids (empty: the kind)")
-    kind: str = option("", "which registered reducer builds this (conf/reducer/*.yaml sets it)")
+    kind: str = option(
+        "", "which registered reducer builds this (set by its schema, reducer/base_<kind>)"
+    )
 
     def __post_init__(self) -> None:
         """Cross-option checks; a kind's config (or shared option group) adds its own and
