@@ -24,7 +24,7 @@ from stn.measure.train import TrainSettings
 from stn.networks import NETWORKS, build_classifier, classifier_config
 from stn.options import OptionsError, describe_options, option_names, options_from
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
 
 SECTIONS = {"trainer": TrainSettings, "throughput": ThroughputSettings, "dataset": DatasetSpec}

@@ -5,9 +5,9 @@ not comparable (tests/test_sweep.py checks the basic launcher's records)."""
 import re
 
 import torch
+from test_sweep import run_app
 
 from stn.results.store import load_records
-from tests.test_sweep import run_app
 
 
 def test_throughput_sweep_under_a_parallel_launcher(tmp_path):

@@ -20,7 +20,7 @@ from stn.report.document import write_report
 from stn.results.atomic import write_atomically
 from stn.results.store import records_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = [*tiny_runs.TINY, "throughput.rounds=1", "threads=1"]
 
 

@@ -5,6 +5,7 @@ import resource
 
 import pytest
 import torch
+from test_throughput import _batch, _model
 
 from stn.measure.throughput import ThroughputSettings, measure, measure_pipeline
 from stn.measure.timing_hygiene import (
@@ -14,7 +15,6 @@ from stn.measure.timing_hygiene import (
     keep_freed_memory,
     last_level_cache_bytes,
 )
-from tests.test_throughput import _batch, _model
 
 BIG = 64 * 2**20  # above glibc's largest mmap threshold (32 MB): always mmapped by default
 

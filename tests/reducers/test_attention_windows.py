@@ -618,7 +618,7 @@ def test_presets_compose_build_on_both_canvases_and_set_only_what_differs(name, 
 
     from stn.reducers.attention_sampling import AttentionWindowsConfig
 
-    conf = str(Path(__file__).resolve().parents[1] / "conf")
+    conf = str(Path(__file__).resolve().parents[2] / "conf")
     with initialize_config_dir(config_dir=conf, version_base="1.3"):
         spec = dict(compose("config", overrides=[f"reducer={name}"]).reducer)
     defaults = AttentionWindowsConfig()

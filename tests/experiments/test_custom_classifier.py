@@ -23,7 +23,7 @@ from experiments.job import plain_config, run_job
 from stn.networks import count_parameters
 from stn.networks.models import MLP
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONF = str(ROOT / "conf")
 CUSTOM = ["classifier=custom"]
 TINY = [*tiny_runs.TINY, "throughput.rounds=1", "threads=1"]

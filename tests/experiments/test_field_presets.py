@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from experiments.job import run_job
 from stn.reducers.registry import build_reducer
 
-CONF = str(Path(__file__).resolve().parents[1] / "conf")
+CONF = str(Path(__file__).resolve().parents[2] / "conf")
 NEW = ["pca", "pca_whiten", "learned_resizer", "pool_blur", "oracle_crop"]
 
 

@@ -33,7 +33,7 @@ from omegaconf import OmegaConf
 
 from stn.results.identity import experiment_config, experiment_id
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
 SNAPSHOT = Path(__file__).with_name("recorded_runs.json")
 SECTIONS = ("dataset", "reducer", "classifier", "trainer", "throughput")

@@ -24,8 +24,8 @@ from stn.results.record import (
 )
 from stn.results.store import RecordError, load_records, read_record, write_record
 
-ROOT = Path(__file__).resolve().parents[1]
-EARLY_V1 = Path(__file__).parent / "data" / "early_v1"  # written as ce70f3a's job did
+ROOT = Path(__file__).resolve().parents[2]
+EARLY_V1 = Path(__file__).resolve().parents[1] / "data" / "early_v1"  # written as ce70f3a's job did
 REFERENCE_RECORDS = sorted(ROOT.glob("results/*/records/*.json"))
 
 # The keys new_record wrote when the record was a plain dict: the shape on disk.

@@ -23,7 +23,7 @@ from stn.measure.train import MAX_BATCH_SIZE, TrainSettings
 from stn.options import OptionsError, options_from
 from stn.results.store import RecordError, read_record, records_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONF = str(ROOT / "conf")
 TINY = [*tiny_runs.TINY, "throughput.rounds=1", "threads=1"]
 

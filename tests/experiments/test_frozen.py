@@ -27,7 +27,7 @@ from stn.reducers.registry import build_reducer
 from stn.results.identity import experiment_id
 from stn.results.store import read_record
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONF = str(ROOT / "conf")
 TINY = [*tiny_runs.TINY, "throughput.rounds=1", "threads=1"]
 SMALL_CNN = "classifier.channels=[4,8,8,8]"  # the cnn's layout, narrow: fast on one thread

@@ -14,7 +14,7 @@ from stn.results.record import ClassifierInfo, DatasetInfo, Metrics, ReducerInfo
 from stn.results.store import load_records, write_record
 from tests.tiny_runs import TINY
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 QUICK = QuietPassSettings(
     throughput=ThroughputSettings(
         warmup=0, min_repeats=1, min_seconds=0.0, rounds=1, contention_cores=1e9, batch_size=4

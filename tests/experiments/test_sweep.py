@@ -11,7 +11,7 @@ import pytest
 from stn.measure.plateau import plateau_verdict
 from stn.results.store import load_records
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_app(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:

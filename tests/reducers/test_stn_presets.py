@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from stn.reducers.registry import build_reducer
 
-CONF = str(Path(__file__).resolve().parents[1] / "conf")
+CONF = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 def composed(*overrides: str):

@@ -25,7 +25,7 @@ from experiments.outcomes import JobOutcome, tally_outcomes, write_outcome
 from stn.results.record import Metrics, new_record
 from stn.results.store import load_records, read_record, records_dir, write_record
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 TINY = tiny_runs.TINY
 

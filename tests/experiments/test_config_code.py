@@ -19,7 +19,7 @@ from experiments.classifier import ClassifierConfigError, build_configured_class
 from experiments.job import plain_config, run_job
 from experiments.targets import code_problems
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONF = str(ROOT / "conf")
 TINY = [*tiny_runs.TINY, "throughput.rounds=1", "threads=1"]
 

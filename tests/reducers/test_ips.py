@@ -13,7 +13,7 @@ from stn.reducers.base import ReducerConfigError
 from stn.reducers.ips import IpsConfig, IteratedPatchSelection, streamed_top_m
 from stn.reducers.registry import build_reducer
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 def build(canvas: int = 64, **options) -> IteratedPatchSelection:

@@ -15,7 +15,7 @@ from stn.data.canvas import CanvasSpec, render_canvases
 from stn.data.catalog import load_dataset
 from stn.data.embedded import DatasetNotFoundError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _colour_tree(root: Path, per_class: int = 12) -> None:
