@@ -46,7 +46,15 @@ LOGGING_KEYS = frozenset(
 LOGGING_SUBKEYS = frozenset({("trainer", "progress")})
 # Options added to a section after runs were recorded, with the value every earlier run
 # had: left out of the id while they hold it, so those runs keep their ids (and resume).
-LATER_DEFAULTS = {("classifier", "checkpoint"): None, ("classifier", "frozen"): False}
+# The STN options below came after results/stn_goal's records; each value is the one those
+# runs computed with (one glimpse, no zoom schedule, the sampler reading the raw batch).
+LATER_DEFAULTS: dict[tuple[str, str], Any] = {
+    ("classifier", "checkpoint"): None,
+    ("classifier", "frozen"): False,
+    ("reducer", "glimpses"): 1,
+    ("reducer", "zoom_schedule"): [],
+    ("reducer", "sampler_input"): "raw",
+}
 TIMING_MODE = "throughput"
 ID_LENGTH = 16  # hex digits
 
@@ -64,15 +72,33 @@ def experiment_config(config: Mapping[str, Any]) -> dict[str, Any]:
             kept[section] = {k: v for k, v in kept[section].items() if k != key}
     for (section, key), default in LATER_DEFAULTS.items():
         part = kept.get(section)
-        if isinstance(part, Mapping) and key in part and part[key] is default:
+        if isinstance(part, Mapping) and key in part and _same_value(part[key], default):
             kept[section] = {k: v for k, v in part.items() if k != key}
     return kept
 
 
+def _same_value(value: Any, default: Any) -> bool:
+    """Equal and of the same type: a ``True`` is not the default ``1``."""
+    return type(value) is type(default) and value == default
+
+
+def _whole_floats_as_ints(value: Any) -> Any:
+    """``value`` with every float that is a whole number written as an int, at any depth."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {key: _whole_floats_as_ints(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_whole_floats_as_ints(item) for item in value]
+    return value
+
+
 def experiment_id(config: Mapping[str, Any]) -> str:
     """Stable 16-hex-digit id of the experiment a resolved config defines; configs that
-    differ only in timing or logging keys share it."""
-    text = json.dumps(experiment_config(config), sort_keys=True, default=str)
+    differ only in timing or logging keys share it, and so do configs whose numbers differ
+    only as ``60`` and ``60.0`` (a typed schema made some options floats after runs were
+    recorded with the preset's integers)."""
+    text = json.dumps(_whole_floats_as_ints(experiment_config(config)), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:ID_LENGTH]
 
 

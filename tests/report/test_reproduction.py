@@ -47,7 +47,7 @@ def test_a_difference_and_a_changed_config_are_named(tmp_path, capsys):
     rerun[1].metrics.test_accuracy = 0.8125  # 0.25 points above its reference
     gained = [make_record("stn_blob", s, 0.90 + s / 100) for s in (0, 1)]
     for record in gained:
-        record.config["reducer"]["glimpses"] = 1  # an option added since
+        record.config["reducer"]["glimpses"] = 2  # an option added since, set otherwise
     extra = make_record("pool_avg", 0, 0.85)
     write_all([*rerun, *gained, extra], tmp_path / "main")
     code = report_script.main(

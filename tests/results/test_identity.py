@@ -73,10 +73,35 @@ def test_an_unknown_option_counts_as_part_of_the_experiment():
     assert experiment_id({**CONFIG, "my_option": 1}) != experiment_id(CONFIG)
 
 
+def test_an_option_added_later_keeps_older_runs_ids_only_at_the_value_they_ran_with():
+    stn = {**CONFIG, "reducer": {"name": "stn_candidates", "kind": "stn"}}
+    for key, old_value, other in [
+        ("glimpses", 1, 2),
+        ("zoom_schedule", [], [0.5]),
+        ("sampler_input", "raw", "standardized"),
+    ]:
+        with_it = {**stn, "reducer": {**stn["reducer"], key: old_value}}
+        assert experiment_id(with_it) == experiment_id(stn), key
+        changed = {**stn, "reducer": {**stn["reducer"], key: other}}
+        assert experiment_id(changed) != experiment_id(stn), key
+    # equal but not the same value: True is not one glimpse
+    odd = {**stn, "reducer": {**stn["reducer"], "glimpses": True}}
+    assert experiment_id(odd) != experiment_id(stn)
+
+
+def test_a_whole_number_is_one_experiment_as_int_or_float_but_not_as_bool():
+    def with_sharpness(value):
+        return {**CONFIG, "reducer": {"name": "stn_blob", "kind": "stn", "sharpness": value}}
+
+    assert experiment_id(with_sharpness(60)) == experiment_id(with_sharpness(60.0))
+    assert experiment_id(with_sharpness(60.5)) != experiment_id(with_sharpness(60))
+    assert experiment_id(with_sharpness(1)) != experiment_id(with_sharpness(True))
+
+
 def test_config_differences_name_the_experiment_keys_only():
     other = {
         **CONFIG,
-        "reducer": {"name": "pool_avg", "kind": "pool", "glimpses": 1},
+        "reducer": {"name": "pool_avg", "kind": "pool", "glimpses": 2},
         "threads": 4,
         "seed": 3,
     }
@@ -141,6 +166,6 @@ def test_the_kept_record_is_ok_then_the_latest():
 
 def test_seeds_run_under_one_name_with_other_options_are_named():
     a, b = make_record("stn_blob", 0, 0.8), make_record("stn_blob", 0, 0.8)
-    b.config["reducer"]["glimpses"] = 1
+    b.config["reducer"]["glimpses"] = 2
     (cell,) = mixed_cells([a, b])
     assert cell.differences == ["reducer.glimpses"] and cell.accuracy_spread == 0.0
