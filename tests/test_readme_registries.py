@@ -1,7 +1,6 @@
 """README's "Adding a dataset" and "Adding a network" examples, run as written: one module
 (registered where it is defined) plus one preset each, composed over their schemas."""
 
-import re
 import types
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
+from readme_blocks import ROOT, readme_block
 
 from experiments.schemas import register_schemas
 from experiments.sections import section_settings
@@ -19,26 +19,18 @@ from stn.data.sources import SOURCES
 from stn.networks import NETWORKS, build_classifier
 from stn.options import OptionsError
 
-ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text()
-
-
-def _block(language: str, first_line: str) -> str:
-    for body in re.findall(rf"```{language}\n(.*?)```", README, re.S):
-        if body.startswith(first_line):
-            return body
-    raise AssertionError(f"README has no {language} block starting {first_line!r}")
-
 
 def _run_module(name: str, first_line: str) -> types.ModuleType:
     module = types.ModuleType(name)
-    exec(_block("python", first_line), module.__dict__)  # noqa: S102
+    exec(readme_block("python", first_line), module.__dict__)  # noqa: S102
     return module
 
 
 def _compose(tmp_path: Path, group: str, preset: str, *overrides: str) -> dict:
     (tmp_path / group).mkdir(exist_ok=True)
-    (tmp_path / group / f"{preset}.yaml").write_text(_block("yaml", f"# conf/{group}/{preset}"))
+    (tmp_path / group / f"{preset}.yaml").write_text(
+        readme_block("yaml", f"# conf/{group}/{preset}")
+    )
     register_schemas()  # now with the example's schema, where it has one
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(

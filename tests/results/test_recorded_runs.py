@@ -12,9 +12,8 @@ the experiment config (``stn.results.identity``) and its id with the record's.
 Some records are older than options their sections have today. ``LATER_DEFAULTS``
 (``stn.results.identity``) keeps a record's id only for options listed there (a
 classifier's ``checkpoint``, the STN's ``glimpses``, ...); the others were added without
-an entry, so
-today's composition holds keys those records lack, and rerunning one of them makes a new
-run id (the run is redone, never confused with the old one). Each such record lists the
+an entry, so today's composition holds keys those records lack, and rerunning one of them
+makes a new run id (the run is redone, never confused with the old one). Each such record lists the
 keys in ``added_since`` with the reason (``REASONS``); the comparison leaves out exactly
 those keys and checks the record has none of them. Nothing else may differ.
 """
