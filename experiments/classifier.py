@@ -2,7 +2,7 @@
 
 A section names exactly one of
 
-- ``kind``: a predefined network of :mod:`stn.measure.models` (``conf/classifier/cnn.yaml``, ...),
+- ``kind``: a predefined network of :mod:`stn.networks` (``conf/classifier/cnn.yaml``, ...),
   its options those of the kind's config (``CnnConfig``, ...: unknown keys are errors);
 - ``_target_``: your own network ``package.module.Class``, a subclass of ``torch.nn.Module``
   (``conf/classifier/custom.yaml``), or a function that returns one and is registered with
@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from experiments.targets import nested_code_keys
-from stn.measure.models import CLASSIFIERS, build_classifier, classifier_config
+from stn.networks import NETWORKS, build_classifier, classifier_config
 
 MISSING = "???"  # OmegaConf's mandatory value, left as is by to_container
 RUN_ARGS = ("in_channels", "num_classes", "input_size")
@@ -134,7 +134,7 @@ def target_options(section: Mapping[str, Any]) -> dict[str, Any]:
 
 def _kind_or_target(section: Mapping[str, Any]) -> tuple[str | None, str | None]:
     kind, target = section.get("kind"), section.get("_target_")
-    predefined = ", ".join(sorted(CLASSIFIERS))
+    predefined = ", ".join(sorted(NETWORKS))
     if kind is not None and target is not None:
         raise ClassifierConfigError(
             f"the classifier section sets both kind={kind!r} (a predefined network) and "

@@ -29,7 +29,7 @@ from experiments.launcher import throughput_conditions
 from experiments.outcomes import JobOutcome
 from experiments.schemas import RunConfig, sweep_name_problem
 from experiments.sections import build_model, output_size_of, section_settings
-from experiments.tracking import open_tracker
+from experiments.tracking import LoggerSettings, open_tracker
 from stn.data.prepare import DatasetSpec, prepare_data
 from stn.measure.environment import describe_determinism, describe_environment, resolve_device
 from stn.measure.glimpse import measure_glimpses
@@ -45,8 +45,7 @@ from stn.measure.throughput import (
     timing_batch,
 )
 from stn.measure.train import TrainSettings, fit, seed_everything
-from stn.report.example_files import examples_path
-from stn.report.examples import try_save_examples
+from stn.results.examples import examples_path, try_save_examples
 from stn.results.record import (
     DatasetInfo,
     Metrics,
@@ -65,8 +64,6 @@ from stn.results.store import (
 from stn.sampling import native
 
 log = logging.getLogger(__name__)
-
-RUN_MODES = ("train", "throughput")
 
 
 def plain_config(cfg: DictConfig) -> dict[str, Any]:
@@ -96,8 +93,8 @@ def run_job(cfg: DictConfig) -> JobOutcome:
         log.info("skipped %s: device=cuda_if_present and no CUDA GPU here", run_name)
         return JobOutcome("skipped", run_id, run_name)
     # A run asked to save a checkpoint that is not there reruns even when its record is ok.
-    saved = not config.get("save_checkpoint") or Path(config["save_checkpoint"]).is_file()
-    if config.get("resume", True) and is_ok(sweep_dir, run_id) and saved:
+    saved = not config["save_checkpoint"] or Path(config["save_checkpoint"]).is_file()
+    if config["resume"] and is_ok(sweep_dir, run_id) and saved:
         log.info("skipped %s (%s): an ok record already exists in %s", run_name, run_id, sweep_dir)
         return JobOutcome("skipped", run_id, run_name)
     newer = newer_record_version(sweep_dir, run_id)
@@ -111,7 +108,8 @@ def run_job(cfg: DictConfig) -> JobOutcome:
         return JobOutcome("failed", run_id, run_name, reason)
     started = time.time()
     record.timing.started_at = started
-    with open_tracker(config["logger"], run_name, config, group=str(config["sweep"])) as tracker:
+    logger = section_settings(LoggerSettings, config["logger"], "logger")
+    with open_tracker(logger, run_name, config, group=str(config["sweep"])) as tracker:
         try:
             _train_and_measure(config, record, tracker)
             record.status = "ok"
@@ -138,11 +136,11 @@ def _release_gpu_memory() -> None:
 def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> None:
     # Checked before any data is read: an unknown top-level key (+foo=1), a malformed
     # size or a value out of range fails at once, naming the option.
-    section_settings(RunConfig, {k: v for k, v in config.items() if k != "hydra"}, "run")
-    output_size = output_size_of(config["output_size"])
-    if config.get("threads"):
-        torch.set_num_threads(int(config["threads"]))
-    device = resolve_device(str(config["device"]))
+    run = section_settings(RunConfig, {k: v for k, v in config.items() if k != "hydra"}, "run")
+    output_size = output_size_of(run.output_size)
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    device = resolve_device(run.device)
     # Peak memory of this run alone where the kernel lets us reset the high-water mark.
     rss_scope = "run" if reset_peak_rss() else "process"
     record.environment = describe_environment(device)
@@ -150,8 +148,8 @@ def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> 
     check_classifier_section(config["classifier"])  # a mistyped target fails before the data
     # A missing, unsafe or mismatched checkpoint too (what needs the data: at build_model).
     check_checkpoint_options(config["classifier"], output_size)
-    save_path = config.get("save_checkpoint")
-    if save_path and config.get("mode", "train") != "train":
+    save_path = run.save_checkpoint
+    if save_path and run.mode != "train":
         raise ValueError(
             f"save_checkpoint={save_path!r} needs mode=train: a throughput run trains nothing"
         )
@@ -160,7 +158,7 @@ def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> 
     tp = section_settings(ThroughputSettings, config["throughput"], "throughput")
     spec = section_settings(DatasetSpec, config["dataset"], "dataset")
     batch_size = settings.batch_size
-    seed = int(config["seed"])
+    seed = run.seed
     seed_everything(seed)
     data = prepare_data(spec, seed, batch_size)
     record.dataset = DatasetInfo.from_json({"name": config["dataset"]["name"], **data.describe()})
@@ -169,10 +167,7 @@ def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> 
     check_timing_batch_fits(tp.batch_size or batch_size, data.test.input_shape, timed, device)
 
     model = build_model(config, data, output_size, seed, device, record)
-    mode = config.get("mode", "train")
-    if mode not in RUN_MODES:
-        raise ValueError(f"mode={mode!r} is not one of {', '.join(RUN_MODES)}")
-    if mode == "train":  # throughput: no training, the record has no accuracy
+    if run.mode == "train":  # throughput: no training, the record has no accuracy
         record.metrics = Metrics.from_json(
             fit(
                 model,

@@ -82,7 +82,7 @@ def _section_name(section: str, node: DictConfig) -> str:
 
 
 # Why the next three functions wrap Hydra's private methods (hydra-core 1.3.8, pinned
-# < 1.4 in pyproject.toml; tests/test_section_options.py, test_config_code.py and
+# < 1.4 in pyproject.toml; tests/experiments/test_section_options.py, test_config_code.py and
 # test_write_failures.py run the app and fail if a wrapped method moves): Hydra 1.3 offers
 # no public hook that does their jobs.
 # - Unknown options: the composition error is raised inside Hydra's main and printed there

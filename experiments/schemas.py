@@ -9,7 +9,8 @@ group       schema           dataclass                              presets that
 (primary)   ``base_config``  :class:`RunConfig` (below)             ``conf/config.yaml``
 dataset     ``base_dataset`` ``stn.data.prepare.DatasetSpec``       ``conf/dataset/*.yaml``
 trainer     ``base_trainer`` ``stn.measure.train.TrainSettings``    ``conf/trainer/*.yaml``
-classifier  ``base_<kind>``  ``stn.measure.models.CnnConfig``, ...  ``conf/classifier/*.yaml``
+logger      ``base_logger``  ``experiments.tracking.LoggerSettings`` ``conf/logger/*.yaml``
+classifier  ``base_<kind>``  ``stn.networks.models.CnnConfig``, ...  ``conf/classifier/*.yaml``
 reducer     ``base_<kind>``  each registered kind's ``config_type`` ``conf/reducer/*.yaml``
 ==========  ===============  =====================================  ============================
 
@@ -34,12 +35,14 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from experiments.objective import Objective
 from experiments.quiet_pass import QuietPassSettings
+from experiments.tracking import LoggerSettings
 from stn.data.prepare import DatasetSpec
-from stn.measure.models import CLASSIFIERS
 from stn.measure.throughput import ThroughputSettings
 from stn.measure.train import TrainSettings
+from stn.networks import NETWORKS
 from stn.options import option
 from stn.reducers.registry import REDUCERS
+from stn.results.record import RUN_MODES
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,8 @@ class RunConfig:
             raise ValueError(problem)
         if not 0 <= self.seed < 2**32:
             raise ValueError(f"seed must lie in [0, 2**32) (NumPy's range), got {self.seed}")
+        if self.mode not in RUN_MODES:
+            raise ValueError(f"mode={self.mode!r} is not one of {', '.join(RUN_MODES)}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1 or null (torch's default), got {self.threads}")
 
@@ -151,7 +156,7 @@ def _make_writable(node: DictConfig | ListConfig) -> None:
 
 def reducer_config_types() -> dict[str, type]:
     """kind → config dataclass of every registered reducer kind."""
-    return {kind: cls.config_type for kind, cls in REDUCERS.items()}
+    return {kind: REDUCERS.config_type(kind) for kind in REDUCERS}
 
 
 def section_schemas() -> list[tuple[str | None, str, type]]:
@@ -160,10 +165,10 @@ def section_schemas() -> list[tuple[str | None, str, type]]:
         (None, "base_config", RunConfig),
         ("dataset", "base_dataset", DatasetSpec),
         ("trainer", "base_trainer", TrainSettings),
+        ("logger", "base_logger", LoggerSettings),
     ]
     schemas += [
-        ("classifier", f"base_{kind}", cls.config_type)  # type: ignore[attr-defined]
-        for kind, cls in sorted(CLASSIFIERS.items())
+        ("classifier", f"base_{kind}", NETWORKS.config_type(kind)) for kind in sorted(NETWORKS)
     ]
     schemas += [
         ("reducer", f"base_{kind}", config_type)
@@ -173,7 +178,14 @@ def section_schemas() -> list[tuple[str | None, str, type]]:
 
 
 def register_schemas() -> None:
-    """Store every schema in Hydra's ``ConfigStore``; calling it again changes nothing."""
+    """Store every schema in Hydra's ``ConfigStore``; calling it again changes nothing.
+
+    A kind's schema (``reducer/base_stn``, ``classifier/base_cnn``) sets its ``kind`` and
+    names itself after it, so presets need not repeat ``kind:`` and the schema composes
+    as a preset of its own (``reducer=base_stn``: the kind's defaults)."""
     store = ConfigStore.instance()
     for group, name, config_type in section_schemas():
-        store.store(group=group, name=name, node=schema_node(config_type))
+        node = schema_node(config_type)
+        if group in ("reducer", "classifier"):
+            node.kind = node.name = name.removeprefix("base_")
+        store.store(group=group, name=name, node=node)

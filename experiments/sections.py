@@ -15,8 +15,8 @@ import torch
 from experiments.checkpoints import load_configured_weights
 from experiments.classifier import build_configured_classifier, describe_classifier
 from stn.data.prepare import PreparedData
-from stn.measure.models import count_parameters
 from stn.measure.train import ReducedClassifier
+from stn.networks import count_parameters
 from stn.options import checked_options
 from stn.reducers.registry import build_reducer
 from stn.results.record import ClassifierInfo, Record, ReducerInfo

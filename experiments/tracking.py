@@ -16,8 +16,11 @@ import logging
 import math
 import os
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from stn.options import option
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,6 +30,20 @@ log = logging.getLogger(__name__)
 DEFAULT_MODE = "offline"
 DEFAULT_PROJECT = "stn-bench"
 DISABLED = "disabled"
+
+
+@dataclass(frozen=True)
+class LoggerSettings:
+    """The ``logger`` section: the one home of its options (schema ``logger/base_logger``;
+    ``conf/logger/*.yaml`` extend it, so a mistyped key is refused at composition)."""
+
+    enabled: bool = option(False, "track each job as a wandb run")
+    mode: str | None = option(
+        None, "online, offline or disabled; null: WANDB_MODE, else offline (never a login)"
+    )
+    project: str = option(DEFAULT_PROJECT, "wandb project")
+    entity: str | None = option(None, "wandb entity (team or user); null: your default")
+    dir: str | None = option(None, "folder for wandb's files (<dir>/wandb/); null: wandb's")
 
 
 def wandb_mode(configured: str | None = None) -> str:
@@ -110,23 +127,23 @@ def _unusable_dir(folder: str | None, what: str = "logger.dir") -> str | None:
 
 @contextlib.contextmanager
 def open_tracker(
-    settings: dict[str, Any], name: str, config: dict[str, Any], group: str
+    settings: LoggerSettings, name: str, config: dict[str, Any], group: str
 ) -> Iterator[Tracker]:
-    """Yield a ``Tracker`` for one job; ``settings`` is the ``logger`` config group."""
-    mode = wandb_mode(settings.get("mode"))
-    if not settings.get("enabled", False) or mode == DISABLED:
+    """Yield a ``Tracker`` for one job; ``settings`` is the typed ``logger`` section."""
+    mode = wandb_mode(settings.mode)
+    if not settings.enabled or mode == DISABLED:
         yield Tracker(None)
         return
-    problem = _unusable_dir(settings.get("dir"))
+    problem = _unusable_dir(settings.dir)
     if problem:
         log.warning("wandb off for this run: %s; the local record is still written", problem)
         yield Tracker(None)
         return
     run = start_run(
         mode,
-        project=settings.get("project", DEFAULT_PROJECT),
-        entity=settings.get("entity"),
-        dir=settings.get("dir"),
+        project=settings.project,
+        entity=settings.entity,
+        dir=settings.dir,
         name=name,
         group=group,
         config=config,

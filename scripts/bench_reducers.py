@@ -31,7 +31,6 @@ import torch
 import torch.nn.functional as F
 
 from stn.data.prepare import DatasetSpec, prepare_data
-from stn.measure.models import build_classifier
 from stn.measure.throughput import (
     busy_cpu_seconds,
     measure,
@@ -41,6 +40,7 @@ from stn.measure.throughput import (
     reset_peak_rss,
 )
 from stn.measure.train import ReducedClassifier, TrainSettings, make_optimizer
+from stn.networks import build_classifier
 from stn.reducers.registry import build_reducer
 
 # The digits_128 / digits_276 presets' canvases.

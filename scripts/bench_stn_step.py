@@ -27,9 +27,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from experiments.schemas import register_schemas
-from stn.measure.models import build_classifier
 from stn.measure.throughput import measure
 from stn.measure.train import ReducedClassifier, TrainSettings, make_optimizer
+from stn.networks import build_classifier
 from stn.reducers.registry import build_reducer
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -5,7 +5,7 @@
 
 Each scenario's families are simulated with a fixed RNG seed (``stn.report.calibration``):
 the same figures on every run. Under no true difference, every rate of a false claim must
-stay at or below α = 0.05 (tests/test_calibration.py holds it to three Monte Carlo
+stay at or below α = 0.05 (tests/report/test_calibration.py holds it to three Monte Carlo
 standard errors); under clear differences, power is how often the report finds them.
 """
 

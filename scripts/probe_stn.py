@@ -22,8 +22,8 @@ import time
 import torch
 
 from stn.data.prepare import DatasetSpec, prepare_data
-from stn.measure.models import build_classifier
 from stn.measure.train import ReducedClassifier, TrainSettings, fit, seed_everything
+from stn.networks import build_classifier
 from stn.reducers.registry import build_reducer
 
 

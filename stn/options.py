@@ -50,7 +50,7 @@ def unknown_names_message(what: str, unknown: list[str], valid: list[str] | tupl
         near = closest_match(name, valid)
         parts.append(f"{name!r}" + (f" (did you mean {near!r}?)" if near else ""))
     plural = "s" if len(parts) > 1 else ""
-    return f"unknown {what} option{plural} {', '.join(parts)}; valid: {', '.join(valid)}"
+    return f"unknown {what} option{plural} {', '.join(parts)}; valid: {', '.join(valid) or 'none'}"
 
 
 def option_names(cls: type) -> list[str]:

@@ -1,12 +1,17 @@
 """Tests run offline, on one CPU thread (stable on a shared 2-core machine), no wandb."""
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from experiments.schemas import register_schemas
 
+# The tests mirror the package tree (tests/reducers/, tests/report/, ...); their shared
+# helpers (tiny_runs, report_records, custom_nets) stay here, importable from every folder.
+sys.path.insert(0, str(Path(__file__).parent))
 os.environ["WANDB_MODE"] = "disabled"
 torch.set_num_threads(1)
 # The presets extend the sections' schemas: every test that composes a config needs them.

@@ -1,6 +1,6 @@
 """Networks a user might bring (``classifier._target_=custom_nets.<Name>``), good and bad.
 
-Importable as ``custom_nets`` in tests: pytest puts tests/ on sys.path (no __init__.py).
+Importable as ``custom_nets`` in tests: tests/conftest.py puts tests/ on sys.path.
 """
 
 from torch import Tensor, nn

@@ -96,7 +96,7 @@ def tiny_run(args: list[str]) -> list[str]:
 def small_command(args: list[str]) -> list[str]:
     """``stn-bench ARGS`` as the test runs it: runs small (:func:`tiny_run`), ``folder``
     as its plan only (``--dry-run``: its sweeps are ``run`` commands, and
-    tests/test_question_folder.py runs them)."""
+    tests/experiments/test_question_folder.py runs them)."""
     if launches_runs(args):
         return tiny_run(args)
     if args[:1] == ["folder"]:

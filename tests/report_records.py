@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from stn.report.example_files import examples_path, write_examples
+from stn.results.examples import examples_path, write_examples
 from stn.results.record import ClassifierInfo, DatasetInfo, Metrics, Record, ReducerInfo, new_record
 from stn.results.store import write_record
 

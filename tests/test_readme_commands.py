@@ -49,7 +49,7 @@ def test_every_readme_command_runs_as_written(tmp_path):
     type them (the network module of "Bring your own network" written where it says)."""
     part = README.split("## Bring your own network", 1)[1]
     (tmp_path / "mynets.py").write_text(re.search(r"```python\n(.*?)```", part, re.S).group(1))
-    # The tuning example runs below; Hydra's --help in tests/test_front_door.py.
+    # The tuning example runs below; Hydra's --help in tests/stn_bench/test_front_door.py.
     commands = [c for c in bash_commands(README) if not _tuning(c) and "--help" not in c]
     assert sum(launches_runs(c) for c in commands) >= 10  # the parse found the runs
     (tmp_path / "README.md").write_text(README)  # a reader types them in the checkout

@@ -1,38 +1,27 @@
 """README's "Adding a reducer" example, run as written: one module plus one preset."""
 
-import re
 import types
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from readme_blocks import ROOT, readme_block
 
 import stn.reducers.base
 from experiments.schemas import register_schemas
 from stn.reducers.base import ReducerConfigError
 from stn.reducers.registry import build_reducer
 
-ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text()
-
-
-def _block(language: str, first_line: str) -> str:
-    for body in re.findall(rf"```{language}\n(.*?)```", README, re.S):
-        if body.startswith(first_line):
-            return body
-    raise AssertionError(f"README has no {language} block starting {first_line!r}")
-
 
 @pytest.fixture
 def centre_crop():
     """The README's module, registered for this test only."""
     module = types.ModuleType("centre_crop")
-    exec(_block("python", "# stn/reducers/centre_crop.py"), module.__dict__)  # noqa: S102
+    exec(readme_block("python", "# stn/reducers/centre_crop.py"), module.__dict__)  # noqa: S102
     yield module
-    stn.reducers.base.REDUCERS.pop("centre_crop")
+    stn.reducers.base.REDUCERS.unregister("centre_crop")
 
 
 def test_the_readme_reducer_builds_from_a_spec_and_crops_the_centre(centre_crop):
@@ -51,7 +40,7 @@ def test_the_readme_reducer_builds_from_a_spec_and_crops_the_centre(centre_crop)
 
 def test_the_readme_preset_composes_over_its_schema(centre_crop, tmp_path):
     (tmp_path / "reducer").mkdir()
-    preset = _block("yaml", "# conf/reducer/centre_crop.yaml")
+    preset = readme_block("yaml", "# conf/reducer/centre_crop.yaml")
     (tmp_path / "reducer" / "centre_crop.yaml").write_text(preset)
     register_schemas()  # now with base_centre_crop
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +17,8 @@ import numpy as np
 
 from stn.data.files import DatasetFormatError, check_labels, missing_files, require_root
 from stn.data.images import ImageSet
+from stn.data.sources import register_source
+from stn.options import option
 
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -118,6 +121,7 @@ def _imageset(
     )
 
 
+@register_source("cifar10")
 def load_cifar10(root: str | Path | None) -> tuple[ImageSet, ImageSet]:
     """CIFAR-10: train ``(50000, 3, 32, 32)``, test ``(10000, 3, 32, 32)`` uint8, 10 classes."""
     folder = _dataset_folder(root, CIFAR10_FOLDER, "cifar10", CIFAR10_HOW)
@@ -130,6 +134,12 @@ def load_cifar10(root: str | Path | None) -> tuple[ImageSet, ImageSet]:
     return _imageset(train, 10, "cifar10", names), _imageset(test, 10, "cifar10", names)
 
 
+@dataclass(frozen=True)
+class Cifar100Options:
+    labels: str = option("fine", "fine: the 100 classes; coarse: the 20 superclasses")
+
+
+@register_source("cifar100", Cifar100Options)
 def load_cifar100(
     root: str | Path | None, labels: Literal["fine", "coarse"] = "fine"
 ) -> tuple[ImageSet, ImageSet]:

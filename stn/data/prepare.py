@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from stn.data.canvas import CanvasSpec
-from stn.data.catalog import load_dataset
+from stn.data.catalog import load_dataset, source_options
 from stn.data.images import ImageSet, stratified_split
 from stn.data.stream import BatchStream
 from stn.options import option
@@ -54,6 +54,11 @@ class DatasetSpec:
         "repeat grey images into N channels (e.g. 3 for colour-shaped throughput runs); "
         "null: as they are",
     )
+
+    def __post_init__(self) -> None:
+        # The source and its options checked now, before any file is read: an unknown
+        # source or option names the closest. The section keeps them as given (a mapping).
+        source_options(self.source, self.options)
 
     def canvas(self) -> CanvasSpec | None:
         if self.canvas_size is None:

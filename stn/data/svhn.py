@@ -6,12 +6,15 @@ Each file holds ``X``: uint8 ``(32, 32, 3, N)`` (height, width, RGB, image) and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from stn.data.files import DatasetFormatError, check_labels, missing_files, require_root
 from stn.data.images import ImageSet
+from stn.data.sources import register_source
+from stn.options import option
 
 SVHN_HOW = (
     "Download train_32x32.mat and test_32x32.mat (format 2, http://ufldl.stanford.edu/housenumbers/)"
@@ -51,7 +54,15 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(images.transpose(3, 2, 0, 1)), labels
 
 
-def load_svhn(root: str | Path | None, extra: bool = False) -> tuple[ImageSet, ImageSet]:
+@dataclass(frozen=True)
+class SvhnOptions:
+    extra: bool = option(False, "add the 531,131 extra training digits")
+
+
+@register_source("svhn", SvhnOptions)
+def load_svhn(
+    root: str | Path | None, extra: bool = SvhnOptions.extra
+) -> tuple[ImageSet, ImageSet]:
     """SVHN: train ``(73257, 3, 32, 32)`` (+ 531131 with ``extra``), test ``(26032, 3, 32, 32)``."""
     folder = require_root(root, "svhn", SVHN_HOW)
     train_files = ["train_32x32.mat"] + (["extra_32x32.mat"] if extra else [])

@@ -17,12 +17,7 @@ from tqdm.auto import tqdm
 
 from stn.data.stream import Batch, BatchStream
 from stn.options import option
-from stn.reducers.base import Reducer, reduce_batch
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training diverged: the loss (or a learned transform) stopped being finite."""
-
+from stn.reducers.base import NonFiniteLossError, Reducer, reduce_batch
 
 LR_SCHEDULES = ("warmup_cosine", "constant")
 # Far above any batch a 48×48 network trains on (the presets use 32-256), far below one

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from torch import Tensor, nn
 
 from stn.options import OptionsError, describe_options, option
+from stn.registry import Registry
 
 if TYPE_CHECKING:
     import torch
@@ -34,6 +35,11 @@ if TYPE_CHECKING:
     from stn.data.stream import BatchStream
 
 Size = tuple[int, int]
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training diverged: the loss (or a learned transform) stopped being finite. Raised by
+    the trainer (``stn.measure.train``) and by learned reducers whose transform blew up."""
 
 
 class ReducerConfigError(OptionsError):
@@ -54,7 +60,9 @@ class ReducerConfig:
     """Options every reducer kind has; each kind's config adds its own."""
 
     name: str = option("", "label in tables and run ids (empty: the kind)")
-    kind: str = option("", "which registered reducer builds this (conf/reducer/*.yaml sets it)")
+    kind: str = option(
+        "", "which registered reducer builds this (set by its schema, reducer/base_<kind>)"
+    )
 
     def __post_init__(self) -> None:
         """Cross-option checks; a kind's config (or shared option group) adds its own and
@@ -103,13 +111,15 @@ class Reducer(nn.Module):
 
     @property
     def lr_multiplier(self) -> float:
-        """The reducer's parameters train at ``trainer.lr ×`` this."""
-        return float(getattr(self.config, "lr_multiplier", 1.0))
+        """The reducer's parameters train at ``trainer.lr ×`` this (1 for a fixed kind)."""
+        learned = isinstance(self.config, LearnedReducerConfig)
+        return self.config.lr_multiplier if learned else LearnedReducerConfig.lr_multiplier
 
     @property
     def optimizer(self) -> str:
         """What trains the reducer's parameters: one of ``REDUCER_OPTIMIZERS``."""
-        return str(getattr(self.config, "optimizer", "adam"))
+        learned = isinstance(self.config, LearnedReducerConfig)
+        return self.config.optimizer if learned else LearnedReducerConfig.optimizer
 
     def on_epoch_start(self, epoch: int) -> None:
         """Called by the trainer before each epoch (0-based); curricula set up here."""
@@ -158,23 +168,14 @@ class Reducer(nn.Module):
 
 # kind → reducer class, filled by @register_reducer where each kind is defined;
 # stn.reducers.registry imports every kind's module, so the table is complete there.
-REDUCERS: dict[str, type[Reducer]] = {}
+REDUCERS: Registry[type[Reducer]] = Registry("reducer kind", ReducerConfigError)
 
 R = TypeVar("R", bound=type[Reducer])
 
 
 def register_reducer(kind: str, config_type: type[ReducerConfig]) -> Callable[[R], R]:
     """Class decorator: ``kind`` in presets builds this class from a ``config_type``."""
-
-    def register(cls: R) -> R:
-        if kind in REDUCERS and REDUCERS[kind] is not cls:
-            raise ValueError(f"reducer kind {kind!r} is registered twice")
-        cls.kind = kind
-        cls.config_type = config_type
-        REDUCERS[kind] = cls
-        return cls
-
-    return register
+    return REDUCERS.register(kind, config_type)
 
 
 def reduce_batch(reducer: Reducer, x: Tensor, boxes: Tensor | None = None) -> Tensor:

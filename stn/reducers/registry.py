@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import stn.reducers
-from stn.options import OptionsError, closest_match, options_from
 from stn.reducers.base import REDUCERS, Reducer, ReducerConfig, ReducerConfigError, Size
 
 
@@ -35,21 +34,8 @@ def reducer_kinds() -> list[str]:
 def reducer_config(spec: Mapping[str, Any]) -> ReducerConfig:
     """The typed config of a preset: ``spec["kind"]`` picks the kind; every other key must
     be one of that kind's options (an unknown one is an error naming the valid ones)."""
-    kind = spec.get("kind")
-    if kind not in REDUCERS:
-        near = closest_match(str(kind), reducer_kinds())
-        hint = f" (did you mean {near!r}?)" if near else ""
-        raise ReducerConfigError(
-            f"unknown reducer kind {kind!r}{hint}; known kinds: {', '.join(reducer_kinds())}"
-        )
-    values = dict(spec)
-    values["name"] = str(values.get("name") or kind)
-    try:
-        return options_from(REDUCERS[kind].config_type, values, f"reducer kind {kind!r}")
-    except ReducerConfigError:
-        raise
-    except OptionsError as err:  # an unknown key or a mistyped value: a preset's fault too
-        raise ReducerConfigError(str(err)) from err
+    kind = REDUCERS.check_name(spec.get("kind"))
+    return REDUCERS.config(kind, {**spec, "name": str(spec.get("name") or kind)})
 
 
 def build_reducer(
@@ -76,5 +62,6 @@ def build_reducer(
             "a reducer only shrinks. Use a canvas of at least the output size "
             "(dataset.canvas_size)."
         )
-    cls = REDUCERS[config.kind]
-    return cls(config, int(in_channels), tuple(input_size), tuple(output_size))
+    return REDUCERS.build(
+        config.kind, config, int(in_channels), tuple(input_size), tuple(output_size)
+    )

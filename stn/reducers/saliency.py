@@ -29,8 +29,8 @@ from stn.reducers.base import (
     Size,
     register_reducer,
 )
+from stn.reducers.layers import conv_stages, standardize
 from stn.reducers.sampler_options import LocalisationOptions, SamplingOptions
-from stn.reducers.transformer import conv_stages, standardize
 from stn.sampling.grid import grid_sample
 
 

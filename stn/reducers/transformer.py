@@ -18,16 +18,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stn.measure.train import NonFiniteLossError
 from stn.options import option
 from stn.reducers.base import (
     LearnedReducerConfig,
+    NonFiniteLossError,
     Reducer,
     ReducerConfigError,
     Size,
     register_reducer,
     require_choice,
 )
+from stn.reducers.layers import conv_stages, standardize
 from stn.reducers.sampler_options import LocalisationOptions, SamplingOptions
 from stn.sampling.grid import SamplingStepError, affine_grid, grid_sample, sample_axis_aligned
 from stn.sampling.kernels import Kernel, get_kernel
@@ -59,19 +60,6 @@ class TransformerDivergedError(NonFiniteLossError):
 
 class NonFiniteTransformError(TransformerDivergedError):
     """The localisation net produced a non-finite θ."""
-
-
-def conv_stages(in_channels: int, channels: Sequence[int], batch_norm: bool) -> nn.Sequential:
-    """(5×5 conv [– batch norm] – ReLU – 2×2 max-pool) per entry of ``channels``."""
-    layers: list[nn.Module] = []
-    width = in_channels
-    for out in channels:
-        layers.append(nn.Conv2d(width, out, 5, padding=2))
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(out))
-        layers += [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
-        width = out
-    return nn.Sequential(*layers)
 
 
 def _check_head_init(head_init: str) -> None:
@@ -285,13 +273,6 @@ def identity_params(transform: str, init_scale: float = 1.0) -> tuple[float, ...
 
 
 IDENTITY = {"affine": identity_params("affine"), "attention": identity_params("attention")}
-
-
-def standardize(x: Tensor, eps: float = 1e-5) -> Tensor:
-    """Per-image standardisation of ``(N, C, H, W)``: zero mean, unit variance per image."""
-    mean = x.mean((1, 2, 3), keepdim=True)
-    std = x.std((1, 2, 3), keepdim=True, unbiased=False)
-    return (x - mean) / (std + eps)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ import pandas as pd
 
 from stn.measure.plateau import PLATEAU_CONDITION, PLATEAU_RULE, stalled_counts
 from stn.report import figures, figures_scale
-from stn.report.example_files import examples_path, load_examples
 from stn.report.frozen_kept import kept_section
 from stn.report.glimpse_table import GLIMPSE_NOTE, glimpse_markdown, glimpse_table
 from stn.report.markdown import markdown_table
@@ -54,6 +53,7 @@ from stn.report.verdict import verdict_section
 from stn.results.atomic import write_text_atomically
 from stn.results.collect import Completeness, completeness, curves_frame, runs_frame
 from stn.results.duplicates import merge_duplicates, mixed_cells
+from stn.results.examples import examples_path, load_examples
 from stn.results.record import Record
 from stn.results.store import SkippedRecord, load_records
 

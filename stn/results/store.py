@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stn.report.example_files import EXAMPLES_SUBDIR
 from stn.results.atomic import TEMP_SUFFIX, remove_stale_temp_files, write_atomically
+from stn.results.examples import EXAMPLES_SUBDIR
 from stn.results.record import (
     SCHEMA_VERSION,
     Record,

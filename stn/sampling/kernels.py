@@ -7,19 +7,23 @@ each is a torch op, differentiable in ``d`` wherever the kernel is, and exactly 
 ``|d| >= radius`` (``nearest``/``box`` include one edge, see below), so a sampler may read
 any window that covers ``(x − radius, x + radius]``.
 
-``get_kernel(name, **params)`` builds one; ``kernel_names()`` lists them. The registry is
-the only module-level state and is filled once, here.
+``get_kernel(name, **params)`` builds one; ``kernel_names()`` lists them. Each kernel
+registers itself in :data:`KERNELS` (``stn.registry``) where its factory is defined, with
+the dataclass of its parameters; the registry is the only module-level state.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import partial
 
 import torch
 from torch import Tensor
+
+from stn.options import option
+from stn.registry import Registry
 
 KernelFn = Callable[[Tensor], Tensor]
 WindowFn = Callable[[Tensor], tuple[Tensor, Tensor]]
@@ -220,23 +224,51 @@ def _lanczos_window(lobes: int) -> WindowFn:
     return window
 
 
+@dataclass(frozen=True)
+class NoParams:
+    """A kernel without parameters."""
+
+
+@dataclass(frozen=True)
+class BicubicParams:
+    a: float = option(-0.75, "Keys' a: -0.75 as PyTorch and OpenCV, -0.5 as Pillow")
+
+
+@dataclass(frozen=True)
+class GaussianParams:
+    sigma: float = option(0.5, "standard deviation in input pixels")
+    truncate: float = option(3.0, "support = max(truncate · sigma, 1) pixels")
+
+
+def _build(factory: Callable[..., Kernel], params: object) -> Kernel:
+    return factory(**{f.name: getattr(params, f.name) for f in fields(params)})
+
+
+# name -> factory(**params), filled where each factory is defined and never mutated after.
+KERNELS: Registry[Callable[..., Kernel]] = Registry("kernel", make=_build)
+
+
+@KERNELS.register("nearest", NoParams)
 def _make_nearest() -> Kernel:
     window = _polynomial_window(_nearest, 0.5, 0)
     formula = ("nearest", ())
     return Kernel("nearest", 0.5, _nearest, True, _zero_deriv, True, window, formula, "nearest")
 
 
+@KERNELS.register("box", NoParams)
 def _make_box() -> Kernel:
     window = _polynomial_window(_box, 0.5, 0)
     return Kernel("box", 0.5, _box, True, _zero_deriv, True, window, ("box", ()))
 
 
+@KERNELS.register("bilinear", NoParams)
 def _make_bilinear() -> Kernel:
     window = _polynomial_window(_tent, 1.0, 1)
     return Kernel("bilinear", 1.0, _tent, True, _tent_deriv, True, window, ("tent", ()), "bilinear")
 
 
-def _make_bicubic(a: float = -0.75) -> Kernel:
+@KERNELS.register("bicubic", BicubicParams)
+def _make_bicubic(a: float = BicubicParams.a) -> Kernel:
     name = "bicubic" if a == -0.75 else f"bicubic(a={a})"
     fn, deriv = partial(_keys_cubic, a=a), partial(_keys_cubic_deriv, a=a)
     window = _polynomial_window(fn, 2.0, 3)
@@ -244,6 +276,7 @@ def _make_bicubic(a: float = -0.75) -> Kernel:
     return Kernel(name, 2.0, fn, True, deriv, True, window, ("keys", (a,)), mode)
 
 
+@KERNELS.register("bicubic_pil", NoParams)
 def _make_bicubic_pil() -> Kernel:
     a = -0.5
     fn, deriv = partial(_keys_cubic, a=a), partial(_keys_cubic_deriv, a=a)
@@ -268,7 +301,10 @@ def _make_lanczos(lobes: int) -> Callable[[], Kernel]:
     return make
 
 
-def _make_gaussian(sigma: float = 0.5, truncate: float = 3.0) -> Kernel:
+@KERNELS.register("gaussian", GaussianParams)
+def _make_gaussian(
+    sigma: float = GaussianParams.sigma, truncate: float = GaussianParams.truncate
+) -> Kernel:
     if not sigma > 0:
         raise ValueError(f"gaussian kernel: sigma must be > 0, got {sigma}")
     if not truncate > 0:
@@ -289,17 +325,8 @@ def _make_gaussian(sigma: float = 0.5, truncate: float = 3.0) -> Kernel:
     )
 
 
-# name -> factory(**params). The one piece of module state; filled here and never mutated.
-KERNELS: dict[str, Callable[..., Kernel]] = {
-    "nearest": _make_nearest,
-    "bilinear": _make_bilinear,
-    "bicubic": _make_bicubic,
-    "bicubic_pil": _make_bicubic_pil,
-    "lanczos2": _make_lanczos(2),
-    "lanczos3": _make_lanczos(3),
-    "gaussian": _make_gaussian,
-    "box": _make_box,
-}
+KERNELS.register("lanczos2", NoParams)(_make_lanczos(2))
+KERNELS.register("lanczos3", NoParams)(_make_lanczos(3))
 
 
 def kernel_names() -> list[str]:
@@ -317,22 +344,14 @@ def get_kernel(name: str | Kernel, **params: float) -> Kernel:
     passes through unchanged (parameters are then an error).
 
     Raises:
-        ValueError: unknown name (the message lists the valid ones) or bad parameters.
+        ValueError: unknown name or parameter (``OptionsError``: the message names the
+            closest and the valid ones) or a bad value.
     """
     if isinstance(name, Kernel):
         if params:
             raise ValueError(f"kernel {name.name!r} is already built; got extra params {params}")
         return name
-    try:
-        factory = KERNELS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown kernel {name!r}; expected one of: {', '.join(kernel_names())}"
-        ) from None
-    try:
-        return factory(**params)
-    except TypeError as err:
-        raise ValueError(f"kernel {name!r} does not take parameters {params}: {err}") from None
+    return KERNELS.build(KERNELS.check_name(name), params)
 
 
 def support_taps(radius: float) -> int:
