@@ -83,9 +83,7 @@ def test_question_mlp_pairs_pca_with_the_mlp_in_the_same_folder_and_trainer():
 
 def test_each_drop_is_stated_with_the_command_that_adds_it_back():
     text = (CONF / "experiment" / "question.yaml").read_text()
-    commands = re.findall(
-        r"python -m experiments\.run -m experiment=question\s+#?\s*reducer=(\S+)", text
-    )
+    commands = re.findall(r"stn-bench run -m experiment=question\s+#?\s*reducer=(\S+)", text)
     added_back = {name for command in commands for name in command.split(",")}
     assert set(DROPPED) <= added_back
     swept = set(sweep_values(composed("experiment=question"), "reducer"))
