@@ -15,8 +15,13 @@ Either way the run passes ``in_channels``, ``num_classes`` and ``input_size`` ``
 as keyword arguments, and every other key of the section except ``name``, ``checkpoint``
 and ``frozen`` (weights to load, and whether they stay fixed: ``experiments.checkpoints``)
 as an option.
-A target's network is checked before any training: it must be an ``nn.Module`` mapping a
-dummy ``(2, C, h, w)`` batch to ``(2, num_classes)`` logits. Each problem raises
+
+The section is read once, into a :class:`ClassifierSpec` (``ClassifierSpec.from_section``,
+called by ``experiments.sections.read_run``): the run checks, builds, loads, records and
+saves through it, the same way for a kind and a target. A target's network is checked
+before any training: its import and signature before the data (``spec.check()``), then it
+must be an ``nn.Module`` mapping a dummy ``(2, C, h, w)`` batch to ``(2, num_classes)``
+logits (``spec.build(...)``). Each problem raises
 :class:`ClassifierConfigError` (a kind's unknown or mistyped option: ``OptionsError``)
 saying what is wrong and how to fix it; ``experiments.job`` records it as the run's
 failure, so one bad network never ends a sweep.
@@ -27,13 +32,16 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from experiments.targets import nested_code_keys
-from stn.networks import NETWORKS, build_classifier, classifier_config
+from stn.measure.checkpoint import CheckpointError
+from stn.networks import NETWORKS, ClassifierConfig, classifier_config
+from stn.options import describe_options
 
 MISSING = "???"  # OmegaConf's mandatory value, left as is by to_container
 RUN_ARGS = ("in_channels", "num_classes", "input_size")
@@ -42,6 +50,7 @@ NOT_OPTIONS = frozenset({"name", "kind", "_target_", "checkpoint", "frozen"})
 SIGNATURE = (
     "__init__(self, in_channels: int, num_classes: int, input_size: tuple[int, int], **options)"
 )
+CHECKPOINT = "classifier.checkpoint"
 HOW = "classifier=custom classifier._target_=package.module.Class"
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
@@ -78,39 +87,86 @@ def classifier_name(section: Mapping[str, Any]) -> str | None:
     return None if kind is None else str(kind)
 
 
-def describe_classifier(section: Mapping[str, Any]) -> dict[str, Any]:
-    """What a record says about the network besides its size: name and kind or target."""
-    facts: dict[str, Any] = {"name": classifier_name(section)}
-    if section.get("_target_") is not None:
-        facts["target"] = section["_target_"]
-    else:
-        facts["kind"] = section.get("kind")
-    return facts
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """The ``classifier`` section read once (:meth:`from_section`): what the run builds,
+    loads and records, the same way for a predefined kind and for your own target.
 
-
-def check_classifier_section(section: Mapping[str, Any]) -> None:
-    """Raise now what building would raise before the network exists: no data needed.
-
-    Kind or target; a kind's options (names and types); the target's import, name and
-    signature. Called before the data is prepared, so that a mistyped option or target
-    fails a run in a second.
+    Exactly one of ``config`` (a predefined network's typed options, ``CnnConfig``, ...)
+    and ``target`` (your network's dotted path, with ``options``: its constructor's plain
+    values) is set; ``checkpoint`` and ``frozen`` are the run's, never the network's.
     """
-    kind, target = _kind_or_target(section)
-    if kind is not None:
-        classifier_config(section)
-    if target is not None:
-        options = target_options(section)  # refused before the target is even imported
-        check_signature(locate_target(target), target, options)
+
+    name: str | None
+    checkpoint: str | None
+    frozen: bool
+    config: ClassifierConfig | None = None
+    target: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any]) -> ClassifierSpec:
+        """Read and check what needs no import: kind or target, a kind's options (names and
+        types), a target's options (plain values only), checkpoint and frozen."""
+        kind, target = _kind_or_target(section)
+        config = classifier_config(section) if kind is not None else None
+        # Refused before the target is even imported.
+        options = target_options(section) if target is not None else {}
+        checkpoint, frozen = frozen_options(section)
+        name = classifier_name(section)
+        return cls(name, checkpoint, frozen, config=config, target=target, options=options)
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What names the network itself (its kind, or its target): what a checkpoint's meta
+        must agree with and what the record says besides the name."""
+        if self.target is not None:
+            return {"target": self.target}
+        return {"kind": self.config.kind}
+
+    def describe(self) -> dict[str, Any]:
+        """What a record says about the network besides its size: name and kind or target."""
+        return {"name": self.name, **self.identity}
+
+    def settings(self) -> dict[str, Any]:
+        """The section as plain values without checkpoint and frozen (what a saved
+        checkpoint says the network was built with)."""
+        if self.target is not None:
+            return {"name": self.name, "_target_": self.target, **self.options}
+        run_only = ("checkpoint", "frozen")
+        described = describe_options(self.config, leave_out=run_only)
+        return {**described, "name": self.name}
+
+    def check(self) -> None:
+        """Raise now what building would raise before the network exists: the target's
+        import, name and signature (a kind's options were checked when read). Called before
+        the data is prepared, so that a mistyped target fails a run in a second."""
+        if self.target is not None:
+            check_signature(locate_target(self.target), self.target, self.options)
+
+    def build(self, in_channels: int, num_classes: int, input_size: Sequence[int]) -> nn.Module:
+        """The network: ``(N, C, h, w) → (N, num_classes)``."""
+        if self.target is not None:
+            return build_target(self.target, in_channels, num_classes, input_size, self.options)
+        return NETWORKS.build(self.config.kind, self.config, in_channels, num_classes, input_size)
 
 
-def build_configured_classifier(
-    section: Mapping[str, Any], in_channels: int, num_classes: int, input_size: Sequence[int]
-) -> nn.Module:
-    """The network a classifier section describes: ``(N, C, h, w) → (N, num_classes)``."""
-    kind, target = _kind_or_target(section)
-    if kind is not None:
-        return build_classifier(kind, in_channels, num_classes, input_size, **_options(section))
-    return build_target(target, in_channels, num_classes, input_size, target_options(section))
+def frozen_options(section: Mapping[str, Any]) -> tuple[str | None, bool]:
+    """``(checkpoint, frozen)`` of a classifier section, checked; a frozen network
+    without weights to keep is an error (a random fixed network measures nothing)."""
+    checkpoint, frozen = section.get("checkpoint"), section.get("frozen", False)
+    if not isinstance(frozen, bool):
+        raise CheckpointError(f"classifier.frozen takes true or false, got {frozen!r}")
+    if checkpoint is not None and (not isinstance(checkpoint, str) or not checkpoint.strip()):
+        raise CheckpointError(f"{CHECKPOINT} must be a file path or null, got {checkpoint!r}")
+    if frozen and checkpoint is None:
+        raise CheckpointError(
+            "classifier.frozen=true needs classifier.checkpoint=PATH: a frozen network keeps "
+            "its weights, and a randomly initialised one would measure nothing. Make one "
+            "with experiment=frozen_checkpoint (README 'When your network is already "
+            "trained'), or set classifier.frozen=false"
+        )
+    return checkpoint, frozen
 
 
 def _options(section: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,21 +21,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.checkpoints import check_checkpoint_options, save_trained_network
-from experiments.classifier import (
-    check_classifier_section,
-    classifier_name,
-)
+from experiments.classifier import classifier_name
 from experiments.launcher import throughput_conditions
 from experiments.outcomes import JobOutcome
-from experiments.schemas import RunConfig, sweep_name_problem
-from experiments.sections import build_model, output_size_of, section_settings
+from experiments.schemas import sweep_name_problem
+from experiments.sections import build_model, read_run, section_settings
 from experiments.tracking import LoggerSettings, open_tracker
-from stn.data.prepare import DatasetSpec, prepare_data
+from stn.data.prepare import prepare_data
 from stn.measure.environment import describe_determinism, describe_environment, resolve_device
 from stn.measure.glimpse import measure_glimpses
 from stn.measure.plateau import plateau_verdict
 from stn.measure.throughput import (
-    ThroughputSettings,
     TimingConditions,
     check_timing_batch_fits,
     measure_data_path,
@@ -44,7 +40,7 @@ from stn.measure.throughput import (
     reset_peak_rss,
     timing_batch,
 )
-from stn.measure.train import TrainSettings, fit, seed_everything
+from stn.measure.train import fit, seed_everything
 from stn.results.examples import examples_path, try_save_examples
 from stn.results.record import (
     DatasetInfo,
@@ -134,10 +130,9 @@ def _release_gpu_memory() -> None:
 
 
 def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> None:
-    # Checked before any data is read: an unknown top-level key (+foo=1), a malformed
-    # size or a value out of range fails at once, naming the option.
-    run = section_settings(RunConfig, {k: v for k, v in config.items() if k != "hydra"}, "run")
-    output_size = output_size_of(run.output_size)
+    # The config read once, before any data: an unknown key (+foo=1), a malformed size, a
+    # value out of range or a mistyped option of any section fails at once, naming it.
+    run = read_run(config)
     if run.threads:
         torch.set_num_threads(run.threads)
     device = resolve_device(run.device)
@@ -145,28 +140,24 @@ def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> 
     rss_scope = "run" if reset_peak_rss() else "process"
     record.environment = describe_environment(device)
     record.determinism = describe_determinism(device)
-    check_classifier_section(config["classifier"])  # a mistyped target fails before the data
+    run.classifier.check()  # a mistyped target fails before the data
     # A missing, unsafe or mismatched checkpoint too (what needs the data: at build_model).
-    check_checkpoint_options(config["classifier"], output_size)
-    save_path = run.save_checkpoint
-    if save_path and run.mode != "train":
+    check_checkpoint_options(run.classifier, run.output_size)
+    if run.save_checkpoint and run.mode != "train":
         raise ValueError(
-            f"save_checkpoint={save_path!r} needs mode=train: a throughput run trains nothing"
+            f"save_checkpoint={run.save_checkpoint!r} needs mode=train: a throughput run "
+            "trains nothing"
         )
-    # Every section's settings before any data: a bad option fails the run at once.
-    settings = section_settings(TrainSettings, config["trainer"], "trainer")
-    tp = section_settings(ThroughputSettings, config["throughput"], "throughput")
-    spec = section_settings(DatasetSpec, config["dataset"], "dataset")
+    settings, tp = run.trainer, run.throughput
     batch_size = settings.batch_size
-    seed = run.seed
-    seed_everything(seed)
-    data = prepare_data(spec, seed, batch_size)
-    record.dataset = DatasetInfo.from_json({"name": config["dataset"]["name"], **data.describe()})
+    seed_everything(run.seed)
+    data = prepare_data(run.dataset, run.seed, batch_size)
+    record.dataset = DatasetInfo.from_json({"name": run.dataset.name, **data.describe()})
     # The timing comes after training: a batch that cannot fit must fail the run now.
     timed = "throughput.batch_size" if tp.batch_size else "trainer.batch_size (the timing batch)"
     check_timing_batch_fits(tp.batch_size or batch_size, data.test.input_shape, timed, device)
 
-    model = build_model(config, data, output_size, seed, device, record)
+    model = build_model(run, data, device, record)
     if run.mode == "train":  # throughput: no training, the record has no accuracy
         record.metrics = Metrics.from_json(
             fit(
@@ -183,19 +174,19 @@ def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> 
         record.metrics.plateau = plateau_verdict(record.metrics.curves, int(data.num_classes))
         # "Does it zoom onto the object?" as numbers, not only as the report's picture.
         record.metrics.glimpse = measure_glimpses(model.reducer, data.test, device)
-        if save_path:  # the trained network, for classifier.checkpoint=... in later runs
+        if run.save_checkpoint:  # the trained network, for classifier.checkpoint=... later
             record.extra["saved_checkpoint"] = save_trained_network(
-                str(save_path),
+                run.save_checkpoint,
                 model.classifier,
-                config["classifier"],
+                run.classifier,
                 data.train.input_shape[0],
                 data.num_classes,
-                output_size,
+                run.output_size,
                 {
                     "run_id": record.run_id,
-                    "dataset": config["dataset"]["name"],
-                    "reducer": config["reducer"]["name"],
-                    "seed": seed,
+                    "dataset": run.dataset.name,
+                    "reducer": run.reducer.name,
+                    "seed": run.seed,
                     "test_accuracy": record.metrics.test_accuracy,
                 },
             )
@@ -203,7 +194,7 @@ def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> 
     batch = timing_batch(data.test, tp.batch_size or batch_size)
     conditions = TimingConditions(**throughput_conditions())
     record.throughput = measure_pipeline(
-        model, batch.x, batch.y, batch.boxes, device, tp, output_size, conditions
+        model, batch.x, batch.y, batch.boxes, device, tp, run.output_size, conditions
     )
     # After training and timing: whether the general sampler ran compiled (stn/sampling/native.py).
     record.environment["compiled_sampler"] = native.loaded_status()
@@ -212,5 +203,5 @@ def _train_and_measure(config: dict[str, Any], record: Record, tracker: Any) -> 
     record.throughput["ratios"]["data_vs_train_step"] = (
         data_path["images_per_s"] / record.throughput["train_step"]["images_per_s"]
     )
-    example_file = examples_path(config["results_dir"], record.run_id)
+    example_file = examples_path(run.results_dir, record.run_id)
     record.examples = try_save_examples(model.reducer, next(data.test.batches()), example_file)

@@ -28,17 +28,12 @@ from typing import Any
 
 import torch
 
-from experiments.sections import build_model, output_size_of, section_settings
-from stn.data.prepare import DatasetSpec, prepare_data
+from experiments.quiet_settings import QuietPassSettings
+from experiments.sections import build_model, read_run
+from stn.data.prepare import prepare_data
 from stn.measure.environment import describe_environment, resolve_device
-from stn.measure.throughput import (
-    ThroughputSettings,
-    TimingConditions,
-    measure_pipeline,
-    timing_batch,
-)
-from stn.measure.train import TrainSettings, seed_everything
-from stn.options import option
+from stn.measure.throughput import TimingConditions, measure_pipeline, timing_batch
+from stn.measure.train import seed_everything
 from stn.results.identity import experiment_id
 from stn.results.record import DatasetInfo, Record, new_record
 from stn.results.store import is_ok, load_records, write_record
@@ -46,21 +41,6 @@ from stn.results.store import is_ok, load_records, write_record
 log = logging.getLogger(__name__)
 
 QUIET_MODE = "throughput"
-
-
-@dataclass(frozen=True)
-class QuietPassSettings:
-    """The ``quiet_pass`` section: whether and how a parallel sweep's configurations are
-    timed again alone when it ends."""
-
-    enabled: bool = option(
-        True,
-        "after a sweep whose runs were timed beside each other, time each reducer "
-        "configuration alone (mode=throughput records) so the report's speeds compare",
-    )
-    throughput: ThroughputSettings = option(
-        ThroughputSettings(), "how the quiet pass times (the documented defaults)"
-    )
 
 
 @dataclass(frozen=True)
@@ -146,20 +126,23 @@ def time_alone(config: dict[str, Any], sweep: str) -> Record:
 def _measure(config: dict[str, Any], record: Record) -> None:
     # The same build as experiments.job, without training: the cost of a step does not
     # depend on what the weights learned.
-    output_size = output_size_of(config["output_size"])
-    if config.get("threads"):
-        torch.set_num_threads(int(config["threads"]))
-    device = resolve_device(str(config["device"]))
+    run = read_run(config)
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    device = resolve_device(run.device)
     record.environment = describe_environment(device)
-    trainer = section_settings(TrainSettings, config["trainer"], "trainer")
-    tp = section_settings(ThroughputSettings, config["throughput"], "throughput")
-    spec = section_settings(DatasetSpec, config["dataset"], "dataset")
-    seed = int(config["seed"])
-    seed_everything(seed)
-    data = prepare_data(spec, seed, trainer.batch_size)
-    record.dataset = DatasetInfo.from_json({"name": config["dataset"]["name"], **data.describe()})
-    model = build_model(config, data, output_size, seed, device, record)
-    batch = timing_batch(data.test, tp.batch_size or trainer.batch_size)
+    seed_everything(run.seed)
+    data = prepare_data(run.dataset, run.seed, run.trainer.batch_size)
+    record.dataset = DatasetInfo.from_json({"name": run.dataset.name, **data.describe()})
+    model = build_model(run, data, device, record)
+    batch = timing_batch(data.test, run.throughput.batch_size or run.trainer.batch_size)
     record.throughput = measure_pipeline(
-        model, batch.x, batch.y, batch.boxes, device, tp, output_size, TimingConditions()
+        model,
+        batch.x,
+        batch.y,
+        batch.boxes,
+        device,
+        run.throughput,
+        run.output_size,
+        TimingConditions(),
     )

@@ -34,7 +34,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from experiments.objective import Objective
-from experiments.quiet_pass import QuietPassSettings
+from experiments.quiet_settings import QuietPassSettings
 from experiments.tracking import LoggerSettings
 from stn.data.prepare import DatasetSpec
 from stn.measure.throughput import ThroughputSettings
@@ -68,7 +68,7 @@ class RunConfig:
     )
     threads: int | None = option(None, "torch CPU threads (>= 1); null keeps torch's default")
     # Any, not tuple[int, int]: a malformed size (output_size=48) reaches the run, which
-    # fails saying the form it takes (experiments.job.output_size_of), not Hydra's error.
+    # fails saying the form it takes (experiments.sections.output_size_of), not Hydra's error.
     output_size: Any = option((48, 48), "the small network's input [h, w]: two integers >= 1")
     mode: str = option(
         "train", "train: fit, evaluate, then time; throughput: time only (no accuracy)"

@@ -1,24 +1,27 @@
-"""A run's typed sections and its model, from its config: what the job and the quiet
-timing pass share.
+"""A run's config read once into typed objects (:func:`read_run`), and its model built from
+them: what the job and the quiet timing pass share.
 
-Apart from ``experiments.job`` because the schemas import the quiet pass, which needs these
-and must not import the job (the job imports the schemas).
+Apart from ``experiments.job``: the quiet pass (``experiments.quiet_pass``) needs these
+and must not import the job.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import torch
 
 from experiments.checkpoints import load_configured_weights
-from experiments.classifier import build_configured_classifier, describe_classifier
-from stn.data.prepare import PreparedData
-from stn.measure.train import ReducedClassifier
+from experiments.classifier import ClassifierSpec
+from experiments.schemas import RunConfig
+from stn.data.prepare import DatasetSpec, PreparedData
+from stn.measure.throughput import ThroughputSettings
+from stn.measure.train import ReducedClassifier, TrainSettings
 from stn.networks import count_parameters
 from stn.options import checked_options
-from stn.reducers.registry import build_reducer
+from stn.reducers.registry import build_reducer, reducer_config
 from stn.results.record import ClassifierInfo, Record, ReducerInfo
 
 T = TypeVar("T")
@@ -45,37 +48,48 @@ def output_size_of(value: Any) -> tuple[int, int]:
     )
 
 
+def read_run(config: Mapping[str, Any]) -> RunConfig:
+    """A run's config read once, before any data: :class:`RunConfig` with every section
+    the run builds from as its typed object, and ``output_size`` as ``(h, w)``.
+
+    ``run.dataset`` is a ``DatasetSpec``, ``run.trainer`` a ``TrainSettings``,
+    ``run.throughput`` a ``ThroughputSettings``, ``run.reducer`` the kind's
+    ``ReducerConfig``, ``run.classifier`` a :class:`ClassifierSpec`. An unknown key or a
+    mistyped value anywhere fails here, naming the option. The ``logger`` section is read
+    by the job before this (the tracker opens first, so that a run whose config fails is
+    tracked too); ``objective`` and ``quiet_pass`` by the sweep around the runs.
+    """
+    run = section_settings(RunConfig, config, "run")
+    return dataclasses.replace(
+        run,
+        output_size=output_size_of(run.output_size),
+        classifier=ClassifierSpec.from_section(config["classifier"]),
+        trainer=section_settings(TrainSettings, config["trainer"], "trainer"),
+        throughput=section_settings(ThroughputSettings, config["throughput"], "throughput"),
+        dataset=section_settings(DatasetSpec, config["dataset"], "dataset"),
+        reducer=reducer_config(config["reducer"]),
+    )
+
+
 def build_model(
-    config: Mapping[str, Any],
-    data: PreparedData,
-    output_size: tuple[int, int],
-    seed: int,
-    device: torch.device,
-    record: Record,
+    run: RunConfig, data: PreparedData, device: torch.device, record: Record
 ) -> ReducedClassifier:
-    """The run's reducer (fitted, if it needs data) and network, with the record's
-    ``reducer`` and ``classifier`` sections filled in."""
+    """The reducer (fitted, if it needs data) and network of ``run`` (read by
+    :func:`read_run`), with the record's ``reducer`` and ``classifier`` sections filled in."""
     channels, height, width = data.train.input_shape
-    reducer = build_reducer(config["reducer"], channels, (height, width), output_size)
+    reducer = build_reducer(run.reducer, channels, (height, width), run.output_size)
     # Reseed so the classifier starts from the same weights whatever the reducer drew:
     # otherwise its init (and whether it leaves the ln 10 loss plateau) depends on the reducer.
-    torch.manual_seed(seed)
+    torch.manual_seed(run.seed)
     # kind: a predefined network; _target_: the user's own (experiments/classifier.py).
-    classifier = build_configured_classifier(
-        config["classifier"], channels, data.num_classes, output_size
-    )
+    spec: ClassifierSpec = run.classifier
+    classifier = spec.build(channels, data.num_classes, run.output_size)
     # classifier.checkpoint / frozen: weights loaded (and kept) before any training.
-    loaded = load_configured_weights(
-        config["classifier"], classifier, channels, data.num_classes, output_size
-    )
+    loaded = load_configured_weights(spec, classifier, channels, data.num_classes, run.output_size)
     record.classifier = ClassifierInfo.from_json(
-        {
-            **describe_classifier(config["classifier"]),
-            "parameters": count_parameters(classifier),
-            **loaded,
-        }
+        {**spec.describe(), "parameters": count_parameters(classifier), **loaded}
     )
     if reducer.needs_fit:
         record.reducer_fit = reducer.fit(data.train, device=device)
     record.reducer = ReducerInfo.from_json(reducer.describe())
-    return ReducedClassifier(reducer, classifier, frozen_classifier=bool(loaded.get("frozen")))
+    return ReducedClassifier(reducer, classifier, frozen_classifier=spec.frozen)

@@ -15,7 +15,7 @@ import tiny_runs
 from hydra import compose, initialize_config_dir
 from test_sweep_faults import run_app
 
-from experiments.classifier import ClassifierConfigError, build_configured_classifier
+from experiments.classifier import ClassifierConfigError, ClassifierSpec
 from experiments.job import plain_config, run_job
 from experiments.targets import code_problems
 
@@ -80,7 +80,7 @@ def test_an_instantiate_key_at_any_depth_of_the_options_is_refused(key):
         "layers": [{"deep": {key: "os.getcwd"}}],
     }
     with pytest.raises(ClassifierConfigError, match=rf"classifier\.layers\[0\]\.deep\.{key}"):
-        build_configured_classifier(section, 1, 10, (48, 48))
+        ClassifierSpec.from_section(section).build(1, 10, (48, 48))
 
 
 def test_torch_hub_load_is_refused_before_it_is_called(tmp_path):
@@ -112,7 +112,7 @@ def test_torch_hub_load_is_refused_before_it_is_called(tmp_path):
 def test_a_builtin_is_refused_as_not_a_network_class(target, kind):
     section = _section("classifier=custom", f"classifier._target_={target}")
     with pytest.raises(ClassifierConfigError) as caught:
-        build_configured_classifier(section, 1, 10, (48, 48))
+        ClassifierSpec.from_section(section).build(1, 10, (48, 48))
     assert f"classifier._target_={target!r} is a {kind}, not a torch.nn.Module subclass" in str(
         caught.value
     )
@@ -124,10 +124,10 @@ def test_an_unregistered_function_is_never_called_and_a_registered_one_builds(tm
     unregistered = _section("classifier=custom", "classifier._target_=custom_nets.counting_factory")
     calls = len(custom_nets.FACTORY_CALLS)
     with pytest.raises(ClassifierConfigError, match="is a function, not a torch.nn.Module"):
-        build_configured_classifier(unregistered, 1, 10, (48, 48))
+        ClassifierSpec.from_section(unregistered).build(1, 10, (48, 48))
     assert len(custom_nets.FACTORY_CALLS) == calls  # refused on the object, not after a call
     registered = _section("classifier=custom", "classifier._target_=custom_nets.tiny_net")
-    network = build_configured_classifier(registered, 1, 10, (48, 48))
+    network = ClassifierSpec.from_section(registered).build(1, 10, (48, 48))
     assert isinstance(network, custom_nets.TinyNet)
 
 

@@ -13,12 +13,7 @@ import tiny_runs
 from custom_nets import TinyNet
 from hydra import compose, initialize_config_dir
 
-from experiments.classifier import (
-    ClassifierConfigError,
-    build_configured_classifier,
-    check_classifier_section,
-    describe_classifier,
-)
+from experiments.classifier import ClassifierConfigError, ClassifierSpec
 from experiments.job import plain_config, run_job
 from stn.networks import count_parameters
 from stn.networks.models import MLP
@@ -67,11 +62,14 @@ def test_the_run_passes_its_arguments_and_the_section_its_options():
         "+classifier.width=5",
         "classifier.name=mine",
     )
-    net = build_configured_classifier(spec, 3, 7, [40, 44])
+    net = ClassifierSpec.from_section(spec).build(3, 7, [40, 44])
     assert isinstance(net, TinyNet) and net.input_size == (40, 44)
     assert net.features[0].in_channels == 3 and net.features[0].out_channels == 5
     assert net.head.out_features == 7
-    assert describe_classifier(spec) == {"name": "mine", "target": "custom_nets.TinyNet"}
+    assert ClassifierSpec.from_section(spec).describe() == {
+        "name": "mine",
+        "target": "custom_nets.TinyNet",
+    }
     # The dummy forward ran in eval mode: training mode is back, batch-norm stats untouched.
     norm = net.features[1]
     assert net.training and int(norm.num_batches_tracked) == 0
@@ -80,8 +78,8 @@ def test_the_run_passes_its_arguments_and_the_section_its_options():
 
 def test_a_predefined_kind_still_builds_its_network():
     spec = section("classifier=mlp")
-    assert isinstance(build_configured_classifier(spec, 1, 10, (48, 48)), MLP)
-    assert describe_classifier(spec) == {"name": "mlp", "kind": "mlp"}
+    assert isinstance(ClassifierSpec.from_section(spec).build(1, 10, (48, 48)), MLP)
+    assert ClassifierSpec.from_section(spec).describe() == {"name": "mlp", "kind": "mlp"}
 
 
 @pytest.mark.parametrize(
@@ -141,7 +139,7 @@ def test_a_bad_target_fails_its_run_with_a_clear_error(tmp_path, target, message
 )
 def test_a_bad_section_or_network_is_a_clear_error(overrides, messages):
     with pytest.raises(ClassifierConfigError) as caught:
-        build_configured_classifier(section(*overrides), 1, 10, (48, 48))
+        ClassifierSpec.from_section(section(*overrides)).build(1, 10, (48, 48))
     for message in messages:
         assert message in str(caught.value)
 
@@ -151,7 +149,7 @@ def test_a_module_that_fails_to_import_is_told_apart_from_a_missing_one(tmp_path
     monkeypatch.syspath_prepend(str(tmp_path))
     spec = section(*CUSTOM, "classifier._target_=broken_nets.Net")
     with pytest.raises(ClassifierConfigError, match="importing module 'broken_nets' raised"):
-        check_classifier_section(spec)
+        ClassifierSpec.from_section(spec).check()
 
 
 def readme_example() -> tuple[str, list[str]]:

@@ -16,6 +16,7 @@ from hydra import compose, initialize_config_dir
 
 import experiments.job as job
 from experiments.checkpoints import freeze, load_configured_weights
+from experiments.classifier import ClassifierSpec
 from experiments.job import plain_config, run_job
 from stn.data.canvas import CanvasSpec
 from stn.data.embedded import load_embedded_digits
@@ -68,7 +69,7 @@ def test_a_reducer_trains_through_a_frozen_network_that_stays_exactly_as_loaded(
     path = save_checkpoint(tmp_path / "net.pt", trained_looking(small_cnn()), CNN_META)
     network = small_cnn()
     section = {"kind": "cnn", "checkpoint": str(path), "frozen": True}
-    facts = load_configured_weights(section, network, 1, 10, (48, 48))
+    facts = load_configured_weights(ClassifierSpec.from_section(section), network, 1, 10, (48, 48))
     assert facts["frozen"] is True
     loaded = snapshot(network)
     assert any("running_mean" in k and v.abs().sum() > 0 for k, v in loaded.items())
@@ -270,9 +271,8 @@ def test_a_reducer_that_warms_up_frozen_trains_after_its_warm_up(tmp_path):
     """Its first epoch has nothing to learn (reducer and network both fixed): no crash."""
     path = save_checkpoint(tmp_path / "net.pt", trained_looking(small_cnn()), CNN_META)
     network = small_cnn()
-    load_configured_weights(
-        {"kind": "cnn", "checkpoint": str(path), "frozen": True}, network, 1, 10, (48, 48)
-    )
+    spec = ClassifierSpec.from_section({"kind": "cnn", "checkpoint": str(path), "frozen": True})
+    load_configured_weights(spec, network, 1, 10, (48, 48))
     digits = load_embedded_digits()
     train = BatchStream(digits.subset(np.arange(0, 800, 40)), 8, CanvasSpec(size=64), 1)
     reducer = build_reducer({"kind": "stn", "loc_hidden": 8, "loc_warmup_epochs": 1}, 1, (64, 64))
