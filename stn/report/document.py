@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from stn.measure.plateau import PLATEAU_CONDITION, PLATEAU_RULE, stalled_counts
-from stn.report import figures, figures_scale
+from stn.report.figure_table import figure_plan
 from stn.report.frozen_kept import kept_section
 from stn.report.glimpse_table import GLIMPSE_NOTE, glimpse_markdown, glimpse_table
 from stn.report.markdown import markdown_table
@@ -51,9 +48,8 @@ from stn.report.throughput_table import (
 )
 from stn.report.verdict import verdict_section
 from stn.results.atomic import write_text_atomically
-from stn.results.collect import Completeness, completeness, curves_frame, runs_frame
+from stn.results.collect import Completeness, completeness, runs_frame
 from stn.results.duplicates import merge_duplicates, mixed_cells
-from stn.results.examples import examples_path, load_examples
 from stn.results.record import Record
 from stn.results.store import SkippedRecord, load_records
 
@@ -62,10 +58,6 @@ log = logging.getLogger(__name__)
 REPORT_NAME = "report.md"
 FIGURES_SUBDIR = "figures"
 TABLES_SUBDIR = "tables"
-PLOT_THROUGHPUT = "tp_reducer_images_per_s"
-NOT_COMPARABLE_NOTE = (
-    "throughput timed beside other runs, not comparable (no quiet pass: quiet_pass.enabled)"
-)
 ENVIRONMENT_VERSIONS = ("python", "torch", "numpy", "stn_bench", "git_commit")
 ENVIRONMENT_MACHINE = ("cpu", "cpu_count", "torch_threads", "device", "gpu", "cuda")
 
@@ -400,9 +392,6 @@ def _plateau_section(runs: pd.DataFrame) -> list[str]:
     return lines
 
 
-FigurePlan = list[tuple[str, Callable[[], Path]]]
-
-
 def _write_figures(
     sweep_dir: Path, records: list[Record], runs: pd.DataFrame, table: pd.DataFrame
 ) -> tuple[dict[str, Path], dict[str, str], dict[str, str]]:
@@ -411,9 +400,7 @@ def _write_figures(
     Returns the figures written (caption → PNG), those that could not be drawn
     (caption → error) and those drawn but not written (``figure <caption>`` → why)."""
     folder = sweep_dir / FIGURES_SUBDIR
-    plan = _plot_figures(records, runs, table, folder) + _example_figures(
-        sweep_dir, runs, table, folder
-    )
+    plan = figure_plan(sweep_dir, records, runs, table, folder)
     written: dict[str, Path] = {}
     errors: dict[str, str] = {}
     unwritten: dict[str, str] = {}
@@ -429,131 +416,6 @@ def _write_figures(
     return written, errors, unwritten
 
 
-def _plot_figures(
-    records: list[Record], runs: pd.DataFrame, table: pd.DataFrame, folder: Path
-) -> FigurePlan:
-    plan: FigurePlan = []
-    curves = curves_frame(records)
-    if "without_stalled" in table:
-        table = table[~table["without_stalled"].fillna(False).astype(bool)]
-    for (dataset, classifier), block in table.groupby(["dataset", "classifier"], dropna=False):
-        where = f"{dataset}, {classifier}"
-        stem = _slug(f"{dataset}_{classifier}")
-        if PLOT_THROUGHPUT in block and block[PLOT_THROUGHPUT].notna().any():
-            comparable = "tp_comparable" not in block or block["tp_comparable"].fillna(True).all()
-            note = None if comparable else NOT_COMPARABLE_NOTE
-            plan.append(
-                (
-                    f"Accuracy vs reducer throughput ({where})"
-                    + ("" if note is None else f" — {note}"),
-                    partial(
-                        figures.plot_accuracy_vs_throughput,
-                        block,
-                        folder / f"pareto_{stem}.png",
-                        PLOT_THROUGHPUT,
-                        note,
-                    ),
-                )
-            )
-        if "reducer_kind" in block:
-            stn_rows = block[(block["reducer_kind"] == "stn") & block["kernel"].notna()]
-            if not stn_rows.empty:
-                plan.append(
-                    (
-                        f"Accuracy of each STN configuration by sampling kernel, plain vs "
-                        f"anti-aliased ({where})",
-                        partial(
-                            figures.plot_kernel_accuracy, stn_rows, folder / f"kernels_{stem}.png"
-                        ),
-                    )
-                )
-        if not curves.empty:
-            mine = curves[(curves["dataset"] == dataset) & (curves["classifier"] == classifier)]
-            if not mine.empty:
-                plan.append(
-                    (
-                        f"Learning curves ({where})",
-                        partial(figures.plot_learning_curves, mine, folder / f"curves_{stem}.png"),
-                    )
-                )
-    scales = figures_scale.object_scale_frame(runs)
-    if scales["object_scale"].nunique() > 1:
-        plan.append(
-            (
-                "Accuracy vs object scale (fraction of the canvas side the object spans)",
-                partial(_scale_figure, scales, folder / "object_scale.png"),
-            )
-        )
-    return plan
-
-
-def _scale_figure(scales: pd.DataFrame, path: Path) -> Path:
-    figures_scale.plot_accuracy_vs_object_scale(scales, path)
-    return path
-
-
-def _example_figures(
-    sweep_dir: Path, runs: pd.DataFrame, table: pd.DataFrame, folder: Path
-) -> FigurePlan:
-    """Example grid and STN sampling regions per dataset, from the runs' ``.npz`` files;
-    runs without a file are left out of the picture."""
-    plan: FigurePlan = []
-    order = {name: i for i, name in enumerate(table["reducer"])} if not table.empty else {}
-    ok = runs[(runs["status"] == "ok") & runs["run_id"].notna()]
-    # Reducers in the table's order; within one, seeds then run ids ascending (as text).
-    ok = ok.sort_values(["seed", "run_id"], key=lambda column: column.map(str))
-    ok = ok.sort_values(
-        "reducer", key=lambda names: names.map(lambda n: order.get(n, len(order))), kind="stable"
-    )
-    for dataset in sorted(set(ok["dataset"]), key=str):
-        inputs, boxes = None, None
-        outputs: dict[str, np.ndarray] = {}
-        thetas: dict[str, np.ndarray] = {}
-        weights: dict[str, np.ndarray] = {}
-        for run in ok.itertuples():
-            reducer = run.reducer
-            if run.dataset != dataset or str(reducer) in outputs:
-                continue
-            arrays = load_examples(examples_path(sweep_dir, run.run_id))
-            if arrays is None:
-                continue
-            if inputs is None:
-                inputs, boxes = arrays["inputs"], arrays.get("boxes")
-            elif not np.array_equal(arrays["inputs"], inputs):
-                continue  # another test set under the same dataset name (overridden options)
-            outputs[str(reducer)] = arrays["outputs"]
-            if "theta" in arrays:
-                thetas[str(reducer)] = arrays["theta"]
-            if "weights" in arrays:
-                weights[str(reducer)] = arrays["weights"]
-        if inputs is None:
-            continue
-        stem = _slug(str(dataset))
-        plan.append(
-            (
-                f"What each reducer makes of the same test images ({dataset})",
-                partial(
-                    figures.plot_example_grid, inputs, outputs, folder / f"examples_{stem}.png"
-                ),
-            )
-        )
-        if thetas:
-            plan.append(
-                (
-                    f"STN sampling regions on the input ({dataset})",
-                    partial(
-                        figures.plot_sampling_regions,
-                        inputs,
-                        thetas,
-                        folder / f"regions_{stem}.png",
-                        boxes,
-                        weights,
-                    ),
-                )
-            )
-    return plan
-
-
 def _plain(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
@@ -561,7 +423,3 @@ def _plain(value: Any) -> Any:
 def _one_line(error: Any) -> str:
     text = "" if error is None or (isinstance(error, float) and np.isnan(error)) else str(error)
     return " ".join(text.split()).replace("|", "\\|")
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "all"

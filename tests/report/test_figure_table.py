@@ -7,6 +7,7 @@ import pytest
 from report_records import make_record, write_all, write_examples_for
 
 from stn.report.document import write_report
+from stn.report.figure_table import FIGURES, Figure
 from stn.results.store import write_record
 
 GLIMPSE = {
@@ -101,3 +102,10 @@ def test_a_sweep_over_object_scale_draws_one_figure_for_the_sweep(tmp_path):
 def test_failed_runs_alone_draw_nothing(tmp_path):
     write_all([make_record("pool_max", s, None, status="failed") for s in (0, 1)], tmp_path)
     assert figure_files(tmp_path) == set()
+
+
+def test_every_figure_of_the_table_has_its_own_file_name_and_a_known_scope():
+    names = [figure.name for figure in FIGURES]
+    assert len(set(names)) == len(names) and "pareto" in names
+    with pytest.raises(ValueError, match="scope 'run' is not one of"):
+        Figure("x", "x", applies=lambda data: True, draw=lambda data, path: None, scope="run")
