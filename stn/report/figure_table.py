@@ -4,7 +4,7 @@ An entry says what the figure shows (its caption), for which slice of the sweep 
 drawn (``scope``), when it applies (a predicate over the slice) and how it is drawn (a
 function given the slice and the PNG path). Adding a figure is one entry::
 
-    Figure(
+    ReportFigure(
         name="accuracy_by_seed",                  # figures/accuracy_by_seed_<slice>.png
         shows="Test accuracy of each run by seed",  # caption: "... (digits_96, cnn)"
         applies=lambda data: data.runs["seed"].nunique() > 1,
@@ -78,7 +78,7 @@ class FigureData:
 
 
 @dataclass(frozen=True)
-class Figure:
+class ReportFigure:
     """One figure of the report: what it shows, when it applies, how it is drawn."""
 
     name: str  # the file name's start: figures/<name>_<slice>.png
@@ -144,27 +144,27 @@ def _draw_regions(data: FigureData, path: Path) -> None:
     )
 
 
-FIGURES: tuple[Figure, ...] = (
-    Figure(
+FIGURES: tuple[ReportFigure, ...] = (
+    ReportFigure(
         name="pareto",
         shows="Accuracy vs reducer throughput",
         applies=_has_throughput,
         draw=_draw_pareto,
         note=_throughput_note,
     ),
-    Figure(
+    ReportFigure(
         name="kernels",
         shows="Accuracy of each STN configuration by sampling kernel, plain vs anti-aliased",
         applies=lambda data: not _stn_rows(data).empty,
         draw=lambda data, path: figures.plot_kernel_accuracy(_stn_rows(data), path),
     ),
-    Figure(
+    ReportFigure(
         name="curves",
         shows="Learning curves",
         applies=lambda data: not data.curves.empty,
         draw=lambda data, path: figures.plot_learning_curves(data.curves, path),
     ),
-    Figure(
+    ReportFigure(
         name="object_scale",
         shows="Accuracy vs object scale (fraction of the canvas side the object spans)",
         applies=lambda data: _object_scales(data)["object_scale"].nunique() > 1,
@@ -173,14 +173,14 @@ FIGURES: tuple[Figure, ...] = (
         ),
         scope=SWEEP,
     ),
-    Figure(
+    ReportFigure(
         name="examples",
         shows="What each reducer makes of the same test images",
         applies=lambda data: data.examples is not None,
         draw=_draw_examples,
         scope=DATASET,
     ),
-    Figure(
+    ReportFigure(
         name="regions",
         shows="STN sampling regions on the input",
         applies=lambda data: data.examples is not None and bool(data.examples.thetas),
@@ -219,7 +219,7 @@ def figure_plan(
     return plan
 
 
-def _draw(entry: Figure, data: FigureData, path: Path) -> Path:
+def _draw(entry: ReportFigure, data: FigureData, path: Path) -> Path:
     entry.draw(data, path)
     return path
 

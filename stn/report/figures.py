@@ -70,7 +70,7 @@ def plot_accuracy_vs_throughput(
     reducer, the Pareto front drawn through the points no other reducer beats on both;
     ``note`` (why the speeds do not compare) under the axis label."""
     figure, _ = draw_accuracy_vs_throughput(table, throughput, note)
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def draw_accuracy_vs_throughput(
@@ -78,7 +78,7 @@ def draw_accuracy_vs_throughput(
 ) -> tuple[Figure, list[Annotation]]:
     """The figure of ``plot_accuracy_vs_throughput`` and its point labels, which never
     overlap (``stn.report.label_placement``): the front's in bold, placed first."""
-    figure, ax = _figure()
+    figure, ax = new_plot()
     data = table.dropna(subset=["accuracy_mean", throughput]).reset_index(drop=True)
     x, y = data[throughput].to_numpy(float), 100 * data["accuracy_mean"].to_numpy(float)
     error = 100 * data["accuracy_ci95"].fillna(0).to_numpy(float)
@@ -139,7 +139,7 @@ def plot_kernel_accuracy(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     (see ``kernel_bars``).
     """
     bars = kernel_bars(table)
-    figure, ax = _figure()
+    figure, ax = new_plot()
     positions, headers = _grouped_positions(bars["kernel"].tolist())
     colors = np.where(bars["antialias"], "tab:orange", "tab:blue")
     means = 100 * bars["accuracy_mean"].to_numpy(float)
@@ -183,7 +183,7 @@ def plot_kernel_accuracy(table: pd.DataFrame, path: str | os.PathLike) -> Path:
         fontsize=8,
     )
     figure.subplots_adjust(left=0.25, right=0.97)
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def _grouped_positions(groups: list[str]) -> tuple[list[float], dict[str, float]]:
@@ -226,7 +226,7 @@ def plot_learning_curves(curves: pd.DataFrame, path: str | os.PathLike) -> Path:
     # Beside the plots, not on them: a dozen reducers' legend hides the curves.
     figure.legend(*accuracy_ax.get_legend_handles_labels(), loc="center right", fontsize=6)
     figure.subplots_adjust(left=0.08, right=0.76, wspace=0.3)
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def grid_size(rows: int, columns: int) -> tuple[float, float]:
@@ -245,7 +245,7 @@ def plot_example_grid(
     mosaic = _mosaic([images for _, images in rows], len(inputs), tile)
     figure, ax = _grid_figure(len(rows), len(inputs), mosaic)
     _label_rows(ax, [name for name, _ in rows], tile)
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_sampling_regions(
@@ -292,7 +292,7 @@ def plot_sampling_regions(
                     )
                 )
     _label_rows(ax, list(thetas), tile)
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def _draw_region(
@@ -337,7 +337,8 @@ def window_label(side: int, weight: float | None = None) -> str:
     return f"{side}·{share[1:] if share.startswith('0.') else share}"
 
 
-def _figure() -> tuple[Figure, object]:
+def new_plot() -> tuple[Figure, object]:
+    """A figure of :data:`PLOT_SIZE` at :data:`DPI` on the Agg canvas, and its one axes."""
     figure = Figure(figsize=PLOT_SIZE, dpi=DPI)
     FigureCanvasAgg(figure)
     return figure, figure.add_subplot()
@@ -382,6 +383,7 @@ def _label_rows(ax: object, names: list[str], tile: int) -> None:
         ax.text(-tile * 0.08, y, str(name), ha="right", va="center", fontsize=8)
 
 
-def _save(figure: Figure, path: str | os.PathLike) -> Path:
+def save_png(figure: Figure, path: str | os.PathLike) -> Path:
+    """Write ``figure`` as a PNG at ``path``; returns the path."""
     # Atomically: a figure that cannot be written whole leaves the previous one.
     return write_atomically(path, lambda handle: figure.savefig(handle, dpi=DPI, format="png"))

@@ -7,7 +7,7 @@ import pytest
 from report_records import make_record, write_all, write_examples_for
 
 from stn.report.document import write_report
-from stn.report.figure_table import FIGURES, Figure
+from stn.report.figure_table import FIGURES, ReportFigure
 from stn.results.store import write_record
 
 GLIMPSE = {
@@ -108,4 +108,4 @@ def test_every_figure_of_the_table_has_its_own_file_name_and_a_known_scope():
     names = [figure.name for figure in FIGURES]
     assert len(set(names)) == len(names) and "pareto" in names
     with pytest.raises(ValueError, match="scope 'run' is not one of"):
-        Figure("x", "x", applies=lambda data: True, draw=lambda data, path: None, scope="run")
+        ReportFigure("x", "x", applies=lambda data: True, draw=lambda data, path: None, scope="run")

@@ -117,7 +117,7 @@ def test_no_two_pareto_labels_overlap_on_a_crowded_sweep(table):
 
 def test_the_old_placement_did_overlap_on_this_sweep(table):
     # The case above is a real test: labels at a fixed offset (the old figure) collide.
-    figure, ax = figures._figure()
+    figure, ax = figures.new_plot()
     x = table["tp_reducer_images_per_s"].to_numpy(float)
     y = 100 * table["accuracy_mean"].to_numpy(float)
     ax.plot(x, y, "o")
@@ -133,7 +133,7 @@ def test_the_old_placement_did_overlap_on_this_sweep(table):
 
 
 def test_a_label_with_room_sits_beside_its_point_without_a_line():
-    figure, ax = figures._figure()
+    figure, ax = figures.new_plot()
     ax.plot([1.0, 10.0], [1.0, 10.0], "o")
     labels = place_labels(ax, [1.0, 10.0], [1.0, 10.0], ["a", "b"], fontsize=8)
     figure.canvas.draw()
@@ -148,7 +148,7 @@ def test_a_label_with_room_sits_beside_its_point_without_a_line():
 
 
 def test_labels_of_many_coincident_points_still_never_overlap():
-    figure, ax = figures._figure()
+    figure, ax = figures.new_plot()
     x = [5.0 + 0.01 * i for i in range(25)]
     y = [50.0 + 0.01 * (i % 3) for i in range(25)]
     ax.plot(x, y, "o")

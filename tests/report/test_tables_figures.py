@@ -207,9 +207,9 @@ def test_window_labels_give_each_window_its_side_and_weight(tmp_path, monkeypatc
     assert figures.window_label(64, 0.4213) == "64·.42"
     assert figures.window_label(32, 1.0) == "32·1.00"
     drawn = []
-    save = figures._save
+    save = figures.save_png
     monkeypatch.setattr(
-        figures, "_save", lambda figure, path: drawn.append(figure) or save(figure, path)
+        figures, "save_png", lambda figure, path: drawn.append(figure) or save(figure, path)
     )
     inputs = np.zeros((2, 1, 96, 96), np.uint8)
     small = np.array([[0.25, 0, -0.5], [0, 0.25, -0.5]])
