@@ -132,7 +132,7 @@ def test_an_unwritable_tables_folder_is_named_and_the_report_still_written(
 def test_an_unwritable_figures_folder_is_named_and_the_report_still_written(
     sweep, monkeypatch, capsys
 ):
-    _deny_writes(sweep / "figures", monkeypatch, figures, "_save")
+    _deny_writes(sweep / "figures", monkeypatch, figures, "save_png")
 
     code = report_script.main([str(sweep)])
 
