@@ -115,6 +115,12 @@ def test_the_readme_tuning_example_returns_each_trials_accuracy_to_optuna(tmp_pa
     best = max(records, key=lambda r: r.metrics.test_accuracy)
     assert isinstance(results["best_value"], float)
     assert results["best_value"] == best.metrics.test_accuracy
-    assert results["best_params"]["trainer.lr"] == best.config["trainer"]["lr"]
+    # Two smoke trials may tie on accuracy: the best parameters are those of a best trial.
+    best_lrs = {
+        r.config["trainer"]["lr"]
+        for r in records
+        if r.metrics.test_accuracy == results["best_value"]
+    }
+    assert results["best_params"]["trainer.lr"] in best_lrs
     assert (folder / "report.md").is_file()
     assert f"optimiser: best test_accuracy {results['best_value']}" in proc.stdout
