@@ -50,7 +50,7 @@ RESIZES = [
 ]  # fmt: skip
 STNS = [
     "stn_nearest", "stn_bilinear", "stn_bicubic", "stn_lanczos3", "stn_gaussian",
-    "stn_bilinear_aa", "stn_bicubic_aa", "stn_lanczos3_aa", "ablation/stn_loc_rate_003",
+    "stn_bilinear_aa", "stn_bicubic_aa", "stn_lanczos3_aa",
 ]  # fmt: skip
 LARGEST_WINDOW = 128  # ips_windows' window sides: 32, 64, 128 px
 MLP_REDUCERS = ["resize_area", "pca", "pca_whiten"]  # experiment=question_mlp's rows

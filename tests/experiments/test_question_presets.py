@@ -27,7 +27,7 @@ TEXTBOOK_STN = [
 ]  # fmt: skip
 NAMED = [
     *RESIZES, "pool_blur", "pca", "learned_resizer", *TEXTBOOK_STN,
-    "ablation/stn_loc_rate_003",  # the best STN recipe
+    # the best STN recipe is stn_bilinear_aa (issue 25), one of the textbook rows
     "ips_windows",  # the best learned selector
     "stn_candidates",  # the hand-set detector
     "oracle_crop",
