@@ -132,3 +132,23 @@ def test_every_ablation_row_differs_from_the_default_stn_in_what_its_name_says()
     assert changed["stn_loc_view_16"] == {"loc_size"}
     assert changed["stn_sampler_standardized"] == {"sampler_input"}
     assert all(changed.values()), "an ablation row that changes nothing"
+
+
+def test_each_stabiliser_row_changes_only_what_its_name_says_from_its_selector():
+    """Issue 26's stabiliser rows: one change from the selector each one names."""
+    cfg = composed("experiment=selector_stabilisers")
+    rows = sweep_values(cfg, "reducer")
+    assert len(sweep_values(cfg, "seed")) == 3 and cfg.dataset.name == "digits_276"
+    expected = {
+        "ips_windows_warmup": ("ips_windows", {"selection_warmup"}),
+        "ats_topk_sigma_decay": ("ats_topk", {"topk_sigma_decay"}),
+        "ats_topk_warmup": ("ats_topk", {"selection_warmup"}),
+        "ats_sampling_regularised": ("ats_sampling", {"entropy_weight", "attention_smoothing"}),
+        "ats_sampling_warmup": ("ats_sampling", {"selection_warmup"}),
+    }
+    assert {r.rsplit("/", 1)[-1] for r in rows if r.startswith("stabilisers/")} == set(expected)
+    for name, (selector, keys) in expected.items():
+        base = composed(f"reducer={selector}")["reducer"]
+        row = composed("experiment=selector_stabilisers", f"reducer=stabilisers/{name}")["reducer"]
+        assert row["name"] == name
+        assert {k for k in base if k != "name" and row[k] != base[k]} == keys, name
