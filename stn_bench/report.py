@@ -73,7 +73,8 @@ def push_to_wandb(report: Report, sweep_name: str, project: str = DEFAULT_PROJEC
     )
 
 
-def main(argv: list[str] | None = None, prog: str = "stn-bench report") -> int:
+def build_parser(prog: str = "stn-bench report") -> argparse.ArgumentParser:
+    """The command line of ``stn-bench report`` (the guides' commands are checked with it)."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description=__doc__.split("\n")[0],
@@ -120,7 +121,11 @@ def main(argv: list[str] | None = None, prog: str = "stn-bench report") -> int:
         help="also rewrite the table between the question-table markers of this README "
         "from the same records (stn/report/readme_block.py)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = "stn-bench report") -> int:
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     if not records_dir(args.sweep_dir).is_dir():
         print(
