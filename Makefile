@@ -23,7 +23,7 @@ main: setup
 	$(PYTHON) -m stn_bench run experiment=compare_mlp results_dir=$(MAIN_DIR) reference_dir=$(REFERENCE)
 
 test: setup
-	WANDB_MODE=disabled $(PYTHON) -m pytest -q
+	WANDB_MODE=disabled $(PYTHON) -m pytest -q -n 2
 
 # torch is installed first and pinned: 2.13.0 is the CPU wheel available offline here;
 # anything looser makes pip fetch a multi-GB CUDA build.
