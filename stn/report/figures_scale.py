@@ -24,7 +24,11 @@ SCALE_COLUMNS = ["reducer", "dataset", "seed", "status", "object_scale", "test_a
 
 def object_scale_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """The columns of the runs frame (``stn.results.collect.runs_frame``) this figure
-    reads: reducer, dataset, seed, status, object_scale, test_accuracy."""
+    reads: reducer, dataset, seed, status, object_scale, test_accuracy. ``reducer`` is
+    the preset's name: the table's rows split each preset by scale, the figure's x axis
+    is that scale."""
+    if "preset" in runs:
+        runs = runs.assign(reducer=runs["preset"])
     return runs.reindex(columns=SCALE_COLUMNS)
 
 

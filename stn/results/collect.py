@@ -16,6 +16,7 @@ import pandas as pd
 
 from stn.measure.plateau import plateau_verdict
 from stn.results.record import Record
+from stn.results.variants import row_names
 
 GRID_KEYS = ["dataset", "reducer", "classifier", "seed"]
 # Frame column → key of the run's plateau verdict (stn.measure.plateau.plateau_verdict).
@@ -43,7 +44,10 @@ def runs_frame(records: list[Record]) -> pd.DataFrame:
     """One row per record, in the order of ``records``, with every column the tables and
     figures use.
 
-    Columns: run_id, sweep, status (``unknown`` where missing), error, dataset, reducer,
+    Columns: run_id, sweep, status (``unknown`` where missing), error, dataset and
+    reducer (the row's names: the configured ones, with the options that tell a variant
+    from the others under that name, ``stn.results.variants``), preset (the reducer's
+    name alone),
     reducer_kind, classifier (as built, else as configured), learned, reducer_params,
     oracle, seed, mode (train/throughput), test_accuracy, test_loss, train_seconds;
     every ``throughput.<figure>.<stat>`` number flattened as ``tp_<figure>_<stat>``,
@@ -56,6 +60,10 @@ def runs_frame(records: list[Record]) -> pd.DataFrame:
     if not records:
         return pd.DataFrame(columns=["run_id", "status", "error", *GRID_KEYS, "test_accuracy"])
     frame = pd.DataFrame([_row(r) for r in records])
+    rows = row_names(records)
+    frame["preset"] = frame["reducer"]
+    frame["dataset"] = [row.dataset for row in rows]
+    frame["reducer"] = [row.reducer for row in rows]
     frame["kernel"] = [r.configured("reducer", "kernel") for r in records]
     frame["antialias"] = [bool(r.configured("reducer", "antialias")) for r in records]
     verdicts = [record_plateau(r) or {} for r in records]
@@ -133,15 +141,15 @@ def record_plateau(record: Record) -> dict[str, Any] | None:
 def curves_frame(records: list[Record]) -> pd.DataFrame:
     """Per-epoch learning curves of the ``ok`` records, one row per (run, epoch)."""
     rows = []
-    for record in records:
+    for record, names in zip(records, row_names(records), strict=True):
         if record.status != "ok":
             continue
         for entry in record.metrics.curves or []:
             if isinstance(entry, dict) and "epoch" in entry:
                 rows.append(
                     {
-                        "dataset": record.configured("dataset", "name"),
-                        "reducer": record.configured("reducer", "name"),
+                        "dataset": names.dataset,
+                        "reducer": names.reducer,
                         "classifier": record.configured("classifier", "name"),
                         "seed": record.seed,
                         **entry,

@@ -8,9 +8,10 @@ interval. ``merge_duplicates`` keeps one record per experiment (an ``ok`` one fi
 the latest to finish) and says what it merged and whether the accuracies agree.
 
 The report's accuracy table goes one step further: its sample is one seed of a row
-(dataset, reducer, classifier), so records of one seed that differ in configuration
-(options added since, or overridden under the same preset name) are averaged into one
-sample there, and ``mixed_cells`` names them with the keys that differ.
+(dataset, reducer, classifier). A preset name run with other options is one row per
+option set (``stn.results.variants``); records of one seed that differ only in options
+some of them predate are averaged into one sample, and ``mixed_cells`` names them with
+the keys that differ.
 """
 
 from __future__ import annotations
@@ -20,17 +21,18 @@ from dataclasses import dataclass
 
 from stn.results.identity import config_differences
 from stn.results.record import Record
+from stn.results.variants import RowName, row_names
 
 CellKey = tuple[object, object, object, object, object]
 
 
-def cell_key(record: Record) -> CellKey:
-    """(dataset, reducer, classifier, seed, mode) of a record, names as the report shows
-    them (as built, else as configured)."""
-    reducer = record.reducer.name or record.configured("reducer", "name")
+def cell_key(record: Record, row: RowName | None = None) -> CellKey:
+    """(dataset, reducer, classifier, seed, mode) of a record, names as built, else as
+    configured; ``row``: the names of the row its options make
+    (``stn.results.variants.row_names``)."""
     return (
-        record.name_of("dataset"),
-        reducer,
+        row.dataset if row else record.name_of("dataset"),
+        row.reducer if row else record.name_of("reducer"),
         record.name_of("classifier"),
         record.seed,
         record.mode,
@@ -93,11 +95,8 @@ class MixedCell:
     """Several experiments under one (dataset, reducer, classifier, seed) of a training
     sweep: the report averages them into one sample of that seed."""
 
+    key: CellKey
     records: list[Record]
-
-    @property
-    def key(self) -> CellKey:
-        return cell_key(self.records[0])
 
     @property
     def differences(self) -> list[str]:
@@ -112,12 +111,14 @@ class MixedCell:
 
 
 def mixed_cells(records: list[Record]) -> list[MixedCell]:
-    """The ``ok`` training cells (``cell_key``) holding more than one experiment."""
+    """The ``ok`` training cells (``cell_key`` of each record's row) holding more than
+    one experiment: a row's variants are rows of their own, so what is left are records
+    that predate an option the others set."""
     cells: dict[CellKey, list[Record]] = defaultdict(list)
-    for record in records:
+    for record, row in zip(records, row_names(records), strict=True):
         if record.status == "ok" and record.mode == "train":
-            cells[cell_key(record)].append(record)
-    return [MixedCell(members) for members in cells.values() if len(members) > 1]
+            cells[cell_key(record, row)].append(record)
+    return [MixedCell(key, members) for key, members in cells.items() if len(members) > 1]
 
 
 def _spread(records: list[Record]) -> float | None:

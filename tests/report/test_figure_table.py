@@ -96,7 +96,12 @@ def test_a_sweep_over_object_scale_draws_one_figure_for_the_sweep(tmp_path):
         record.config["dataset"]["object_scale"] = [scale, scale]
         record.run_id = f"resize-{scale}"
         write_record(record, tmp_path)
-    assert figure_files(tmp_path) == {"curves_digits_96_cnn.png", "object_scale.png"}
+    # Each scale is a block of its own (its curves); the scale figure spans the sweep.
+    assert figure_files(tmp_path) == {
+        "curves_digits_96-object_scale-0.25-0.25-_cnn.png",
+        "curves_digits_96-object_scale-0.5-0.5-_cnn.png",
+        "object_scale.png",
+    }
 
 
 def test_failed_runs_alone_draw_nothing(tmp_path):

@@ -8,6 +8,8 @@ from report_records import make_record, write_all
 
 from experiments.schemas import RunConfig
 from stn.report.document import write_report
+from stn.report.figures_scale import accuracy_by_object_scale, object_scale_frame
+from stn.results.collect import runs_frame
 from stn.results.duplicates import merge_duplicates, mixed_cells
 from stn.results.identity import (
     EXPERIMENT_KEYS,
@@ -18,6 +20,7 @@ from stn.results.identity import (
 )
 from stn.results.record import run_id_for
 from stn.results.store import is_ok, write_record
+from stn.results.variants import row_names
 
 CONFIG = {
     "seed": 1,
@@ -169,3 +172,74 @@ def test_seeds_run_under_one_name_with_other_options_are_named():
     b.config["reducer"]["glimpses"] = 2
     (cell,) = mixed_cells([a, b])
     assert cell.differences == ["reducer.glimpses"] and cell.accuracy_spread == 0.0
+
+
+def test_a_name_run_with_other_options_is_one_row_per_option_set(tmp_path):
+    """A sweep over ``reducer.kernel=a,b`` under one preset name: each kernel its own
+    row, named by what tells them apart; options some records predate split nothing."""
+    records = [
+        make_record("ips_windows", seed, acc, reducer_options={"kernel": kernel, "antialias": True})
+        for seed in range(3)
+        for kernel, acc in (("bilinear", 0.9), ("bicubic", 0.6))
+    ]
+    # A second seed-0 bilinear run set an option the others predate: same row, one sample.
+    later = make_record(
+        "ips_windows",
+        0,
+        0.92,
+        reducer_options={"kernel": "bilinear", "antialias": True, "glimpses": 2},
+    )
+    records += [later] + [make_record("resize_area", seed, 0.5) for seed in range(3)]
+    reducers = [row.reducer for row in row_names(records)]
+    assert reducers[:2] == ["ips_windows (kernel=bilinear)", "ips_windows (kernel=bicubic)"]
+    assert reducers[-4:] == ["ips_windows (kernel=bilinear)"] + ["resize_area"] * 3
+    assert {row.dataset for row in row_names(records)} == {"digits_96"}
+    write_all(records, tmp_path)
+    table = write_report(tmp_path, with_figures=False).table.set_index("reducer")
+    assert table.loc["ips_windows (kernel=bilinear)", "n"] == 3
+    assert table.loc["ips_windows (kernel=bilinear)", "accuracy_mean"] == pytest.approx(
+        0.9 + 0.01 / 3
+    )
+    assert table.loc["ips_windows (kernel=bicubic)", "accuracy_mean"] == pytest.approx(0.6)
+    assert "ips_windows" not in table.index
+    (cell,) = mixed_cells(records)
+    assert cell.key[1:4] == ("ips_windows (kernel=bilinear)", "cnn", 0)
+    assert cell.differences == ["reducer.glimpses"]
+
+
+def test_variant_names_say_which_section_an_option_is_in():
+    a, b = make_record("pool_avg", 0, 0.8, epochs=3), make_record("pool_avg", 0, 0.8, epochs=5)
+    assert [row.reducer for row in row_names([a, b])] == [
+        "pool_avg (trainer.epochs=3)",
+        "pool_avg (trainer.epochs=5)",
+    ]
+    assert mixed_cells([a, b]) == []
+
+
+def test_other_data_under_one_name_is_another_block_not_another_row(tmp_path):
+    """Records of one dataset name that read other data (``dataset.object_scale`` swept)
+    name the dataset by it: each its own block with its own baseline; the reducers keep
+    their names."""
+    records = []
+    for scale, acc in ((0.1, 0.2), (1.0, 0.9)):
+        for reducer in ("resize_area", "stn_blob"):
+            for seed in range(2):
+                record = make_record(reducer, seed, acc + (reducer == "stn_blob") * 0.05)
+                record.config["dataset"]["object_scale"] = [scale, scale]
+                record.run_id = run_id_for(record.config)
+                records.append(record)
+    rows = row_names(records)
+    assert {row.reducer for row in rows} == {"resize_area", "stn_blob"}
+    assert rows[0].dataset == "digits_96 (object_scale=[0.1, 0.1])"
+    assert rows[-1].dataset == "digits_96 (object_scale=[1.0, 1.0])"
+    write_all(records, tmp_path)
+    table = write_report(tmp_path, with_figures=False).table
+    small = table[table["dataset"] == "digits_96 (object_scale=[0.1, 0.1])"].set_index("reducer")
+    assert small.loc["stn_blob", "accuracy_mean"] == pytest.approx(0.25)
+    assert len(table) == 4
+    # The scale figure draws one line per preset across the scales.
+    lines = accuracy_by_object_scale(object_scale_frame(runs_frame(records)))
+    assert lines.groupby("reducer")["object_scale"].nunique().to_dict() == {
+        "resize_area": 2,
+        "stn_blob": 2,
+    }
