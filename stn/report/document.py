@@ -135,9 +135,14 @@ def write_report(
     throughput_only = table.empty and not runs.empty and (runs.get("mode") == "throughput").all()
     reproduction = _reproduction(records, reference)
     summary_line = grid.line()
-    timed_alone = _timed_alone(runs)
+    timed_alone, timed_busy = _timed_alone(runs)
     if timed_alone:
         summary_line += f", {timed_alone} configuration(s) timed alone"
+    if timed_busy:
+        summary_line += (
+            f", {timed_busy} configuration(s) timed for throughput on a busy machine "
+            "(not comparable)"
+        )
     dropped = sum(len(m.dropped) for m in merges)
     if dropped:
         summary_line += f", {dropped} duplicate record(s) merged"
@@ -233,11 +238,15 @@ def _grid_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return trained if not trained.empty else runs
 
 
-def _timed_alone(runs: pd.DataFrame) -> int:
-    """Timed-only records beside training runs: the configurations timed alone."""
+def _timed_alone(runs: pd.DataFrame) -> tuple[int, int]:
+    """Timed-only records beside training runs: the configurations timed alone, and those
+    whose timing found other work on the machine (``throughput.comparable`` false: a
+    quiet pass launched while another sweep ran is not alone)."""
     if "mode" not in runs or (runs["mode"] != "throughput").sum() == 0:
-        return 0
-    return int(((runs["mode"] == "throughput") & (runs["status"] == "ok")).sum())
+        return 0, 0
+    timed = (runs["mode"] == "throughput") & (runs["status"] == "ok")
+    busy = timed & (runs.get("tp_comparable", pd.Series(True, index=runs.index)) == False)  # noqa: E712
+    return int((timed & ~busy).sum()), int(busy.sum())
 
 
 def _reproduction(

@@ -115,11 +115,14 @@ def _draw_pareto(data: FigureData, path: Path) -> None:
     figures.plot_accuracy_vs_throughput(data.table, path, PLOT_THROUGHPUT, _throughput_note(data))
 
 
-def _stn_rows(data: FigureData) -> pd.DataFrame:
+def _sampler_rows(data: FigureData) -> pd.DataFrame:
+    """Rows of reducers that sample with a kernel in front of the network: the STNs and
+    the learned window selectors (whose windows reach 48×48 through ``kernel``)."""
     table = data.table
-    if "reducer_kind" not in table:
+    if "reducer_kind" not in table or "kernel" not in table:
         return table.iloc[0:0]
-    return table[(table["reducer_kind"] == "stn") & table["kernel"].notna()]
+    learned = table["learned"].fillna(False).astype(bool) if "learned" in table else False
+    return table[((table["reducer_kind"] == "stn") | learned) & table["kernel"].notna()]
 
 
 def _object_scales(data: FigureData) -> pd.DataFrame:
@@ -154,9 +157,9 @@ FIGURES: tuple[ReportFigure, ...] = (
     ),
     ReportFigure(
         name="kernels",
-        shows="Accuracy of each STN configuration by sampling kernel, plain vs anti-aliased",
-        applies=lambda data: not _stn_rows(data).empty,
-        draw=lambda data, path: figures.plot_kernel_accuracy(_stn_rows(data), path),
+        shows="Accuracy of each sampler configuration by sampling kernel, plain vs anti-aliased",
+        applies=lambda data: not _sampler_rows(data).empty,
+        draw=lambda data, path: figures.plot_kernel_accuracy(_sampler_rows(data), path),
     ),
     ReportFigure(
         name="curves",

@@ -110,7 +110,7 @@ KERNEL_BAR_COLUMNS = ["kernel", "antialias", "reducer", "accuracy_mean", "accura
 
 
 def kernel_bars(table: pd.DataFrame) -> pd.DataFrame:
-    """The bars of the kernel figure: one per STN reducer configuration (summary row),
+    """The bars of the kernel figure: one per sampler configuration (summary row),
     never an average over configurations that share a kernel.
 
     ``table``: summary rows of one (dataset, classifier) block with ``kernel`` and
@@ -132,10 +132,11 @@ def kernel_bars(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_kernel_accuracy(table: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Test accuracy of each STN configuration (one bar each, mean ± 95 % CI over its
-    seeds), grouped under its sampling kernel, plain and anti-aliased told apart by colour.
+    """Test accuracy of each sampler configuration (an STN or a learned window selector;
+    one bar each, mean ± 95 % CI over its seeds), grouped under its sampling kernel, plain
+    and anti-aliased told apart by colour.
 
-    ``table`` holds the summary rows of STN reducers with ``kernel`` and ``antialias``
+    ``table`` holds the summary rows of those reducers with ``kernel`` and ``antialias``
     (see ``kernel_bars``).
     """
     bars = kernel_bars(table)
@@ -182,8 +183,16 @@ def plot_kernel_accuracy(table: pd.DataFrame, path: str | os.PathLike) -> Path:
         frameon=False,
         fontsize=8,
     )
-    figure.subplots_adjust(left=0.25, right=0.97)
+    figure.subplots_adjust(left=_label_margin(bars["reducer"], figure), right=0.97)
     return save_png(figure, path)
+
+
+def _label_margin(labels: pd.Series, figure: Figure, fontsize: float = 8) -> float:
+    """The left margin (figure fraction) that fits the longest tick label at ``fontsize``
+    (a character is about 0.6 em), at least 0.25, at most 0.6."""
+    longest = max((len(str(label)) for label in labels), default=0)
+    inches = longest * 0.6 * fontsize / 72
+    return float(min(0.6, max(0.25, inches / figure.get_figwidth() + 0.03)))
 
 
 def _grouped_positions(groups: list[str]) -> tuple[list[float], dict[str, float]]:
@@ -229,9 +238,16 @@ def plot_learning_curves(curves: pd.DataFrame, path: str | os.PathLike) -> Path:
     return save_png(figure, path)
 
 
-def grid_size(rows: int, columns: int) -> tuple[float, float]:
-    """Inches of an example grid with ``rows × columns`` pictures."""
-    return (LABEL_WIDTH + TILE * columns, TILE * rows + 0.3)
+def grid_size(rows: int, columns: int, labels: list[str] | None = None) -> tuple[float, float]:
+    """Inches of an example grid with ``rows × columns`` pictures; the row labels get
+    ``LABEL_WIDTH``, or what the longest of ``labels`` needs at 8 pt."""
+    return (_label_width(labels) + TILE * columns, TILE * rows + 0.3)
+
+
+def _label_width(labels: list[str] | None, fontsize: float = 8) -> float:
+    """Inches a column of row labels needs (a character is about 0.6 em)."""
+    longest = max((len(str(label)) for label in labels or []), default=0)
+    return max(LABEL_WIDTH, longest * 0.6 * fontsize / 72 + 0.2)
 
 
 def plot_example_grid(
@@ -243,7 +259,7 @@ def plot_example_grid(
     rows = [("input", inputs.astype(np.float32) / 255.0), *outputs.items()]
     tile = max(int(images.shape[-1]) for _, images in rows)
     mosaic = _mosaic([images for _, images in rows], len(inputs), tile)
-    figure, ax = _grid_figure(len(rows), len(inputs), mosaic)
+    figure, ax = _grid_figure(len(inputs), mosaic, [name for name, _ in rows])
     _label_rows(ax, [name for name, _ in rows], tile)
     return save_png(figure, path)
 
@@ -266,7 +282,7 @@ def plot_sampling_regions(
     tile = max(height, width)
     images = inputs.astype(np.float32) / 255.0
     mosaic = _mosaic([images] * len(thetas), columns, tile)
-    figure, ax = _grid_figure(len(thetas), columns, mosaic)
+    figure, ax = _grid_figure(columns, mosaic, list(thetas))
     scale = np.array([tile / width, tile / height])
     for r, (name, theta) in enumerate(thetas.items()):
         shares = (weights or {}).get(name)
@@ -366,11 +382,12 @@ def _mosaic(rows: list[np.ndarray], columns: int, tile: int) -> np.ndarray:
     return mosaic
 
 
-def _grid_figure(rows: int, columns: int, mosaic: np.ndarray) -> tuple[Figure, object]:
-    size = grid_size(rows, columns)
+def _grid_figure(columns: int, mosaic: np.ndarray, labels: list[str]) -> tuple[Figure, object]:
+    """A figure for ``mosaic`` with one row per label, room left for the labels."""
+    size = grid_size(len(labels), columns, labels)
     figure = Figure(figsize=size, dpi=DPI)
     FigureCanvasAgg(figure)
-    left = LABEL_WIDTH / size[0]
+    left = _label_width(labels) / size[0]
     ax = figure.add_axes((left, 0.02, 0.99 - left, 0.96))
     ax.imshow(mosaic, interpolation="nearest", aspect="equal")
     ax.set_axis_off()

@@ -111,3 +111,21 @@ def test_only_a_parallel_sweep_gets_a_quiet_pass(tmp_path):
     _quiet_pass(config)
     modes = sorted(r.mode for r in load_records(tmp_path)[0])
     assert modes == ["throughput", "train"]
+
+
+def test_a_quiet_pass_that_found_the_machine_busy_is_not_called_alone(tmp_path):
+    """A timing-only record whose timing saw other work (``comparable`` false: a pass run
+    while another sweep held the cores) is counted apart from the configurations timed
+    alone, and the row's figures stay flagged."""
+    trained = _beside(make_record("pool_avg", 0, 0.8))
+    timed = _beside(make_record("pool_avg", 0, 0.8), comparable=False)
+    timed.config["mode"] = "throughput"
+    timed.metrics = Metrics()
+    timed.run_id = "timed-busy"
+    for record in (trained, timed):
+        write_record(record, tmp_path)
+    report = write_report(tmp_path, with_figures=False)
+    text = report.path.read_text()
+    assert "1 configuration(s) timed for throughput on a busy machine (not comparable)" in text
+    assert "timed alone" not in text.split("\n")[2]
+    assert not report.table.set_index("reducer").loc["pool_avg", "tp_comparable"]

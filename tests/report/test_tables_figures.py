@@ -219,3 +219,32 @@ def test_window_labels_give_each_window_its_side_and_weight(tmp_path, monkeypatc
     figures.plot_sampling_regions(inputs, thetas, tmp_path / "r.png", None, weights)
     texts = sorted(t.get_text() for t in drawn[0].axes[0].texts if t.get_text() not in thetas)
     assert texts == sorted(["48·.75", "24·.25", "48·.60", "24·.40", "48", "24", "48", "24"])
+
+
+def test_long_row_names_fit_on_the_example_grids_and_the_kernel_figure():
+    """Row names of options swept under one preset are long
+    (``ips_windows (antialias=false, kernel=lanczos3)``): every label stays inside the
+    picture."""
+    names = ["ips_windows (antialias=false, kernel=lanczos3)", "resize_area"]
+    mosaic = np.zeros((2 * 50, 5 * 50, 3), np.float32)
+    figure, ax = figures._grid_figure(5, mosaic, names)
+    figures._label_rows(ax, names, 48)
+    renderer = figure.canvas.get_renderer()
+    assert all(text.get_window_extent(renderer).x0 >= 0 for text in ax.texts)
+    assert figures.grid_size(2, 5, names)[0] > figures.grid_size(2, 5)[0]
+    table = pd.DataFrame(
+        {
+            "reducer": names,
+            "kernel": ["lanczos3", "bilinear"],
+            "antialias": [False, True],
+            "accuracy_mean": [0.9, 0.8],
+            "accuracy_ci95": [0.01, 0.01],
+            "n": [3, 3],
+        }
+    )
+    figure, ax = figures.new_plot()
+    ax.set_yticks([0, 1], names, fontsize=8)
+    figure.subplots_adjust(left=figures._label_margin(table["reducer"], figure))
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    assert all(label.get_window_extent(renderer).x0 >= 0 for label in ax.get_yticklabels())
