@@ -147,6 +147,8 @@ def test_each_stabiliser_row_changes_only_what_its_name_says_from_its_selector()
         "ats_sampling_warmup": ("ats_sampling", {"selection_warmup"}),
     }
     assert {r.rsplit("/", 1)[-1] for r in rows if r.startswith("stabilisers/")} == set(expected)
+    # Every selector a row changes runs beside it, under the same trainer and seeds.
+    assert {selector for selector, _ in expected.values()} <= set(rows)
     for name, (selector, keys) in expected.items():
         base = composed(f"reducer={selector}")["reducer"]
         row = composed("experiment=selector_stabilisers", f"reducer=stabilisers/{name}")["reducer"]
