@@ -39,6 +39,7 @@ from stn.report.stats import (
 from stn.report.tables import STALLED_MARK, TABLE_STEM, to_markdown, write_tables
 from stn.report.throughput_table import (
     THROUGHPUT_NOTE,
+    comparable_runs,
     format_throughput_markdown,
     row_throughput,
     spread_line,
@@ -245,8 +246,8 @@ def _timed_alone(runs: pd.DataFrame) -> tuple[int, int]:
     if "mode" not in runs or (runs["mode"] != "throughput").sum() == 0:
         return 0, 0
     timed = (runs["mode"] == "throughput") & (runs["status"] == "ok")
-    busy = timed & (runs.get("tp_comparable", pd.Series(True, index=runs.index)) == False)  # noqa: E712
-    return int((timed & ~busy).sum()), int(busy.sum())
+    alone = comparable_runs(runs)
+    return int((timed & alone).sum()), int((timed & ~alone).sum())
 
 
 def _reproduction(

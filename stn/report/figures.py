@@ -8,7 +8,7 @@ returns its path. Nothing here reads records or re-runs anything.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -187,12 +187,17 @@ def plot_kernel_accuracy(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     return save_png(figure, path)
 
 
-def _label_margin(labels: pd.Series, figure: Figure, fontsize: float = 8) -> float:
-    """The left margin (figure fraction) that fits the longest tick label at ``fontsize``
-    (a character is about 0.6 em), at least 0.25, at most 0.6."""
-    longest = max((len(str(label)) for label in labels), default=0)
-    inches = longest * 0.6 * fontsize / 72
+def _label_margin(labels: pd.Series, figure: Figure) -> float:
+    """The left margin (figure fraction) that fits the longest tick label, at least 0.25,
+    at most 0.6."""
+    inches = _text_inches(labels)
     return float(min(0.6, max(0.25, inches / figure.get_figwidth() + 0.03)))
+
+
+def _text_inches(labels: Iterable[object] | None, fontsize: float = 8) -> float:
+    """About how wide the longest of ``labels`` is at ``fontsize`` (a character ≈ 0.6 em)."""
+    longest = max((len(str(label)) for label in (labels if labels is not None else [])), default=0)
+    return longest * 0.6 * fontsize / 72
 
 
 def _grouped_positions(groups: list[str]) -> tuple[list[float], dict[str, float]]:
@@ -244,10 +249,9 @@ def grid_size(rows: int, columns: int, labels: list[str] | None = None) -> tuple
     return (_label_width(labels) + TILE * columns, TILE * rows + 0.3)
 
 
-def _label_width(labels: list[str] | None, fontsize: float = 8) -> float:
-    """Inches a column of row labels needs (a character is about 0.6 em)."""
-    longest = max((len(str(label)) for label in labels or []), default=0)
-    return max(LABEL_WIDTH, longest * 0.6 * fontsize / 72 + 0.2)
+def _label_width(labels: list[str] | None) -> float:
+    """Inches a column of row labels needs."""
+    return max(LABEL_WIDTH, _text_inches(labels) + 0.2)
 
 
 def plot_example_grid(

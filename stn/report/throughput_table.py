@@ -236,7 +236,7 @@ def row_throughput(runs: pd.DataFrame) -> pd.DataFrame:
     ok = runs[(runs["status"] == "ok") & runs["tp_reducer_images_per_s"].notna()]
     rows = []
     for keys, group in ok.groupby(GROUP_KEYS, dropna=False, sort=True):
-        comparable = _comparable(group)
+        comparable = comparable_runs(group)
         chosen = group[comparable] if comparable.any() else group
         row = dict(zip(GROUP_KEYS, keys, strict=True))
         row.update(
@@ -260,7 +260,7 @@ def with_row_throughput(table: pd.DataFrame, speeds: pd.DataFrame) -> pd.DataFra
     return pd.concat([kept, merged.set_index(kept.index)], axis=1)
 
 
-def _comparable(runs: pd.DataFrame) -> pd.Series:
+def comparable_runs(runs: pd.DataFrame) -> pd.Series:
     """Per run: its record says its figures compare (records from before the flag: yes)."""
     flags = runs["tp_comparable"] if "tp_comparable" in runs else pd.Series(True, runs.index)
     return flags.map(lambda v: True if v is None or pd.isna(v) else bool(v)).astype(bool)
