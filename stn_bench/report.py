@@ -4,7 +4,7 @@
     stn-bench report results/compare --wandb      # also push table + figures
     stn-bench report results/main --reference results/compare   # reproduced?
     stn-bench report results/question --readme README.md        # + README's table
-    stn-bench report results/frozen --scratch results/compare --scratch results/question
+    stn-bench report results/frozen --scratch results/frozen_scratch --scratch results/question
 
 Writes <sweep>/report.md, <sweep>/tables/summary.{md,tex,csv} and <sweep>/figures/*.png.
 Works on a partial sweep (jobs still running or failed) and says how complete it is.
@@ -112,7 +112,7 @@ def build_parser(prog: str = "stn-bench report") -> argparse.ArgumentParser:
         metavar="FOLDER",
         help="for a frozen network's sweep: a sweep folder of the same reducers trained from "
         "scratch (repeat; the first holding a canvas is used for it); default: the "
-        "sweep's siblings compare and question",
+        "sweep's siblings frozen_scratch, compare and question",
     )
     parser.add_argument(
         "--readme",

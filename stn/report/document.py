@@ -115,7 +115,8 @@ def write_report(
     (``stn.report.stats.choose_baseline``). ``reference``: a folder of reference records;
     the report then ends comparing each run with the reference record of its experiment.
     ``scratch``: for a frozen network's sweep, the folders of the same reducers trained
-    from scratch (``stn.report.frozen_kept``; default: its siblings compare and question).
+    from scratch (``stn.report.frozen_kept``; default: its siblings frozen_scratch, compare
+    and question).
     """
     sweep_dir = Path(sweep_dir)
     records, skipped = load_records(sweep_dir)

@@ -13,10 +13,10 @@ mean what they mean in every other table.
 
 Beside each row: the same reducer on the same canvas with the network trained from scratch
 together with it, from the first scratch sweep folder that holds that canvas (by default
-the frozen sweep's siblings ``compare`` and ``question``), its accuracy, interval and group
-in that sweep's own family, its accuracy over that sweep's oracle, and the two ranks, so a
-reader sees whether the ranking changes when the network cannot adapt. A reducer the
-scratch folders do not hold is named, not guessed.
+the frozen sweep's siblings ``frozen_scratch``, ``compare`` and ``question``), its
+accuracy, interval and group in that sweep's own family, its accuracy over that sweep's
+oracle, and the two ranks, so a reader sees whether the ranking changes when the network
+cannot adapt. A reducer the scratch folders do not hold is named, not guessed.
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ from stn.results.record import Record
 from stn.results.store import load_records
 
 # Sibling folders of the frozen sweep read as the scratch side when none are given:
-# the main job (digits_96) and the question (digits_276, question_276).
-DEFAULT_SCRATCH = ("compare", "question")
+# experiment=frozen_scratch (digits_96, every frozen row), the main job (digits_96, its
+# eight rows: for folders without frozen_scratch) and the question (digits_276, question_276).
+DEFAULT_SCRATCH = ("frozen_scratch", "compare", "question")
 SECTION = "## Accuracy kept by the frozen network"
 KEPT_NOTE = (
     "Kept: the frozen network's accuracy behind each reducer over its accuracy on its native "

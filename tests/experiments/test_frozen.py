@@ -267,6 +267,22 @@ def test_the_frozen_presets_compose_into_the_two_steps():
             assert one["reducer"]["name"] == reducer and one["classifier"]["frozen"] is True
 
 
+def test_the_scratch_preset_trains_every_frozen_row_at_96_on_the_main_jobs_protocol():
+    def grid(preset):
+        with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+            cfg = compose("config", overrides=[f"experiment={preset}"], return_hydra_config=True)
+            return cfg.hydra.sweeper.params
+
+    frozen, scratch = grid("frozen"), grid("frozen_scratch")
+    assert scratch["dataset"] == "digits_96" and scratch["seed"] == frozen["seed"]
+    assert scratch["reducer"].split(",") == frozen["reducer"].split(",")
+    # from scratch: no checkpoint, and the same experiments as the main job's runs (same ids)
+    one = compose_config("experiment=frozen_scratch", "reducer=stn_bilinear", "seed=1")
+    main = compose_config("experiment=compare", "reducer=stn_bilinear", "seed=1")
+    assert one["classifier"].get("checkpoint") is None and not one["classifier"]["frozen"]
+    assert experiment_id(one) == experiment_id(main)
+
+
 def test_a_reducer_that_warms_up_frozen_trains_after_its_warm_up(tmp_path):
     """Its first epoch has nothing to learn (reducer and network both fixed): no crash."""
     path = save_checkpoint(tmp_path / "net.pt", trained_looking(small_cnn()), CNN_META)

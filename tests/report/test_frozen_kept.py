@@ -150,6 +150,12 @@ def test_the_default_scratch_folders_are_the_frozen_sweeps_siblings(sweeps):
     assert report_main([str(frozen), "--no-figures", "--scratch", str(other)]) == 0
     text = (frozen / "report.md").read_text()
     assert f"From scratch: `{other}`." in text and f"`{scratch}`" not in text
+    # experiment=frozen_scratch's folder holds every frozen row: read before compare
+    full = frozen.parent / "frozen_scratch"
+    write_sweep(full, {**SCRATCH, "pool_adaptive": [0.8] * 3}, False)
+    assert report_main([str(frozen), "--no-figures"]) == 0
+    text = (frozen / "report.md").read_text()
+    assert f"From scratch: `{full}`." in text and "no scratch row" not in text
     write_report(frozen, with_figures=False, scratch=[])  # none given: no scratch side
     assert (
         "no scratch folder holds digits_96 (looked in none)" in (frozen / "report.md").read_text()
