@@ -4,6 +4,7 @@
     stn-bench report results/compare --wandb      # also push table + figures
     stn-bench report results/main --reference results/compare   # reproduced?
     stn-bench report results/question --readme README.md        # + README's table
+    stn-bench report results/frozen --readme README.md          # + its README table
     stn-bench report results/frozen --scratch results/frozen_scratch --scratch results/question
 
 Writes <sweep>/report.md, <sweep>/tables/summary.{md,tex,csv} and <sweep>/figures/*.png.
@@ -32,6 +33,7 @@ from pathlib import Path
 
 from experiments.tracking import DEFAULT_PROJECT, log_report
 from stn.report.document import Report, write_report
+from stn.report.frozen_block import is_frozen_sweep, write_frozen_block
 from stn.report.readme_block import MarkerError, write_readme_block
 from stn.results.store import records_dir
 
@@ -118,8 +120,9 @@ def build_parser(prog: str = "stn-bench report") -> argparse.ArgumentParser:
         "--readme",
         type=Path,
         metavar="README",
-        help="also rewrite the table between the question-table markers of this README "
-        "from the same records (stn/report/readme_block.py)",
+        help="also rewrite this README's table from the same records: between its "
+        "question-table markers (stn/report/readme_block.py), or for a frozen network's "
+        "sweep between its frozen-table markers (stn/report/frozen_block.py)",
     )
     return parser
 
@@ -161,7 +164,10 @@ def main(argv: list[str] | None = None, prog: str = "stn-bench report") -> int:
         push_to_wandb(report, args.sweep_dir.name)
     if args.readme is not None:
         try:
-            write_readme_block(args.readme, args.sweep_dir)
+            if is_frozen_sweep(args.sweep_dir):
+                write_frozen_block(args.readme, args.sweep_dir, args.scratch)
+            else:
+                write_readme_block(args.readme, args.sweep_dir)
         except (MarkerError, OSError) as err:
             print(f"not written: {args.readme}: {err}", file=sys.stderr)
             return EXIT_UNWRITTEN

@@ -96,6 +96,17 @@ def is_frozen(record: Record) -> bool:
     return bool(frozen)
 
 
+def frozen_records(records: Sequence[Record]) -> list[Record]:
+    """The records of ``records`` whose network was kept frozen."""
+    return [r for r in records if is_frozen(r)]
+
+
+def scratch_sides(folders: Sequence[Path]) -> list[tuple[Path, pd.DataFrame]]:
+    """``(folder, runs)`` of each scratch folder: its ok trained runs of unfrozen
+    networks (an empty frame for a folder that does not exist)."""
+    return [(folder, _scratch_runs(folder)) for folder in folders]
+
+
 def default_scratch_dirs(sweep_dir: str | os.PathLike) -> list[Path]:
     """The frozen sweep's sibling folders of ``DEFAULT_SCRATCH``."""
     parent = Path(sweep_dir).parent
@@ -146,16 +157,16 @@ def kept_section(
     """Markdown lines of the section (none when no record is of a frozen network).
     ``scratch_dirs``: sweep folders of the same reducers trained from scratch, first
     match per canvas (default ``default_scratch_dirs(sweep_dir)``)."""
-    frozen_records = [r for r in records if is_frozen(r)]
-    if not frozen_records:
+    frozen = frozen_records(records)
+    if not frozen:
         return []
     if scratch_dirs is None:
         scratch_dirs = default_scratch_dirs(sweep_dir)
     folders = [Path(d) for d in scratch_dirs]
-    scratch = [(folder, _scratch_runs(folder)) for folder in folders]
+    scratch = scratch_sides(folders)
     lines = [SECTION, "", KEPT_NOTE, "", PCA_NOTE, ""]
     shown = ", ".join(f"`{f}`" for f in folders) or "none"
-    for family in kept_families(runs_frame(frozen_records), scratch):
+    for family in kept_families(runs_frame(frozen), scratch):
         lines += [f"### {family.dataset}, {family.classifier}", ""]
         if family.oracle is None:
             lines += [f"No kept fractions: {NO_ORACLE}.", ""]

@@ -79,7 +79,7 @@ def build_block(sweep_dir: str | os.PathLike, readme_dir: str | os.PathLike = ".
     """The markdown between the markers (without them) for ``sweep_dir``'s records; links
     and commands are written relative to ``readme_dir``, the README's folder."""
     sweep_dir = Path(sweep_dir)
-    where = _relative(sweep_dir, Path(readme_dir))
+    where = relative_link(sweep_dir, Path(readme_dir))
     command = f"stn-bench report {where} --readme README.md"
     if not has_records(sweep_dir):
         return _pending(where, command)
@@ -140,35 +140,42 @@ def block_rows(table: pd.DataFrame, families: list[Family]) -> list[Row]:
     return sorted(rows.values(), key=order)
 
 
-def replace_block(text: str, block: str) -> str:
-    """``text`` with everything between the markers replaced by ``block``."""
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < 0 or end < start:
+def replace_block(text: str, block: str, begin: str = BEGIN, end: str = END) -> str:
+    """``text`` with everything between the markers ``begin`` … ``end`` replaced by
+    ``block``."""
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < 0 or stop < start:
         raise MarkerError(
             f"the README needs the two marker lines, in this order, where the table goes:\n"
-            f"{BEGIN}\n{END}"
+            f"{begin}\n{end}"
         )
-    return text[: start + len(BEGIN)] + "\n" + block.strip("\n") + "\n" + text[end:]
+    return text[: start + len(begin)] + "\n" + block.strip("\n") + "\n" + text[stop:]
 
 
-def read_block(text: str) -> str:
+def read_block(text: str, begin: str = BEGIN, end: str = END) -> str:
     """What stands between the markers of ``text`` (stripped of surrounding blank lines)."""
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < 0 or end < start:
-        raise MarkerError(f"no {BEGIN!r} … {END!r} block")
-    return text[start + len(BEGIN) : end].strip("\n")
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < 0 or stop < start:
+        raise MarkerError(f"no {begin!r} … {end!r} block")
+    return text[start + len(begin) : stop].strip("\n")
 
 
-def write_readme_block(readme: str | os.PathLike, sweep_dir: str | os.PathLike) -> bool:
-    """Rewrite the block of ``readme`` from ``sweep_dir``'s records (atomically); returns
-    whether the file changed."""
+def write_block(readme: str | os.PathLike, block: str, begin: str = BEGIN, end: str = END) -> bool:
+    """Put ``block`` between the markers of ``readme`` (atomically); returns whether the
+    file changed."""
     readme = Path(readme)
     text = readme.read_text(encoding="utf-8")
-    updated = replace_block(text, build_block(sweep_dir, readme.parent))
+    updated = replace_block(text, block, begin, end)
     if updated == text:
         return False
     write_text_atomically(readme, updated)
     return True
+
+
+def write_readme_block(readme: str | os.PathLike, sweep_dir: str | os.PathLike) -> bool:
+    """Rewrite the question's block of ``readme`` from ``sweep_dir``'s records; returns
+    whether the file changed."""
+    return write_block(readme, build_block(sweep_dir, Path(readme).parent))
 
 
 def _pending(where: str, command: str) -> str:
@@ -239,7 +246,8 @@ def _finite(value: float) -> float:
     return -math.inf if value is None or math.isnan(float(value)) else float(value)
 
 
-def _relative(path: Path, start: Path) -> str:
+def relative_link(path: Path, start: Path) -> str:
+    """``path`` as a link written in a document of folder ``start``."""
     return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
 
 
