@@ -29,7 +29,7 @@ from stn.report.frozen_kept import (
     scratch_sides,
 )
 from stn.report.markdown import markdown_cell
-from stn.report.readme_block import relative_link, write_block
+from stn.report.readme_block import LETTERS, relative_link, write_block
 from stn.results.collect import runs_frame
 from stn.results.duplicates import merge_duplicates
 from stn.results.store import load_records
@@ -99,7 +99,8 @@ def _markdown(families: list[KeptFamily]) -> str:
             r = row.iloc[0]
             kept = f"{r.kept_mean:.3f}" + ("" if pd.isna(r.kept_ci95) else f" ± {r.kept_ci95:.3f}")
             stalled = " †" if _positive(r.stalled) else ""
-            cells.append(f"{kept}{stalled} ({markdown_cell(str(r.group))})")
+            group = str(r.group) if LETTERS.match(str(r.group)) else "—"  # n/a: the report says why
+            cells.append(f"{kept}{stalled} ({group})")
             scratch = "—" if pd.isna(r.scratch_vs_oracle) else f"{r.scratch_vs_oracle:.3f}"
             cells.append(scratch + (" †" if _positive(r.scratch_stalled) else ""))
         lines.append("| " + " | ".join(cells) + " |")

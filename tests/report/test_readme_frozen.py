@@ -62,7 +62,8 @@ def report_numbers(report_text: str) -> dict[tuple[str, str], tuple]:
         for row in rows:
             mean, _, half = row[column["kept (95 % CI)"]].partition(" ± ")
             scratch = row[column["÷ oracle"]]
-            numbers[(canvas, row[0].strip("`"))] = (mean, half, row[2], scratch)
+            group = row[2] if re.fullmatch(r"[A-Za-z0-9,]+", row[2]) else "—"
+            numbers[(canvas, row[0].strip("`"))] = (mean, half, group, scratch)
     return numbers
 
 
