@@ -287,8 +287,9 @@ def test_the_scratch_preset_trains_every_frozen_row_at_96_on_the_main_jobs_proto
     assert scratch["dataset"] == "digits_96" and scratch["seed"] == frozen["seed"]
     # the same rows (frozen/stn_bilinear is stn_bilinear at the trainer's rate: from scratch
     # the textbook STN keeps the rate it has in every other comparison)
+    # and ips_windows left out: its 128-px windows do not fit a 96×96 canvas
     assert scratch["reducer"].split(",") == [
-        r.removeprefix("frozen/") for r in frozen["reducer"].split(",")
+        r.removeprefix("frozen/") for r in frozen["reducer"].split(",") if r != "ips_windows"
     ]
     # from scratch: no checkpoint, and the same experiments as the main job's runs (same ids)
     one = compose_config("experiment=frozen_scratch", "reducer=stn_bilinear", "seed=1")
