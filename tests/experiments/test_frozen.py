@@ -333,3 +333,18 @@ def test_your_own_network_loads_a_plain_state_dict_and_stays_frozen(tmp_path):
     assert record["classifier"]["target"] == "custom_nets.TinyNet"
     assert record["classifier"]["checkpoint_sha256"] == file_digest(path)
     assert record["classifier"]["frozen"] is True
+
+
+def test_the_prediction_probe_reads_the_frozen_network_as_its_run_did():
+    """scripts.frozen_predictions on the committed checkpoint: the oracle crop reproduces
+    the accuracy the checkpoint's own run measured on the same test split (0.979)."""
+    from scripts.frozen_predictions import probe
+
+    (saved,) = [
+        json.loads(p.read_text())
+        for p in (ROOT / "results" / "frozen_checkpoint" / "records").glob("*.json")
+        if json.loads(p.read_text()).get("metrics")
+    ]
+    result = probe("digits_96", "oracle_crop")
+    assert result["accuracy"] == pytest.approx(saved["metrics"]["test_accuracy"], abs=1e-9)
+    assert 0.1 <= result["top_share"] <= 1.0 and 0.0 < result["input_mean"] < 1.0
