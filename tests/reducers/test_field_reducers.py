@@ -47,6 +47,29 @@ def test_learned_resizer_skip_is_the_bilinear_resize():
     torch.testing.assert_close(reducer(x), expected)
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_learned_resizer_in_channels_last_order_computes_the_plain_layouts_maths(channels):
+    """Its weights are kept channels-last for speed; a twin with the same weights in the
+    default layout gives the same output and the same gradients."""
+    torch.manual_seed(0)
+    fast = build_reducer({"kind": "learned_resizer", "res_blocks": 1}, channels, (96, 96))
+    assert fast.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    plain = build_reducer({"kind": "learned_resizer", "res_blocks": 1}, channels, (96, 96))
+    plain.load_state_dict(fast.state_dict())
+    plain.to(memory_format=torch.contiguous_format)
+    x = torch.rand(4, channels, 96, 96)
+    outputs = [m(x) for m in (fast, plain)]
+    # float32 rounding differs between the two convolution paths (~1e-5 after batch norm);
+    # a layout mistake would move values by O(1)
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-4, atol=1e-4)
+    assert outputs[0].shape == (4, channels, 48, 48)
+    for out in outputs:
+        out.square().mean().backward()
+    for (name, a), (_, b) in zip(fast.named_parameters(), plain.named_parameters(), strict=True):
+        # float32 sums over every pixel: compare against the gradient's own scale
+        assert (a.grad - b.grad).abs().max() <= 5e-3 * b.grad.abs().max() + 1e-5, name
+
+
 def test_learned_resizer_trains_at_its_lr_multiplier():
     spec = {"kind": "learned_resizer", "lr_multiplier": 0.1}
     reducer = build_reducer(spec, 1, (96, 96))
