@@ -121,7 +121,11 @@ def _references(families: list[KeptFamily], readme_dir: Path) -> str:
     if taus:
         text += f"Kendall's τ between the frozen and the from-scratch rankings: {taus}."
     if any(_positive(v) for f in families for v in f.table["stalled"]):
-        text += " †: some runs of the row ended on the chance plateau."
+        text += (
+            " †: some runs of the row read at chance (loss ≥ 0.9·ln C, accuracy < 2/C): a "
+            "fixed reducer read once, or a learned one that never left the plateau "
+            "(`python -m scripts.frozen_predictions` shows which class the network names)."
+        )
     return text.strip()
 
 
