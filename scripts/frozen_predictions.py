@@ -52,7 +52,7 @@ def probe(dataset: str, reducer: str, seed: int = 0) -> dict[str, float | int]:
     brightness = 0.0
     for batch in data.test.batches():
         reduced = reduce_batch(model.reducer, batch.x, batch.boxes)
-        predicted = model.classifier(reduced).argmax(1)
+        predicted = model(batch.x, batch.boxes).argmax(1)  # glimpses pooled as in training
         named.update(predicted.tolist())
         correct += int((predicted == batch.y).sum())
         count += len(predicted)
