@@ -130,13 +130,13 @@ def _references(families: list[KeptFamily], readme_dir: Path) -> str:
 
 
 def _reducer_order(families: list[KeptFamily]) -> list[str]:
-    """Best kept fraction on the first canvas first; a reducer only later canvases have
-    after those, by its kept fraction on the first canvas that has it."""
-    key: dict[str, tuple[int, float]] = {}
-    for position, f in enumerate(families):
+    """Best first by the mean kept fraction over the canvases a reducer has (a row missing
+    from a canvas, as a selector whose windows do not fit it, is not held against it)."""
+    kept: dict[str, list[float]] = {}
+    for f in families:
         for r in f.table.itertuples():
-            key.setdefault(str(r.reducer), (position, -float(r.kept_mean)))
-    return sorted(key, key=lambda name: (key[name], name))
+            kept.setdefault(str(r.reducer), []).append(float(r.kept_mean))
+    return sorted(kept, key=lambda name: (-sum(kept[name]) / len(kept[name]), name))
 
 
 def _label(family: KeptFamily) -> str:
