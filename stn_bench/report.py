@@ -33,7 +33,7 @@ from pathlib import Path
 
 from experiments.tracking import DEFAULT_PROJECT, log_report
 from stn.report.document import Report, write_report
-from stn.report.frozen_block import is_frozen_sweep, write_frozen_block
+from stn.report.frozen_block import write_frozen_block
 from stn.report.readme_block import MarkerError, write_readme_block
 from stn.results.store import records_dir
 
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None, prog: str = "stn-bench report") -> int:
         push_to_wandb(report, args.sweep_dir.name)
     if args.readme is not None:
         try:
-            if is_frozen_sweep(args.sweep_dir):
+            if report.frozen:
                 write_frozen_block(args.readme, args.sweep_dir, args.scratch)
             else:
                 write_readme_block(args.readme, args.sweep_dir)

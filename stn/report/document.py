@@ -23,7 +23,7 @@ import pandas as pd
 
 from stn.measure.plateau import PLATEAU_CONDITION, PLATEAU_RULE, stalled_counts
 from stn.report.figure_table import figure_plan
-from stn.report.frozen_kept import kept_section
+from stn.report.frozen_kept import frozen_records, kept_section
 from stn.report.glimpse_table import GLIMPSE_NOTE, glimpse_markdown, glimpse_table
 from stn.report.markdown import markdown_table
 from stn.report.merged import merged_section
@@ -78,6 +78,7 @@ class Report:
     throughput_markdown: str = ""
     # Outputs that could not be written (an unwritable tables/ or figures/): what → why.
     unwritten: dict[str, str] = field(default_factory=dict)
+    frozen: bool = False  # some record is of a network kept frozen (its README block differs)
 
 
 THROUGHPUT_ONLY = "Throughput only (`mode=throughput`): no run trained, so no accuracy table."
@@ -230,6 +231,7 @@ def write_report(
         figures=figure_paths,
         throughput_markdown=speed_markdown,
         unwritten=unwritten,
+        frozen=bool(frozen_records(records)),
     )
 
 

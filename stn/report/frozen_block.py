@@ -23,6 +23,7 @@ import pandas as pd
 
 from stn.report.frozen_kept import (
     KeptFamily,
+    _positive,
     default_scratch_dirs,
     frozen_records,
     kept_families,
@@ -53,12 +54,12 @@ def build_frozen_block(
     command = f"stn-bench report {where} --readme README.md"
     records = load_records(sweep_dir)[0] if sweep_dir.is_dir() else []
     frozen = frozen_records(merge_duplicates(records)[0])
-    folders = [Path(d) for d in (scratch_dirs or default_scratch_dirs(sweep_dir))]
-    families = [
-        f
-        for f in kept_families(runs_frame(frozen), scratch_sides(folders))
-        if f.oracle is not None
-    ] if frozen else []  # fmt: skip
+    if scratch_dirs is None:
+        scratch_dirs = default_scratch_dirs(sweep_dir)
+    families: list[KeptFamily] = []
+    if frozen:
+        sides = scratch_sides([Path(d) for d in scratch_dirs])
+        families = [f for f in kept_families(runs_frame(frozen), sides) if f.oracle is not None]
     if not families:
         return (
             f"**Not measured yet: the frozen network's sweep {NOT_RUN}** (`{where}/` holds "
@@ -146,16 +147,6 @@ def _label(family: KeptFamily) -> str:
 
 def _canvas_order(dataset: str) -> int:
     return CANVASES.index(dataset) if dataset in CANVASES else len(CANVASES)
-
-
-def _positive(value: object) -> bool:
-    return value is not None and not pd.isna(value) and float(value) > 0
-
-
-def is_frozen_sweep(sweep_dir: str | os.PathLike) -> bool:
-    """Whether any record of ``sweep_dir`` is of a network kept frozen."""
-    sweep_dir = Path(sweep_dir)
-    return sweep_dir.is_dir() and bool(frozen_records(load_records(sweep_dir)[0]))
 
 
 def write_frozen_block(
