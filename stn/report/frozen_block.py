@@ -23,11 +23,11 @@ import pandas as pd
 
 from stn.report.frozen_kept import (
     KeptFamily,
-    _positive,
     default_scratch_dirs,
     frozen_records,
     kept_families,
     scratch_sides,
+    stall_mark,
 )
 from stn.report.markdown import markdown_cell
 from stn.report.readme_block import LETTERS, relative_link, write_block
@@ -99,11 +99,10 @@ def _markdown(families: list[KeptFamily]) -> str:
                 continue
             r = row.iloc[0]
             kept = f"{r.kept_mean:.3f}" + ("" if pd.isna(r.kept_ci95) else f" ± {r.kept_ci95:.3f}")
-            stalled = " †" if _positive(r.stalled) else ""
             group = str(r.group) if LETTERS.match(str(r.group)) else "—"  # n/a: the report says why
-            cells.append(f"{kept}{stalled} ({group})")
+            cells.append(f"{kept}{stall_mark(r.stalled)} ({group})")
             scratch = "—" if pd.isna(r.scratch_vs_oracle) else f"{r.scratch_vs_oracle:.3f}"
-            cells.append(scratch + (" †" if _positive(r.scratch_stalled) else ""))
+            cells.append(scratch + stall_mark(r.scratch_stalled))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -121,7 +120,7 @@ def _references(families: list[KeptFamily], readme_dir: Path) -> str:
     text += f"From scratch, read from: {scratch}. "
     if taus:
         text += f"Kendall's τ between the frozen and the from-scratch rankings: {taus}."
-    if any(_positive(v) for f in families for v in f.table["stalled"]):
+    if any(stall_mark(v) for f in families for v in f.table["stalled"]):
         text += (
             " †: some runs of the row read at chance (loss ≥ 0.9·ln C, accuracy < 2/C): a "
             "fixed reducer read once, or a learned one that never left the plateau "

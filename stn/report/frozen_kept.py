@@ -268,13 +268,12 @@ def _markdown(family: KeptFamily) -> str:
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in family.table.itertuples():
-        kept = _fraction(r.kept_mean, r.kept_ci95) + (" †" if _positive(r.stalled) else "")
+        kept = _fraction(r.kept_mean, r.kept_ci95) + stall_mark(r.stalled)
         scratch_missing = pd.isna(r.scratch_mean)
         scratch = (
             "— (not in the scratch sweep)"
             if scratch_missing
-            else _percent(r.scratch_mean, r.scratch_ci95)
-            + (" †" if _positive(r.scratch_stalled) else "")
+            else _percent(r.scratch_mean, r.scratch_ci95) + stall_mark(r.scratch_stalled)
         )
         cells = [
             f"`{markdown_cell(r.reducer)}`",
@@ -351,8 +350,11 @@ def _percent(mean: float, half: float) -> str:
     return f"{100 * mean:.1f} %" if pd.isna(half) else f"{100 * mean:.1f} ± {100 * half:.1f} %"
 
 
-def _positive(value: object) -> bool:
-    return value is not None and not pd.isna(value) and float(value) > 0
+def stall_mark(stalled: object) -> str:
+    """The dagger after a cell whose row has runs on the chance plateau (``stalled``: a
+    count, or missing), else an empty string."""
+    positive = stalled is not None and not pd.isna(stalled) and float(stalled) > 0
+    return " †" if positive else ""
 
 
 def _ordinal(rank: float) -> str:
