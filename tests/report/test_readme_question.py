@@ -210,4 +210,35 @@ def test_the_readme_numbers_are_the_reports_or_it_says_the_sweep_is_not_run():
         assert not re.search(r"\d+\.\d ± \d+\.\d %", block)
     # the opening: the block comes before anything else of substance
     assert readme.index(BEGIN) < readme.index("## Set-up in two commands")
-    assert "pending the sweep" in readme[readme.index(END) : readme.index("## Set-up")]
+
+
+def quoted_figures(paragraph: str) -> list[str]:
+    """The accuracies ("96.9 %") and step costs ("2.7×") a paragraph of prose quotes."""
+    return re.findall(r"(?<![\d.])\d+(?:\.\d)? %|(?<![\d.])\d+(?:\.\d+)?×", paragraph)
+
+
+def assert_quotes_are_table_cells(paragraph: str, block: str) -> None:
+    """Every figure the paragraph quotes is a mean or a step cost of the block's table."""
+    cells = set(re.findall(r"\d+\.\d(?= ± )", block)) | set(re.findall(r"\d+(?:\.\d+)?×", block))
+    for figure in quoted_figures(paragraph):
+        assert figure.replace(" %", "") in cells, f"{figure!r} is not in the question table"
+
+
+def test_the_quote_check_catches_a_figure_the_table_does_not_hold():
+    block = "| `a` | 96.9 ± 0.9 % (a) | 1× / 2.7× |"
+    assert_quotes_are_table_cells("reads 96.9 % at 2.7× a resize step", block)
+    with pytest.raises(AssertionError, match="97.0 %"):
+        assert_quotes_are_table_cells("reads 97.0 %", block)
+    with pytest.raises(AssertionError, match="3×"):
+        assert_quotes_are_table_cells("costs 3×", block)
+
+
+def test_what_to_use_when_quotes_only_the_tables_figures():
+    """The hand-written paragraph under the table says no number the records do not give."""
+    readme = (ROOT / "README.md").read_text()
+    paragraph = readme[readme.index(END) : readme.index("## Set-up in two commands")]
+    if has_records(QUESTION):
+        assert "pending the sweep" not in paragraph and quoted_figures(paragraph)
+        assert_quotes_are_table_cells(paragraph, read_block(readme))
+    else:
+        assert "pending the sweep" in paragraph
