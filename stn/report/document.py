@@ -57,6 +57,9 @@ from stn.results.store import SkippedRecord, load_records
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "report.md"
+# What the people who ran a sweep know and the records cannot say (why a run stalled or
+# failed): written by hand beside the records, copied into the report as it is.
+NOTES_NAME = "notes.md"
 FIGURES_SUBDIR = "figures"
 TABLES_SUBDIR = "tables"
 ENVIRONMENT_VERSIONS = ("python", "torch", "numpy", "stn_bench", "git_commit")
@@ -205,6 +208,7 @@ def write_report(
         lines += [f"- {caption}: {error}" for caption, error in figure_errors.items()] + [""]
     lines += _problems_section(failed, grid, skipped)
     lines += _plateau_section(trained_runs(runs))
+    lines += _notes_section(sweep_dir)
     lines += merged_section(merges, mixed)
     lines += _unwritten_section(unwritten)
     lines += reproduction_section(reproduction) if reproduction is not None else []
@@ -403,6 +407,25 @@ def _plateau_section(runs: pd.DataFrame) -> list[str]:
             "",
         ]
     return lines
+
+
+def _notes_section(sweep_dir: Path) -> list[str]:
+    """The sweep folder's hand-written ``notes.md`` under its own heading, marked as such."""
+    path = sweep_dir / NOTES_NAME
+    if not path.is_file():
+        return []
+    heading = ["## Notes on this sweep", ""]
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        return heading + [f"`{NOTES_NAME}` could not be read: {_one_line(err)}", ""]
+    if not text:
+        return []
+    origin = (
+        f"*Written by hand in `{NOTES_NAME}` beside the records and copied here as it is: "
+        "not computed from the records.*"
+    )
+    return heading + [origin, "", text, ""]
 
 
 def _write_figures(

@@ -94,6 +94,26 @@ def test_figures_without_their_data_are_left_out(tmp_path):
     }
 
 
+def test_hand_written_notes_are_copied_under_their_own_heading(tmp_path):
+    write_all([make_record("resize_bilinear", s, 0.8 + s / 100) for s in (0, 1)], tmp_path)
+    assert (
+        "## Notes on this sweep" not in write_report(tmp_path, with_figures=False).path.read_text()
+    )
+    (tmp_path / "notes.md").write_text("\nSeed 2 of `stn_bicubic` stalled: the kernel aliases.\n")
+    text = write_report(tmp_path, with_figures=False).path.read_text()
+    section = text[text.index("## Notes on this sweep") :]
+    assert "*Written by hand in `notes.md`" in section
+    assert "Seed 2 of `stn_bicubic` stalled: the kernel aliases.\n" in section
+    assert text.index("## Results") < text.index("## Notes on this sweep")
+    (tmp_path / "notes.md").write_bytes(b"\xff\xfe not utf-8")
+    text = write_report(tmp_path, with_figures=False).path.read_text()
+    assert "`notes.md` could not be read: " in text  # and the report is still written
+    (tmp_path / "notes.md").write_text("  \n")
+    assert (
+        "## Notes on this sweep" not in write_report(tmp_path, with_figures=False).path.read_text()
+    )
+
+
 def test_corrupt_and_foreign_records_are_named_skipped_and_the_rest_reported(tmp_path):
     sweep, _ = _sweep(tmp_path)
     (sweep / "records" / "broken.json").write_text('{"schema_version": 1, "run')
