@@ -212,14 +212,17 @@ def test_the_readme_numbers_are_the_reports_or_it_says_the_sweep_is_not_run():
     assert readme.index(BEGIN) < readme.index("## Set-up in two commands")
 
 
+STEP_COST = r"\d+(?:\.\d+)?×"
+
+
 def quoted_figures(paragraph: str) -> list[str]:
     """The accuracies ("96.9 %") and step costs ("2.7×") a paragraph of prose quotes."""
-    return re.findall(r"(?<![\d.])\d+(?:\.\d)? %|(?<![\d.])\d+(?:\.\d+)?×", paragraph)
+    return re.findall(rf"(?<![\d.])\d+(?:\.\d)? %|(?<![\d.]){STEP_COST}", paragraph)
 
 
 def assert_quotes_are_table_cells(paragraph: str, block: str) -> None:
     """Every figure the paragraph quotes is a mean or a step cost of the block's table."""
-    cells = set(re.findall(r"\d+\.\d(?= ± )", block)) | set(re.findall(r"\d+(?:\.\d+)?×", block))
+    cells = set(re.findall(r"\d+\.\d(?= ± )", block)) | set(re.findall(STEP_COST, block))
     for figure in quoted_figures(paragraph):
         assert figure.replace(" %", "") in cells, f"{figure!r} is not in the question table"
 
