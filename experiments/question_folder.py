@@ -53,7 +53,8 @@ STNS = [
     "stn_bilinear_aa", "stn_bicubic_aa", "stn_lanczos3_aa",
 ]  # fmt: skip
 LARGEST_WINDOW = 128  # ips_windows' window sides: 32, 64, 128 px
-MLP_REDUCERS = ["resize_area", "pca", "pca_whiten"]  # experiment=question_mlp's rows
+# experiment=question_mlp's rows but its oracle (a folder has no object boxes).
+MLP_REDUCERS = ["resize_area", "pca", "pca_whiten"]
 ALWAYS_LEFT_OUT = {
     "pool_adaptive": "computes exactly what resize_area does (bit for bit)",
     "stn_candidates": "its blob detector is set by hand for 28-px digits on a dark ground",

@@ -75,7 +75,7 @@ def test_every_row_composes_under_the_preset_and_builds_at_276(reducer):
 def test_question_mlp_pairs_pca_with_the_mlp_in_the_same_folder_and_trainer():
     cfg, cnn = composed("experiment=question_mlp"), composed("experiment=question")
     assert cfg.classifier.name == "mlp" and cfg.sweep == cnn.sweep
-    assert sweep_values(cfg, "reducer") == ["resize_area", "pca", "pca_whiten"]
+    assert sweep_values(cfg, "reducer") == ["resize_area", "pca", "pca_whiten", "oracle_crop"]
     assert sweep_values(cfg, "dataset") == sweep_values(cnn, "dataset")
     assert sweep_values(cfg, "seed") == sweep_values(cnn, "seed")
     assert cfg.trainer == cnn.trainer
