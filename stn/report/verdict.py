@@ -32,6 +32,15 @@ VERDICT_NOTE = (
     "throughput figures the table uses."
 )
 
+# A family whose best mean comes from runs that all stayed on the chance plateau ranks
+# failures to train, not reducers: said before its table, so no one cites its "best".
+NOTHING_TRAINED = (
+    "**No verdict on the reducers:** every run of the best contender ended on the chance "
+    "plateau, so this family's best mean comes from runs that did not train and its "
+    'ranking says nothing about which reduction keeps more ("Runs that ended on the '
+    "chance plateau\" lists them; a sweep's notes may say why)."
+)
+
 
 def verdict_section(families: list[Family], table: pd.DataFrame) -> list[str]:
     """Markdown lines of the verdict, one block per family (``table``: the summary table,
@@ -57,9 +66,16 @@ def _family_block(family: Family, rows: pd.DataFrame) -> list[str]:
     if family.best is None:
         return [*lines, "No verdict: no contender has 2 seeds or more.", ""]
     lines += [_lead(family, row), ""]
+    if _every_run_stalled(row(family.best)):
+        lines += [NOTHING_TRAINED, ""]
     lines += _best_table(family, row) + [""]
     lines += _others(family, row)
     return lines
+
+
+def _every_run_stalled(r: pd.Series) -> bool:
+    stalled, n = r.get("stalled"), r.get("n")
+    return bool(pd.notna(stalled) and pd.notna(n) and n > 0 and int(stalled) == int(n))
 
 
 def _lead(family: Family, row: RowOf) -> str:

@@ -94,6 +94,27 @@ def test_figures_without_their_data_are_left_out(tmp_path):
     }
 
 
+def test_a_family_whose_best_never_trained_gets_no_verdict_on_its_reducers(tmp_path):
+    # digits_276 with the MLP: every run of every reducer on the plateau (10–14 %);
+    # question_276: the best trained, only the others stalled.
+    records = [
+        make_record(reducer, seed, level + seed / 100, dataset=dataset, stalled=stalled)
+        for dataset, levels in {
+            "digits_276": {"resize_area": (0.13, True), "pca": (0.11, True)},
+            "question_276": {"resize_area": (0.25, False), "pca": (0.18, True)},
+        }.items()
+        for reducer, (level, stalled) in levels.items()
+        for seed in range(3)
+    ]
+    write_all(records, tmp_path)
+    text = write_report(tmp_path, with_figures=False).path.read_text()
+    verdict = text[text.index("## Verdict") : text.index("## What was run")]
+    digits, question = verdict.split("### question_276")
+    assert digits.count("**No verdict on the reducers:**") == 1
+    assert digits.index("has the best mean") < digits.index("**No verdict")
+    assert "No verdict on the reducers" not in question
+
+
 def test_hand_written_notes_are_copied_under_their_own_heading(tmp_path):
     write_all([make_record("resize_bilinear", s, 0.8 + s / 100) for s in (0, 1)], tmp_path)
     assert (
