@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -176,7 +177,7 @@ def plan(facts: FolderFacts, output: int = DEFAULT_OUTPUT, test_fraction: float 
             f"images; the folder gives about {train_images}"
         )
         left_out.update(pca=why, pca_whiten=why)
-    reducers += ["learned_resizer", *STNS]
+    reducers += ["learned_resizer", *STNS, "saliency_sampler"]
     if side >= LARGEST_WINDOW:
         reducers += ["ips_windows"]
     else:
@@ -270,7 +271,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path}
     for command in commands:
-        print("$ python " + " ".join(command[1:]), flush=True)
+        # Printed as the front door's equivalent (stn-bench run hands its arguments to
+        # experiments.run unchanged), so a reader can rerun or edit it as it stands.
+        print("$ stn-bench run " + shlex.join(command[3:]), flush=True)
         if not args.dry_run:
             status = status or subprocess.run(command, env=env, check=False).returncode
     return status

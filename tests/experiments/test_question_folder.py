@@ -96,6 +96,10 @@ def test_one_command_runs_the_comparison_on_a_tiny_folder_and_writes_the_report(
     assert "left out pool_avg: reaches 48 only from a multiple" in printed
     assert "left out pca: 2304 coefficients" in printed
     assert "classifier=mlp" not in printed  # no PCA, so no MLP sweep
+    # the sweep it ran, printed as the front door's command a reader can rerun
+    assert (
+        f"$ stn-bench run -m experiment=question_folder dataset.root={root.resolve()} " in printed
+    )
     report = (out / "report.md").read_text()
     assert "# Sweep report: out" in report and "2 ok, 0 failed of 2 expected runs" in report
     assert "| shapes    | resize_bilinear" in report and "| shapes    | stn_bilinear" in report
