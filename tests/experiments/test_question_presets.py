@@ -28,6 +28,7 @@ TEXTBOOK_STN = [
 NAMED = [
     *RESIZES, "pool_blur", "pca", "learned_resizer", *TEXTBOOK_STN,
     # the best STN recipe is stn_bilinear_aa (issue 25), one of the textbook rows
+    "saliency_sampler",  # the best learned sampler of experiment=stn_recipes
     "ips_windows",  # the best learned selector
     "stn_candidates",  # the hand-set detector
     "oracle_crop",
