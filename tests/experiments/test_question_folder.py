@@ -4,6 +4,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from presets import composed, sweep_values
 
 from experiments.question_folder import (
     ALWAYS_LEFT_OUT,
@@ -116,38 +117,17 @@ def test_a_folder_it_cannot_use_exits_2_saying_why(tmp_path, capsys):
 
 def test_the_preset_lists_what_the_command_plans_for_a_large_side_without_pca():
     """experiment=question_folder by hand runs the rows the command picks for such images."""
-    cfg, swept = swept_reducers("experiment=question_folder")
-    assert swept == plan(facts(276)).reducers
+    cfg = composed("experiment=question_folder")
+    assert sweep_values(cfg, "reducer") == plan(facts(276)).reducers
     assert cfg.dataset.source == "folder" and cfg.dataset.canvas_size is None
-    question = compose_trainer("experiment=question")
-    assert cfg.trainer == question
+    assert cfg.trainer == composed("experiment=question").trainer
 
 
 def test_the_mlp_rows_are_question_mlps_less_what_a_folder_cannot_run():
     """A folder runs experiment=question_mlp's rows but those it always leaves out (the oracle
     needs object boxes), so a row added to the preset is not silently missing here."""
-    _, swept = swept_reducers("experiment=question_mlp")
+    swept = sweep_values(composed("experiment=question_mlp"), "reducer")
     assert "oracle_crop" in swept
     assert plan(facts(144, per_class=1000)).mlp_reducers == [
         name for name in swept if name not in ALWAYS_LEFT_OUT
     ]
-
-
-def compose_trainer(*overrides):
-    from hydra import compose, initialize_config_dir
-
-    conf = str(Path(__file__).resolve().parents[2] / "conf")
-    with initialize_config_dir(config_dir=conf, version_base="1.3"):
-        return compose("config", overrides=list(overrides)).trainer
-
-
-def swept_reducers(experiment: str):
-    """``experiment``'s composed config (with Hydra's) and the reducers its sweep lists."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    conf = str(Path(__file__).resolve().parents[2] / "conf")
-    with initialize_config_dir(config_dir=conf, version_base="1.3"):
-        cfg = compose("config", overrides=[experiment], return_hydra_config=True)
-    text = f"reducer={cfg.hydra.sweeper.params.reducer}"
-    return cfg, list(OverridesParser.create().parse_overrides([text])[0].sweep_iterator())

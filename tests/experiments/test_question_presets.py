@@ -2,18 +2,15 @@
 are stated with the command that adds each back, and the equality behind one drop holds."""
 
 import re
-from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
+from presets import CONF, composed, sweep_values
 
 from stn.reducers.base import ReducerConfigError
 from stn.reducers.registry import build_reducer
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
 CANVAS = (276, 276)
 
 # The families issue 27 names, by the preset (or record) name of each row.
@@ -34,16 +31,6 @@ NAMED = [
     "oracle_crop",
 ]  # fmt: skip
 DROPPED = ["pool_adaptive", "ats_sampling", "ats_topk", "stn_blob"]
-
-
-def composed(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=list(overrides), return_hydra_config=True)
-
-
-def sweep_values(cfg, key: str) -> list:
-    override = OverridesParser.create().parse_overrides([f"{key}={cfg.hydra.sweeper.params[key]}"])
-    return list(override[0].sweep_iterator())
 
 
 def test_question_sweeps_every_named_family_on_both_canvases_with_three_seeds():

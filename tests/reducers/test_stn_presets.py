@@ -4,26 +4,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
+from presets import CONF, composed, sweep_values
 
 from stn.reducers.registry import build_reducer
-
-CONF = str(Path(__file__).resolve().parents[2] / "conf")
-
-
-def composed(*overrides: str):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("config", overrides=list(overrides), return_hydra_config=True)
-
-
-def sweep_values(cfg, key: str) -> list:
-    """The values a sweeper parameter expands to, parsed as Hydra parses them."""
-    text = f"{key}={cfg.hydra.sweeper.params[key]}"
-    override = OverridesParser.create().parse_overrides([text])[0]
-    return list(override.sweep_iterator())
-
 
 RECIPES = [
     "stn_candidates",
